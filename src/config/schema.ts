@@ -1,0 +1,210 @@
+/**
+ * The one schema of every option. Each option has a default and a description, every object is
+ * strict (an unknown key is an error, so a typo never silently falls back to a default), and the
+ * key order here is the order `longner config print` shows.
+ *
+ * Defaults follow the SeNER reference code (THUDM/scholar-profiling `sener/`, research/sener.md
+ * sections 3 and 7.1) where it has a value; the encoder size is a small CPU-friendly one because no
+ * pretrained DeBERTa can be loaded here.
+ *
+ * Adding a method-specific section (`sener`, `globalPointer`, ...) is a local change: write it with
+ * `section({...})` next to the others and add one line to `methodSections`.
+ */
+import { z } from 'zod';
+
+export const METHODS = ['span-enum', 'global-pointer', 'cnn-ner', 'utc-ie', 'sener', 'el4ner'] as const;
+export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
+export const MethodSchema = z.enum(METHODS);
+export type Method = z.infer<typeof MethodSchema>;
+
+/** Experiment names become directory names under runs/, so they stay filesystem-safe. */
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * A config section is a strict object; where it is used it gets `.prefault({})` (not `.default`),
+ * so an absent section is parsed from `{}` and every field default inside it applies.
+ */
+function section<Shape extends z.ZodRawShape>(shape: Shape) {
+  return z.strictObject(shape);
+}
+
+const posInt = () => z.number().int().positive();
+const nullablePosInt = (description: string) => posInt().nullable().default(null).describe(description);
+
+const DatasetSection = section({
+  name: z
+    .string()
+    .min(1)
+    .default('scholar-xl')
+    .describe('Dataset name in the dataset registry (scholar-xl, scirex, profiling-07, ...).'),
+  protocol: z
+    .enum(['local', 'paper'])
+    .default('local')
+    .describe(
+      "Which files make train/validation/test. 'local': the protocol for the files we have (research/datasets.md: " +
+        "Scholar-XL and Profiling-07 train on dev and test on test; SciREX trains on train and tests on dev). 'paper': the paper's " +
+        'official splits, which need the train/test files that are missing here.',
+    ),
+  validationFraction: z
+    .number()
+    .min(0)
+    .lt(1)
+    .default(0.1)
+    .describe('Share of the training documents held out for validation when the dataset has no validation split of its own (Scholar-XL, Profiling-07 local protocol).'),
+  validationDocs: z
+    .number()
+    .int()
+    .min(0)
+    .default(30)
+    .describe('Number of training documents held out for validation where the protocol uses a fixed count (SciREX local protocol).'),
+  splitSeed: z
+    .number()
+    .int()
+    .default(13)
+    .describe('Seed of the validation hold-out; fixed separately from train.seed so every training seed sees the same split.'),
+  maxDocs: section({
+    train: nullablePosInt('Use at most this many training documents (first ones after the split); null = all.'),
+    validation: nullablePosInt('Use at most this many validation documents; null = all.'),
+    test: nullablePosInt('Use at most this many test documents; null = all.'),
+  })
+    .prefault({})
+    .describe('Caps on documents per split, for quick runs; null = no cap.'),
+});
+
+const TokenizerSection = section({
+  vocabSize: z
+    .number()
+    .int()
+    .min(100)
+    .default(8000)
+    .describe('Vocabulary size of the sub-word tokenizer trained on the training text (ignored when encoder.pretrained brings its own).'),
+  lowercase: z.boolean().default(false).describe('Lowercase text before tokenizing.'),
+});
+
+const SegmentSection = section({
+  maxLen: z
+    .number()
+    .int()
+    .min(3)
+    .default(5120)
+    .describe('Maximum segment length in sub-word tokens, [CLS] and [SEP] included (reference code: 5120, i.e. 5118 content tokens).'),
+  overlap: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe('Sub-word tokens shared by consecutive segments of a long document (reference code: 0, a plain split).'),
+}).superRefine((segment, ctx) => {
+  if (segment.overlap >= segment.maxLen - 2) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['overlap'],
+      message: `an integer below segment.maxLen - 2 = ${segment.maxLen - 2} (the content tokens besides [CLS] and [SEP])`,
+    });
+  }
+});
+
+const EncoderSection = section({
+  layers: posInt().default(4).describe('Transformer layers (reference: DeBERTa-v3-large, 24).'),
+  hidden: posInt().default(256).describe('Hidden size (reference: 1024).'),
+  heads: posInt().default(4).describe('Attention heads; must divide encoder.hidden (reference: 16).'),
+  ffn: posInt().default(1024).describe('Feed-forward inner size (reference: 4096).'),
+  dropout: z.number().min(0).lt(1).default(0.1).describe('Dropout on attention and feed-forward outputs.'),
+  attention: z
+    .enum(['full', 'window', 'arrow'])
+    .default('arrow')
+    .describe("Self-attention pattern: 'full' (O(L^2)), 'window' (sliding window only) or 'arrow' (window plus a global [CLS], SeNER)."),
+  window: posInt()
+    .default(128)
+    .describe('One-sided attention window in sub-word tokens for window/arrow attention (reference: 128, hard-coded).'),
+  logN: z
+    .enum(['padded', 'true', 'off'])
+    .default('padded')
+    .describe(
+      "LogN scaling of the [CLS] attention row by log_512(n): 'padded' uses the batch length padded to a multiple of 2*window " +
+        "(reference code), 'true' the real length, 'off' disables it.",
+    ),
+  pretrained: z
+    .string()
+    .min(1)
+    .nullable()
+    .default(null)
+    .describe('Path of a pretrained encoder checkpoint to start from; null = train from scratch (or from our own MLM pretraining).'),
+}).superRefine((encoder, ctx) => {
+  if (encoder.hidden % encoder.heads !== 0) {
+    ctx.addIssue({ code: 'custom', path: ['heads'], message: `a divisor of encoder.hidden = ${encoder.hidden}` });
+  }
+});
+
+const TrainSection = section({
+  seed: z.number().int().default(2288).describe('Training seed: initialisation, shuffling, dropout, masking (reference checkpoints: 2288, 3618, 4937).'),
+  epochs: posInt().default(30).describe('Maximum epochs (reference: 30).'),
+  batchSize: posInt()
+    .default(2)
+    .describe('Documents (segments) per optimizer step (reference: micro-batch 2 per GPU, 16 globally on 8 GPUs).'),
+  lr: z.number().positive().default(7e-4).describe('Peak learning rate of the span head and other non-encoder parameters (reference: 7e-4).'),
+  encoderLr: z
+    .number()
+    .positive()
+    .default(4e-4)
+    .describe('Peak learning rate of the encoder (LoRA) parameters (reference: Scholar-XL 4e-4, SciREX 3e-4, Profiling-07 2e-4).'),
+  weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay; norms and biases get none (reference: 0.01).'),
+  warmup: z.number().min(0).lt(1).default(0.1).describe('Share of the total steps with linear warm-up, then linear decay (reference: 0.1).'),
+  clip: z.number().positive().nullable().default(1.0).describe('Global gradient-norm clip; null = no clipping (reference: 1.0).'),
+  patience: posInt()
+    .nullable()
+    .default(10)
+    .describe('Stop after this many epochs without a validation-F1 gain; null = never stop early (reference: 10).'),
+  maxSteps: nullablePosInt('Stop after this many optimizer steps, whatever train.epochs says; null = no cap. The schedule spans min(epochs, maxSteps).'),
+});
+
+const EvalSection = section({
+  threshold: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.5)
+    .describe('Probability a span needs to be predicted (reference: 0.5; a zero-logit rule such as Global Pointer\'s is 0.5 on the sigmoid).'),
+  batchSize: posInt().default(4).describe('Segments per inference batch (reference predict.py: 4).'),
+});
+
+/**
+ * Method-specific sections, one per method that has options of its own, each fully defaulted, e.g.
+ * `sener: SenerSection.prefault({}).describe('SeNER head: BiSPA, LoRA, whole-word masking.')`.
+ */
+const methodSections = {};
+
+export const ConfigSchema = z.strictObject({
+  experiment: z
+    .string()
+    .regex(NAME_PATTERN)
+    .default('default')
+    .describe('Experiment name: runs are stored under runs/<experiment>/.'),
+  method: MethodSchema.default('sener').describe('Which method to train and evaluate.'),
+  backend: z
+    .enum(BACKENDS)
+    .default('auto')
+    .describe("TensorFlow.js backend: 'auto' takes tensorflow (tfjs-node) when installed, else wasm."),
+  preset: z
+    .string()
+    .nullable()
+    .default(null)
+    .describe('Name of the preset applied with --preset; recorded by the loader, setting it in a file applies nothing.'),
+  dataset: DatasetSection.prefault({}).describe('Which documents, which splits.'),
+  tokenizer: TokenizerSection.prefault({}).describe('Sub-word tokenizer.'),
+  segment: SegmentSection.prefault({}).describe('Cutting long documents into model inputs.'),
+  encoder: EncoderSection.prefault({}).describe('The transformer encoder shared by the span-based methods.'),
+  train: TrainSection.prefault({}).describe('Optimisation.'),
+  eval: EvalSection.prefault({}).describe('Inference and decoding.'),
+  ...methodSections,
+});
+
+/** The resolved config: every option present. */
+export type Config = z.output<typeof ConfigSchema>;
+/** What a YAML file may hold before defaults apply. */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+export function defaultConfig(): Config {
+  return ConfigSchema.parse({});
+}

@@ -1,0 +1,84 @@
+/**
+ * RunResult: the result.json of one run (one config, one seed, one evaluated split). Reports read
+ * nothing else, so every number a table or chart shows is here. Objects are strict so that a
+ * misspelt field is caught when the result is written, not when a report silently lacks it.
+ */
+import { z } from 'zod';
+import { MethodSchema } from '../config/schema.js';
+
+const count = () => z.number().int().min(0);
+const fraction = () => z.number().min(0).max(1);
+/** A measurement that may be unavailable (not run, not supported on the backend). */
+const measured = () => z.number().min(0).nullable();
+
+/** Strict micro precision / recall / F1 with the counts they come from; rates are fractions in [0, 1]. */
+export const PrfSchema = z.strictObject({
+  tp: count(),
+  fp: count(),
+  fn: count(),
+  precision: fraction(),
+  recall: fraction(),
+  f1: fraction(),
+});
+export type Prf = z.infer<typeof PrfSchema>;
+
+export const RunStatusSchema = z.enum(['ok', 'oom', 'diverged', 'failed', 'not-run']);
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+export const RunResultSchema = z.strictObject({
+  method: MethodSchema,
+  dataset: z.string().min(1),
+  split: z.enum(['train', 'validation', 'test']),
+  seed: z.number().int(),
+  configHash: z.string().regex(/^[0-9a-f]{10}$/),
+  preset: z.string().nullable(),
+  /** The backend actually used ('auto' resolved); null when nothing ran. */
+  backend: z.enum(['tensorflow', 'wasm', 'cpu']).nullable(),
+  status: RunStatusSchema,
+  /** Why a run is not 'ok' (the OOM message, the step that diverged, ...). */
+  reason: z.string().optional(),
+  metrics: z.strictObject({
+    overall: PrfSchema.nullable(),
+    /** Keyed by entity type. */
+    perType: z.record(z.string(), PrfSchema).nullable(),
+    /** Keyed by entity-length bucket label (words), e.g. "1", "2-3", ">100". */
+    perLength: z.record(z.string(), PrfSchema).nullable(),
+  }),
+  memory: z.strictObject({
+    peakBytesTrainStep: measured(),
+    peakBytesInference: measured(),
+    wasmHeapBytes: measured(),
+    rssBytes: measured(),
+  }),
+  timing: z.strictObject({
+    msPerTrainStep: measured(),
+    msPerDocument: measured(),
+    tokensPerSecond: measured(),
+    wallSeconds: measured(),
+  }),
+  env: z.strictObject({
+    gitCommit: z.string().nullable(),
+    packageVersions: z.record(z.string(), z.string()),
+    node: z.string(),
+    platform: z.string(),
+  }),
+  /** Which files made the splits (the dataset protocol), in words. */
+  dataProtocol: z.string(),
+  /** Documents or entities removed by deduplication, by kind. */
+  dedup: z.record(z.string(), count()),
+  createdAt: z.iso.datetime({ offset: true }),
+});
+export type RunResult = z.infer<typeof RunResultSchema>;
+
+/** Metrics of a run that produced none (status other than 'ok'). */
+export function emptyMetrics(): RunResult['metrics'] {
+  return { overall: null, perType: null, perLength: null };
+}
+
+export function emptyMemory(): RunResult['memory'] {
+  return { peakBytesTrainStep: null, peakBytesInference: null, wasmHeapBytes: null, rssBytes: null };
+}
+
+export function emptyTiming(): RunResult['timing'] {
+  return { msPerTrainStep: null, msPerDocument: null, tokensPerSecond: null, wallSeconds: null };
+}
