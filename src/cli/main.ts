@@ -1,0 +1,34 @@
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { LongnerError } from '../errors.js';
+import { datasetsCommand } from './datasets.js';
+import { configCommand } from './config.js';
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('longner')
+  .usage('$0 <command> [options]\n\nLong-text NER: SeNER and its baselines, trained, evaluated and measured side by side.')
+  .command(datasetsCommand)
+  .command(configCommand)
+  .demandCommand(1, 'Name a command; `longner --help` lists them.')
+  .strict()
+  .recommendCommands()
+  .help()
+  .alias('h', 'help')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns ?? 110))
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    console.error(y.help().toString());
+    console.error(`\nlongner: ${msg}`);
+    process.exit(1);
+  });
+
+try {
+  await cli.parseAsync();
+} catch (err) {
+  if (err instanceof LongnerError) {
+    console.error(`longner: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
