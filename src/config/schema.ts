@@ -7,10 +7,12 @@
  * sections 3 and 7.1) where it has a value; the encoder size is a small CPU-friendly one because no
  * pretrained DeBERTa can be loaded here.
  *
- * Adding a method-specific section (`sener`, `globalPointer`, ...) is a local change: write it with
- * `section({...})` next to the others and add one line to `methodSections`.
+ * Method-specific sections live in src/config/methods/, one file per method, collected in
+ * methods/index.ts: adding a method's options is a local change there.
  */
 import { z } from 'zod';
+import { nullablePosInt, posInt, section } from './sections.js';
+import { methodSections } from './methods/index.js';
 
 export const METHODS = ['span-enum', 'global-pointer', 'cnn-ner', 'utc-ie', 'sener', 'el4ner'] as const;
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -20,17 +22,6 @@ export type Method = z.infer<typeof MethodSchema>;
 
 /** Experiment names become directory names under runs/, so they stay filesystem-safe. */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
-/**
- * A config section is a strict object; where it is used it gets `.prefault({})` (not `.default`),
- * so an absent section is parsed from `{}` and every field default inside it applies.
- */
-function section<Shape extends z.ZodRawShape>(shape: Shape) {
-  return z.strictObject(shape);
-}
-
-const posInt = () => z.number().int().positive();
-const nullablePosInt = (description: string) => posInt().nullable().default(null).describe(description);
 
 const DatasetSection = section({
   name: z
@@ -168,12 +159,6 @@ const EvalSection = section({
     .describe('Probability a span needs to be predicted (reference: 0.5; a zero-logit rule such as Global Pointer\'s is 0.5 on the sigmoid).'),
   batchSize: posInt().default(4).describe('Segments per inference batch (reference predict.py: 4).'),
 });
-
-/**
- * Method-specific sections, one per method that has options of its own, each fully defaulted, e.g.
- * `sener: SenerSection.prefault({}).describe('SeNER head: BiSPA, LoRA, whole-word masking.')`.
- */
-const methodSections = {};
 
 export const ConfigSchema = z.strictObject({
   experiment: z

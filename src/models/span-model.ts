@@ -32,3 +32,11 @@ export interface SpanModel {
   /** Optimizer parameter groups: the encoder and the span head take different learning rates. */
   paramGroup(name: string): 'encoder' | 'head';
 }
+
+/** What a model factory needs besides the resolved config. */
+export interface ModelContext {
+  /** Entity types in label-index order (the dataset registry's order). */
+  types: readonly string[];
+  /** Vocabulary size of the run's tokenizer. */
+  vocabSize: number;
+}

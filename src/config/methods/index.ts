@@ -1,0 +1,18 @@
+/**
+ * Method-specific config sections, one file per method, each fully defaulted. Every section is present
+ * in every resolved config (so a run's config.json shows every option), but a run reads only the
+ * section of its own `method`.
+ */
+import { CnnNerSection } from './cnn-ner.js';
+import { GlobalPointerSection } from './global-pointer.js';
+import { SenerSection } from './sener.js';
+import { SpanEnumSection } from './span-enum.js';
+import { UtcIeSection } from './utc-ie.js';
+
+export const methodSections = {
+  spanEnum: SpanEnumSection.prefault({}).describe('Exhaustive span enumeration (src/models/span-enum.ts).'),
+  globalPointer: GlobalPointerSection.prefault({}).describe('Global Pointer and Efficient Global Pointer (src/models/global-pointer.ts).'),
+  cnnNer: CnnNerSection.prefault({}).describe('CNN-NER: biaffine L x L grid and masked 3x3 convolutions (src/models/cnn-ner.ts).'),
+  utcIe: UtcIeSection.prefault({}).describe('UTC-IE: CNN-NER plus plus-shaped axis attention (src/models/utc-ie.ts).'),
+  sener: SenerSection.prefault({}).describe('SeNER: BiSPA head, LoRA, whole-word masking (src/models/sener.ts).'),
+};
