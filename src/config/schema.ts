@@ -121,7 +121,11 @@ const EncoderSection = section({
     .min(1)
     .nullable()
     .default(null)
-    .describe('Path of a pretrained encoder checkpoint to start from; null = train from scratch (or from our own MLM pretraining).'),
+    .describe(
+      "Where the encoder's weights start: null = random initialisation; 'mlm' = the framework's own masked-LM " +
+        'pretraining run described by the pretrain section (run once, shared by every fine-tuning run that names it); ' +
+        'or the path of a pretraining run folder (its encoder checkpoint and tokenizer are used).',
+    ),
 }).superRefine((encoder, ctx) => {
   if (encoder.hidden % encoder.heads !== 0) {
     ctx.addIssue({ code: 'custom', path: ['heads'], message: `a divisor of encoder.hidden = ${encoder.hidden}` });
@@ -148,6 +152,23 @@ const TrainSection = section({
     .default(10)
     .describe('Stop after this many epochs without a validation-F1 gain; null = never stop early (reference: 10).'),
   maxSteps: nullablePosInt('Stop after this many optimizer steps, whatever train.epochs says; null = no cap. The schedule spans min(epochs, maxSteps).'),
+});
+
+const PretrainSection = section({
+  steps: posInt().default(2000).describe('Masked-LM optimizer steps.'),
+  batchSize: posInt().default(8).describe('Sequences per masked-LM step.'),
+  seqLen: posInt().default(256).describe('Tokens per pretraining sequence, [CLS] and [SEP] included (consecutive pieces of the training text).'),
+  lr: z.number().positive().default(5e-4).describe('Peak learning rate (AdamW, linear warm-up then linear decay).'),
+  warmup: z.number().min(0).lt(1).default(0.06).describe('Share of the steps with linear warm-up.'),
+  weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay; norms and biases get none.'),
+  maskRate: z.number().gt(0).lt(1).default(0.15).describe('Share of tokens masked, chosen by whole words (80% [MASK], 10% random, 10% kept).'),
+  seed: z.number().int().default(1234).describe('Seed of initialisation, sequence order and masking.'),
+  datasets: z
+    .array(z.string().min(1))
+    .min(1)
+    .nullable()
+    .default(null)
+    .describe("Datasets whose training-side words (never validation or test text) make the corpus; null = [dataset.name]."),
 });
 
 const EvalSection = section({
@@ -182,6 +203,7 @@ export const ConfigSchema = z.strictObject({
   encoder: EncoderSection.prefault({}).describe('The transformer encoder shared by the span-based methods.'),
   train: TrainSection.prefault({}).describe('Optimisation.'),
   eval: EvalSection.prefault({}).describe('Inference and decoding.'),
+  pretrain: PretrainSection.prefault({}).describe("Masked-LM pretraining of the encoder, used when encoder.pretrained is 'mlm'."),
   ...methodSections,
 });
 
