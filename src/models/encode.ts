@@ -1,0 +1,50 @@
+/**
+ * The front end every span model shares: the transformer encoder over a segment's sub-word tokens,
+ * then word pooling (sener.md 1.5): each word's state is the max over its sub-word states, and
+ * [CLS] / [SEP] (tokenWord -1) are dropped. All span machinery downstream works on words.
+ *
+ * Symbols: T tokens of the segment ([CLS] ... [SEP]), W = segment.words, H = encoder.hidden.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Config } from '../config/schema.js';
+import type { Segment } from '../data/segmenter.js';
+import { Encoder, type EncoderConfig } from '../nn/encoder.js';
+import type { ParamStore } from '../nn/params.js';
+import { maxPoolWords } from '../nn/pooling.js';
+import type { Rng } from '../util/rng.js';
+import type { ModelContext } from './span-model.js';
+
+/** Parameter-name prefix of the encoder; a model's paramGroup maps names under it to 'encoder'. */
+export const ENCODER_PREFIX = 'encoder';
+
+/** True for parameter names that belong to the encoder built by createEncoder. */
+export function isEncoderParam(name: string): boolean {
+  return name.startsWith(`${ENCODER_PREFIX}.`);
+}
+
+/**
+ * The encoder described by `config.encoder` with the run's vocabulary size. `overrides` lets a
+ * method change what the shared config section does not hold (e.g. SeNER's LoRA on Q and V).
+ */
+export function createEncoder(config: Config, ctx: ModelContext, params: ParamStore, overrides: Partial<EncoderConfig> = {}): Encoder {
+  const e = config.encoder;
+  const cfg: EncoderConfig = {
+    vocabSize: ctx.vocabSize,
+    layers: e.layers,
+    hidden: e.hidden,
+    heads: e.heads,
+    ffn: e.ffn,
+    dropout: e.dropout,
+    attention: e.attention,
+    window: e.window,
+    logN: e.logN,
+    lora: null,
+    ...overrides,
+  };
+  return new Encoder(cfg, params, ENCODER_PREFIX);
+}
+
+/** Word states [segment.words, H] of one segment; dropout (in the encoder) only when training. */
+export function encodeWords(encoder: Encoder, segment: Segment, opts: { training: boolean; rng?: Rng }): tf.Tensor2D {
+  return tf.tidy(() => maxPoolWords(encoder.forward(segment.tokenIds, opts), segment.tokenWord, segment.words));
+}
