@@ -1,0 +1,192 @@
+/**
+ * The trainer's files in a run directory, and how they are written so that a run killed at any
+ * moment resumes from a consistent state:
+ *
+ *   best.ckpt           model parameters of the best validation epoch (ParamStore format)
+ *   last.ckpt           model parameters at the last save
+ *   last.optim.ckpt     AdamW moments at the last save (ParamStore format, adamw.ts)
+ *   trainer-state.json  counters, optimizer step counts, best F1, patience, epoch history, and the
+ *                       sha256 of last.ckpt and last.optim.ckpt it belongs with
+ *
+ * Each file is written atomically (temp file + rename), but the three `last` files must also change
+ * together. A save therefore writes `<file>.next` for all three, the state last, and then renames
+ * them into place, the state last. On load, a `trainer-state.json.next` means a complete new set
+ * exists (the state is written after the two parameter files), so the commit is finished (roll
+ * forward); without it any `.next` file is an unfinished write and is deleted. The hashes in the
+ * state catch anything else (a file copied in from another run, a truncated disk).
+ *
+ * best.ckpt is written on its own; that is safe because training is a pure function of (seed,
+ * epoch, step): after a kill, the epochs after the last saved state are recomputed identically and
+ * best.ckpt rewritten with the same values.
+ */
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { LongnerError } from '../errors.js';
+import { LENGTH_BUCKETS, type Metrics } from '../eval/metrics.js';
+import type { ParamStore } from '../nn/params.js';
+import { PrfSchema } from '../runs/result.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { sha256 } from '../util/hash.js';
+import type { AdamW } from './adamw.js';
+
+export const BEST_CKPT = 'best.ckpt';
+export const LAST_CKPT = 'last.ckpt';
+export const LAST_OPTIM = 'last.optim.ckpt';
+export const STATE_FILE = 'trainer-state.json';
+
+const STATE_FORMAT = 'longner-trainer-state/1';
+const NEXT = '.next';
+const JOURNALED = [LAST_CKPT, LAST_OPTIM, STATE_FILE] as const;
+
+const MetricsSchema = z.strictObject({
+  overall: PrfSchema,
+  perType: z.record(z.string(), PrfSchema),
+  perLength: z.record(z.enum(LENGTH_BUCKETS), PrfSchema),
+});
+
+export const EpochRecordSchema = z.strictObject({
+  /** 1-based. */
+  epoch: z.number().int().positive(),
+  /** Optimizer steps done when the epoch ended. */
+  step: z.number().int().min(0),
+  /** Mean training loss over the epoch's steps. */
+  loss: z.number().nullable(),
+  /** Strict micro F1 on validation; null when there is no validation set. */
+  validationF1: z.number().nullable(),
+  precision: z.number().nullable(),
+  recall: z.number().nullable(),
+  /** This epoch improved the best validation F1 (and was saved as best.ckpt). */
+  best: z.boolean(),
+  /** Cut short by train.maxSteps. */
+  partial: z.boolean(),
+});
+export type EpochRecord = z.infer<typeof EpochRecordSchema>;
+
+const nullableCount = () => z.number().min(0).nullable();
+
+export const TrainerStateSchema = z.strictObject({
+  format: z.literal(STATE_FORMAT),
+  configHash: z.string(),
+  seed: z.number().int(),
+  /** 0-based epoch in progress (equal to the number of finished epochs). */
+  epoch: z.number().int().min(0),
+  /** Batches of that epoch already done. */
+  batchInEpoch: z.number().int().min(0),
+  /** Optimizer steps done in total. */
+  step: z.number().int().min(0),
+  totalSteps: z.number().int().min(0),
+  /** Running training-loss sum of the epoch in progress (a resumed epoch reports the same mean). */
+  epochLoss: z.strictObject({ sum: z.number(), count: z.number().int().min(0) }),
+  best: z.strictObject({
+    f1: z.number().nullable(),
+    /** 1-based epoch of best.ckpt; null before the first evaluation. */
+    epoch: z.number().int().positive().nullable(),
+    metrics: MetricsSchema.nullable(),
+  }),
+  /** Epochs in a row without a validation-F1 gain (the patience counter). */
+  badEpochs: z.number().int().min(0),
+  history: z.array(EpochRecordSchema),
+  optimizer: z.strictObject({ steps: z.record(z.string(), z.number().int().min(0)) }),
+  measured: z.strictObject({
+    msPerStep: nullableCount(),
+    peakBytesTrainStep: nullableCount(),
+    wasmHeapBytes: nullableCount(),
+    rssBytes: nullableCount(),
+  }),
+  finished: z
+    .strictObject({
+      status: z.enum(['ok', 'diverged']),
+      stoppedBy: z.enum(['epochs', 'maxSteps', 'patience', 'diverged']),
+      reason: z.string().nullable(),
+    })
+    .nullable(),
+  files: z.strictObject({ params: z.string(), optimizer: z.string() }),
+});
+export type TrainerState = z.infer<typeof TrainerStateSchema>;
+/** The state as the trainer keeps it; `files` is filled in when it is saved. */
+export type TrainerStateBody = Omit<TrainerState, 'files' | 'format'>;
+
+/** Metrics as stored in the state (validated); the type is the evaluator's. */
+export function parseMetrics(value: unknown): Metrics {
+  return MetricsSchema.parse(value);
+}
+
+function hashFile(path: string): string {
+  return sha256(readFileSync(path));
+}
+
+/** Saves parameters, optimizer moments and state as one unit (see the file comment). */
+export function saveCheckpoint(dir: string, params: ParamStore, optimizer: AdamW, body: TrainerStateBody): void {
+  const next = (f: string): string => join(dir, f + NEXT);
+  params.save(next(LAST_CKPT));
+  optimizer.saveMoments(next(LAST_OPTIM));
+  const state: TrainerState = {
+    format: STATE_FORMAT,
+    ...body,
+    files: { params: hashFile(next(LAST_CKPT)), optimizer: hashFile(next(LAST_OPTIM)) },
+  };
+  writeJsonAtomic(next(STATE_FILE), state);
+  commit(dir);
+}
+
+/** Renames a complete `.next` set into place, the state last. */
+function commit(dir: string): void {
+  for (const f of JOURNALED) {
+    const from = join(dir, f + NEXT);
+    if (existsSync(from)) renameSync(from, join(dir, f));
+  }
+}
+
+/** Finishes an interrupted commit or drops an unfinished save; removes temp files of killed writes. */
+export function recoverCheckpoint(dir: string): void {
+  if (!existsSync(dir)) return;
+  if (existsSync(join(dir, STATE_FILE + NEXT))) commit(dir);
+  else for (const f of JOURNALED) rmSync(join(dir, f + NEXT), { force: true });
+  // writeFileAtomic's temp names: `<path>.<pid>.<ms>.tmp`.
+  const ours = [BEST_CKPT, ...JOURNALED].flatMap((f) => [f, f + NEXT]);
+  for (const name of readdirSync(dir)) {
+    const m = /^(.*)\.\d+\.\d+\.tmp$/.exec(name);
+    if (m && ours.includes(m[1]!)) rmSync(join(dir, name), { force: true });
+  }
+}
+
+/** Removes every trainer file: a fresh (not resumed) run must not pick up an earlier attempt's best.ckpt. */
+export function clearCheckpoints(dir: string): void {
+  recoverCheckpoint(dir);
+  for (const f of [BEST_CKPT, ...JOURNALED]) rmSync(join(dir, f), { force: true });
+}
+
+/**
+ * The saved state after recovery, with its files verified, or null when the directory holds none.
+ * Loading the files into a model and optimizer is restoreCheckpoint.
+ */
+export function loadCheckpoint(dir: string): TrainerState | null {
+  recoverCheckpoint(dir);
+  const file = join(dir, STATE_FILE);
+  if (!existsSync(file)) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new LongnerError(`${file}: not valid JSON (${err instanceof Error ? err.message : String(err)}); start without --resume`);
+  }
+  const parsed = TrainerStateSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new LongnerError(`${file}: not a trainer state of this version (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}); start without --resume`);
+  }
+  const state = parsed.data;
+  for (const [f, want] of [[LAST_CKPT, state.files.params], [LAST_OPTIM, state.files.optimizer]] as const) {
+    const path = join(dir, f);
+    if (!existsSync(path)) throw new LongnerError(`${file} names ${f}, which is missing; start without --resume`);
+    if (hashFile(path) !== want) throw new LongnerError(`${path} does not match ${STATE_FILE} (sha256 differs); start without --resume`);
+  }
+  return state;
+}
+
+/** Loads last.ckpt into the model's parameters and last.optim.ckpt into the optimizer. */
+export function restoreCheckpoint(dir: string, state: TrainerState, params: ParamStore, optimizer: AdamW): void {
+  params.load(join(dir, LAST_CKPT));
+  optimizer.load(join(dir, LAST_OPTIM), state.optimizer);
+}
