@@ -3,12 +3,20 @@ import { hideBin } from 'yargs/helpers';
 import { LongnerError } from '../errors.js';
 import { datasetsCommand } from './datasets.js';
 import { configCommand } from './config.js';
+import { evalCommand } from './eval.js';
+import { predictCommand } from './predict.js';
+import { pretrainCommand } from './pretrain.js';
+import { trainCommand } from './train.js';
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('longner')
   .usage('$0 <command> [options]\n\nLong-text NER: SeNER and its baselines, trained, evaluated and measured side by side.')
   .command(datasetsCommand)
   .command(configCommand)
+  .command(pretrainCommand)
+  .command(trainCommand)
+  .command(evalCommand)
+  .command(predictCommand)
   .demandCommand(1, 'Name a command; `longner --help` lists them.')
   .strict()
   .recommendCommands()

@@ -386,6 +386,10 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       const f1 = metrics === null ? null : metrics.overall.f1;
       // Without validation every epoch counts as the best so far: the last one is kept.
       const improved = f1 === null || s.best.f1 === null || f1 > s.best.f1;
+      // While no epoch has found a single correct span (F1 still 0), the latest epoch replaces the best:
+      // keeping the untrained first epoch over later ones would make every early-phase run useless.
+      // Patience still counts such an epoch as one without a gain.
+      const keep = improved || (f1 === 0 && s.best.f1 === 0);
       const epochRecord: EpochRecord = {
         epoch: s.epoch + 1,
         step: s.step,
@@ -393,16 +397,14 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
         validationF1: f1,
         precision: metrics === null ? null : metrics.overall.precision,
         recall: metrics === null ? null : metrics.overall.recall,
-        best: improved,
+        best: keep,
         partial,
       };
-      if (improved) {
+      if (keep) {
         model.params.save(bestPath);
         s.best = { f1, epoch: s.epoch + 1, metrics };
-        s.badEpochs = 0;
-      } else {
-        s.badEpochs++;
       }
+      s.badEpochs = improved ? 0 : s.badEpochs + 1;
       s.history.push(epochRecord);
       record.log({ event: 'epoch', ...epochRecord, lr: lrAt(Math.max(0, s.step - 1)), badEpochs: s.badEpochs });
       s.epoch++;

@@ -1,0 +1,138 @@
+/**
+ * One training run from a resolved config: data -> (pretrained) model -> trainer -> test evaluation
+ * -> result.json. `longner train` calls it in-process; `longner run` calls it in one child process
+ * per run, because the wasm heap never shrinks (research/backends.md 3).
+ */
+import { copyFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { initBackend } from '../backend/index.js';
+import type { Config } from '../config/schema.js';
+import { prepareData, type PreparedData } from '../data/pipeline.js';
+import { writeGenericJsonl } from '../data/readers.js';
+import type { Document, ScoredEntity } from '../data/types.js';
+import { evaluateDocuments, type Evaluation } from '../eval/evaluate.js';
+import { errorReason, isOutOfMemory } from '../measure/oom.js';
+import { createModel } from '../models/index.js';
+import type { SpanModel } from '../models/span-model.js';
+import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain.js';
+import { train, type TrainOutcome } from '../train/trainer.js';
+import { BEST_CKPT } from '../train/checkpoint.js';
+import { collectEnv } from './env.js';
+import { configHash } from './id.js';
+import { RunRecord } from './record.js';
+import { emptyMemory, emptyMetrics, emptyTiming, type RunResult, type RunStatus } from './result.js';
+
+export const TOKENIZER_FILE = 'tokenizer.json';
+
+export interface ExecuteOptions {
+  resume?: boolean;
+  /** Folder that holds runs/<experiment>/...; default the project's runs/. */
+  root?: string;
+  quiet?: boolean;
+}
+
+/** The tokenizer path of a run; with a pretrained encoder, the pretraining run's tokenizer is copied in. */
+async function runTokenizer(config: Config, record: RunRecord, opts: ExecuteOptions): Promise<{ path: string; encoderCheckpoint: string | null }> {
+  const path = join(record.dir, TOKENIZER_FILE);
+  if (config.encoder.pretrained === null) return { path, encoderCheckpoint: null };
+  const pre = await ensurePretrained(config, { root: opts.root, quiet: opts.quiet });
+  if (!existsSync(path)) copyFileSync(pre.tokenizerPath, path);
+  record.log({ event: 'pretrained', from: pre.dir });
+  return { path, encoderCheckpoint: pre.encoderCheckpoint };
+}
+
+function baseResult(config: Config, data: PreparedData | null, backend: RunResult['backend']): Omit<RunResult, 'status' | 'metrics' | 'memory' | 'timing'> {
+  const dedup = data?.protocol.dedup;
+  return {
+    method: config.method,
+    dataset: config.dataset.name,
+    split: 'test',
+    seed: config.train.seed,
+    configHash: configHash(config),
+    preset: config.preset,
+    backend,
+    env: collectEnv(),
+    dataProtocol: data?.protocol.description ?? `${config.dataset.protocol} protocol (not loaded)`,
+    dedup: dedup
+      ? {
+          trainDroppedAsTestOverlap: dedup.trainDroppedAsTestOverlap,
+          trainDroppedAsRepeat: dedup.trainDroppedAsRepeat,
+          triplesCollapsedTrain: dedup.triplesCollapsed.train,
+          triplesCollapsedValidation: dedup.triplesCollapsed.validation,
+          triplesCollapsedTest: dedup.triplesCollapsed.test,
+          testRepeatsKept: dedup.testRepeatsKept,
+        }
+      : {},
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** Predictions as the generic JSONL layout (words, entities with scores), for `longner predict` and inspection. */
+export function predictionDocuments(docs: readonly Document[], predictions: Map<string, ScoredEntity[]>): Document[] {
+  return docs.map((d) => ({ id: d.id, words: d.words, entities: predictions.get(d.id) ?? [] }));
+}
+
+export async function executeRun(config: Config, opts: ExecuteOptions = {}): Promise<RunResult> {
+  const started = Date.now();
+  const backend = await initBackend(config.backend, { quiet: opts.quiet });
+  const record = RunRecord.create(config, opts.root);
+  record.log({ event: 'start', backend: backend.detail, resume: opts.resume === true });
+  let data: PreparedData | null = null;
+  let model: SpanModel | null = null;
+  let outcome: TrainOutcome | null = null;
+  const finish = (status: RunStatus, extra: Partial<RunResult>): RunResult => {
+    const result: RunResult = {
+      ...baseResult(config, data, backend.name),
+      status,
+      metrics: emptyMetrics(),
+      memory: { ...emptyMemory(), peakBytesTrainStep: outcome?.peakBytesTrainStep ?? null },
+      timing: { ...emptyTiming(), msPerTrainStep: outcome?.msPerStep ?? null, wallSeconds: (Date.now() - started) / 1000 },
+      ...extra,
+    };
+    record.writeResult(result);
+    record.log({ event: 'result', status, reason: result.reason });
+    return result;
+  };
+  try {
+    const tok = await runTokenizer(config, record, opts);
+    data = await prepareData(config, { tokenizerPath: tok.path });
+    model = createModel(config, { types: data.protocol.types, vocabSize: data.tokenizer.vocabSize });
+    if (tok.encoderCheckpoint !== null && !(opts.resume && existsSync(join(record.dir, BEST_CKPT)))) {
+      loadPretrainedEncoder(model.params, tok.encoderCheckpoint);
+    }
+    outcome = await train({
+      model,
+      config,
+      data: { train: data.train.segments, validation: data.validation.docs, validationSegments: data.validation.segments },
+      record,
+      resume: opts.resume === true,
+      quiet: opts.quiet,
+    });
+    if (outcome.status === 'aborted') throw new Error('training was aborted');
+    if (outcome.status === 'diverged') return finish('diverged', { reason: outcome.reason ?? 'non-finite loss' });
+    const ev: Evaluation = await evaluateDocuments(model, data.test.docs, data.test.byDoc, config.eval.batchSize);
+    writeGenericJsonl(join(record.dir, 'test.predictions.jsonl'), predictionDocuments(data.test.docs, ev.predictions));
+    const testSeconds = (ev.msPerDocument ?? 0) * data.test.docs.length / 1000;
+    return finish('ok', {
+      metrics: { overall: ev.metrics.overall, perType: ev.metrics.perType, perLength: ev.metrics.perLength },
+      memory: {
+        peakBytesTrainStep: outcome.peakBytesTrainStep,
+        peakBytesInference: ev.peakBytesInference,
+        wasmHeapBytes: Math.max(outcome.wasmHeapBytes ?? 0, ev.wasmHeapBytes ?? 0) || null,
+        rssBytes: Math.max(outcome.rssBytes ?? 0, ev.rssBytes),
+      },
+      timing: {
+        msPerTrainStep: outcome.msPerStep,
+        msPerDocument: ev.msPerDocument,
+        tokensPerSecond: testSeconds > 0 ? data.test.tokens / testSeconds : null,
+        wallSeconds: (Date.now() - started) / 1000,
+      },
+    });
+  } catch (err) {
+    if (isOutOfMemory(err)) return finish('oom', { reason: errorReason(err) });
+    finish('failed', { reason: errorReason(err) });
+    throw err;
+  } finally {
+    model?.params.dispose();
+  }
+}
