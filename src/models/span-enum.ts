@@ -40,6 +40,7 @@ export interface SpanEnumConfig {
   widthEmbedding: number;
   mlpHidden: number;
   dropout: number;
+  noneWeight: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,9 +186,21 @@ export function spanEnumNll(logits: tf.Tensor2D, classes: Int32Array): tf.Tensor
   });
 }
 
-/** The segment's loss: the mean of spanEnumNll over its spans; a segment without spans gives 0. */
-export function spanEnumLoss(logits: tf.Tensor2D, classes: Int32Array): tf.Scalar {
-  return tf.tidy(() => (logits.shape[0] === 0 ? (tf.mul(tf.sum(logits), 0) as tf.Scalar) : tf.mean(spanEnumNll(logits, classes))));
+/**
+ * The segment's loss: the mean of spanEnumNll over its spans, each `none` span weighted by
+ * `noneWeight` (1 = the plain mean; a weighted mean sum(w nll) / sum(w) otherwise); a segment
+ * without spans gives 0.
+ */
+export function spanEnumLoss(logits: tf.Tensor2D, classes: Int32Array, noneWeight = 1): tf.Scalar {
+  return tf.tidy(() => {
+    if (logits.shape[0] === 0) return tf.mul(tf.sum(logits), 0) as tf.Scalar;
+    const nll = spanEnumNll(logits, classes);
+    if (noneWeight === 1) return tf.mean(nll);
+    const none = logits.shape[1] - 1;
+    const w = Float32Array.from(classes, (c) => (c === none ? noneWeight : 1));
+    const total = w.reduce((a, b) => a + b, 0);
+    return tf.div(tf.sum(tf.mul(nll, tf.tensor1d(w))), total) as tf.Scalar;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,7 +259,7 @@ export class SpanEnumModel implements SpanModel {
         const { classes, dropped } = spanLabels(plan, seg.entities, this.typeIndex, `${seg.docId} segment ${seg.index}`);
         this.droppedGold += dropped;
         const logits = spanEnumLogits(h, this.head, plan, { dropout: this.cfg.dropout, training: true, rng: opts.rng });
-        return spanEnumLoss(logits, classes);
+        return spanEnumLoss(logits, classes, this.cfg.noneWeight);
       });
       return tf.div(tf.addN(losses), losses.length) as tf.Scalar;
     });

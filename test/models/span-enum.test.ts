@@ -204,3 +204,17 @@ test.serial('no tensor leaks: loss with gradients, and predict', async (t) => {
   t.is(tf.memory().numTensors, before);
   params.dispose();
 });
+
+test('noneWeight weights none spans in the mean (hand case)', (t) => {
+  // Two spans: class 0 (an entity, logits [2, 0]: NLL ln(1 + e^-2)) and class 1 (none, the last
+  // class, logits [0, 0]: NLL ln 2). Weighted mean with noneWeight 0.25: (nll0 + 0.25 nll1) / 1.25;
+  // plain mean: (nll0 + nll1) / 2.
+  const logits = tf.tensor2d([[2, 0], [0, 0]]);
+  const nll0 = Math.log(1 + Math.exp(-2));
+  const nll1 = Math.log(2);
+  const weighted = spanEnumLoss(logits, Int32Array.from([0, 1]), 0.25).dataSync()[0]!;
+  t.true(Math.abs(weighted - (nll0 + 0.25 * nll1) / 1.25) < 1e-6);
+  const plain = spanEnumLoss(logits, Int32Array.from([0, 1])).dataSync()[0]!;
+  t.true(Math.abs(plain - (nll0 + nll1) / 2) < 1e-6);
+  logits.dispose();
+});
