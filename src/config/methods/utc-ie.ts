@@ -1,4 +1,57 @@
 /** Options of the utc-ie method (see src/models/utc-ie.ts); every option typed, defaulted and described. */
-import { section } from '../sections.js';
+import { z } from 'zod';
+import { posInt, section } from '../sections.js';
 
-export const UtcIeSection = section({});
+/*
+ * Reference values: yhcc/utcie `train_ner.py` defaults (cross_dim 32, cross_depth 3, biaffine 200,
+ * attn_dropout 0.15, use_ln 1, use_s2 1, use_tri_bias true, symmetric decoding),
+ * `model/unify_model.py` (MLP dropout 0.4) and `model/cross_transformer.py` (the untransposed column branch).
+ */
+export const UtcIeSection = section({
+  biaffineSize: posInt().default(200).describe('Width d of the start/end MLPs feeding the biaffine layer (reference: 200).'),
+  cnnDim: posInt()
+    .multipleOf(2)
+    .default(32)
+    .describe('Channels c of the L x L grid, also the (single-head) attention width; even, for RoPE (reference cross_dim: 32).'),
+  depth: z
+    .number()
+    .int()
+    .min(0)
+    .default(3)
+    .describe('Plus-shaped attention blocks (row and column attention, fusion, two masked 3x3 convolutions); 0 = biaffine only (reference: 3).'),
+  dropout: z
+    .number()
+    .min(0)
+    .lt(1)
+    .default(0.4)
+    .describe('Dropout before the start/end MLPs and on their outputs in the linear biaffine term (reference: 0.4).'),
+  attnDropout: z
+    .number()
+    .min(0)
+    .lt(1)
+    .default(0.15)
+    .describe('Dropout on the attention probabilities, the fused attention output and the convolution output of each block (reference: 0.15).'),
+  biaffineNorm: z
+    .boolean()
+    .default(true)
+    .describe('LayerNorm the bilinear and the linear biaffine terms separately before adding them (reference use_ln=1: true).'),
+  triangleEmbedding: z
+    .boolean()
+    .default(true)
+    .describe('Add a learned embedding that tells upper-triangle cells (start <= end) from lower ones at each block (reference use_tri_bias: true).'),
+  columnTransposeBack: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Transpose the column-attention output back before fusing, so cell (i, j) fuses the context of its own row and column ' +
+        "(the paper's plus shape). false reproduces the reference code, which fuses it untransposed: cell (i, j) then gets row i " +
+        "and the column of its mirror cell (j, i), i.e. column i; SeNER's unrollVertical is the same choice (reference: false).",
+    ),
+  symmetric: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Label each gold span at (start, end) and at (end, start), train on every cell of the square grid, and average the two ' +
+        'probabilities when decoding (reference: true). false: only the upper triangle (start <= end) is trained and read.',
+    ),
+});
