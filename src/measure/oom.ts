@@ -18,9 +18,19 @@ const OOM_PATTERNS: RegExp[] = [
   /heap out of memory/i,
 ];
 
-export function isOutOfMemory(err: unknown): boolean {
+/** The wasm32 heap cap; past about 7/8 of it an allocation can fail anywhere. */
+export const WASM_HEAP_CAP = 4 * 2 ** 30;
+
+/**
+ * True for an out-of-memory failure. `wasmHeapBytes` (the heap size when the error was caught)
+ * lets a wasm RuntimeError that names no allocation (e.g. "null function or function signature
+ * mismatch", seen when a SeNER step filled the heap) count as OOM when the heap was near its cap.
+ */
+export function isOutOfMemory(err: unknown, wasmHeapBytes?: number): boolean {
   const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return OOM_PATTERNS.some((p) => p.test(text));
+  if (OOM_PATTERNS.some((p) => p.test(text))) return true;
+  const wasmRuntimeError = err instanceof WebAssembly.RuntimeError || (err instanceof Error && err.name === 'RuntimeError');
+  return wasmRuntimeError && wasmHeapBytes !== undefined && wasmHeapBytes >= 0.875 * WASM_HEAP_CAP;
 }
 
 export function errorReason(err: unknown): string {

@@ -5,7 +5,7 @@
  */
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend } from '../backend/index.js';
+import { backendMemory, initBackend } from '../backend/index.js';
 import type { Config } from '../config/schema.js';
 import { prepareData, type PreparedData } from '../data/pipeline.js';
 import { writeGenericJsonl } from '../data/readers.js';
@@ -129,7 +129,7 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
       },
     });
   } catch (err) {
-    if (isOutOfMemory(err)) return finish('oom', { reason: errorReason(err) });
+    if (isOutOfMemory(err, backendMemory().wasmHeapBytes)) return finish('oom', { reason: errorReason(err) });
     finish('failed', { reason: errorReason(err) });
     throw err;
   } finally {
