@@ -1,40 +1,60 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
+import { loadConfig } from '../config/load.js';
 import { segmentDocuments, loadProtocolFor } from '../data/pipeline.js';
 import { evaluateDocuments } from '../eval/evaluate.js';
+import { executeEnsembleRun } from '../llm/run.js';
+import { runDir } from '../runs/id.js';
 import { loadTrainedRun } from '../runs/load.js';
 import { writeJsonAtomic } from '../util/atomic.js';
-import { metricsTable } from './show.js';
+import { metricsTable, printResult } from './show.js';
 
 interface EvalArgs {
-  run: string;
+  target: string;
   split: 'test' | 'validation';
+  preset?: string;
+  set?: string[];
+}
+
+/** A trained run's best checkpoint on a split; writes eval-<split>.json in the run folder. */
+async function evalRun(dir: string, split: 'test' | 'validation'): Promise<void> {
+  const run = await loadTrainedRun(dir);
+  const protocol = await loadProtocolFor(run.config);
+  const docs = protocol[split];
+  const segments = await segmentDocuments(docs, run.tokenizer, run.config);
+  const ev = await evaluateDocuments(run.model, docs, segments.byDoc, run.config.eval.batchSize);
+  const out = join(run.record.dir, `eval-${split}.json`);
+  writeJsonAtomic(out, {
+    split,
+    backend: run.backend.name,
+    metrics: ev.metrics,
+    msPerDocument: ev.msPerDocument,
+    peakBytesInference: ev.peakBytesInference,
+    createdAt: new Date().toISOString(),
+  });
+  console.log(`${run.config.method} on ${run.config.dataset.name} ${split} (${docs.length} docs)`);
+  console.log(metricsTable(ev.metrics));
+  console.log(`written: ${out}`);
 }
 
 export const evalCommand: CommandModule<object, EvalArgs> = {
-  command: 'eval <run>',
-  describe: "score a trained run's best checkpoint on a split of its dataset (writes eval-<split>.json in the run folder)",
+  command: 'eval <target>',
+  describe:
+    "evaluate: TARGET is a run folder (its best checkpoint on --split), or a config file: the run that config names, " +
+    'or, for method el4ner (which does not train), the LLM ensemble on the test split, written as a run record',
   builder: (y) =>
     y
-      .positional('run', { type: 'string', demandOption: true, describe: 'run folder, runs/<experiment>/<run id>' })
-      .option('split', { choices: ['test', 'validation'] as const, default: 'test' as const, describe: 'which protocol split' }) as never,
+      .positional('target', { type: 'string', demandOption: true, describe: 'runs/<experiment>/<run id>, or a YAML config' })
+      .option('split', { choices: ['test', 'validation'] as const, default: 'test' as const, describe: 'which protocol split' })
+      .option('preset', { type: 'string', describe: 'with a config file: scale preset (quick | cpu | paper)' })
+      .option('set', { type: 'string', array: true, describe: 'with a config file: override options, e.g. --set dataset.maxDocs.test=5' }) as never,
   handler: async (args) => {
-    const run = await loadTrainedRun(args.run);
-    const protocol = await loadProtocolFor(run.config);
-    const docs = protocol[args.split];
-    const split = await segmentDocuments(docs, run.tokenizer, run.config);
-    const ev = await evaluateDocuments(run.model, docs, split.byDoc, run.config.eval.batchSize);
-    const out = join(run.record.dir, `eval-${args.split}.json`);
-    writeJsonAtomic(out, {
-      split: args.split,
-      backend: run.backend.name,
-      metrics: ev.metrics,
-      msPerDocument: ev.msPerDocument,
-      peakBytesInference: ev.peakBytesInference,
-      createdAt: new Date().toISOString(),
-    });
-    console.log(`${run.config.method} on ${run.config.dataset.name} ${args.split} (${docs.length} docs)`);
-    console.log(metricsTable(ev.metrics));
-    console.log(`written: ${out}`);
+    if (statSync(args.target, { throwIfNoEntry: false })?.isDirectory()) return evalRun(args.target, args.split);
+    const { config } = loadConfig(args.target, { preset: args.preset, set: args.set });
+    if (config.method !== 'el4ner') return evalRun(runDir(config), args.split);
+    const result = await executeEnsembleRun(config, {});
+    printResult(result, runDir(config));
+    if (result.status !== 'ok' && result.status !== 'not-run') process.exitCode = 1;
   },
 };

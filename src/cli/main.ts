@@ -4,6 +4,7 @@ import { LongnerError } from '../errors.js';
 import { datasetsCommand } from './datasets.js';
 import { configCommand } from './config.js';
 import { evalCommand } from './eval.js';
+import { llmCommand } from './llm.js';
 import { predictCommand } from './predict.js';
 import { pretrainCommand } from './pretrain.js';
 import { trainCommand } from './train.js';
@@ -17,6 +18,7 @@ const cli = yargs(hideBin(process.argv))
   .command(trainCommand)
   .command(evalCommand)
   .command(predictCommand)
+  .command(llmCommand)
   .demandCommand(1, 'Name a command; `longner --help` lists them.')
   .strict()
   .recommendCommands()

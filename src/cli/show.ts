@@ -30,5 +30,12 @@ export function printResult(r: RunResult, dir: string): void {
       `ms/step ${t.msPerTrainStep?.toFixed(0) ?? '-'}, ms/doc ${t.msPerDocument?.toFixed(0) ?? '-'}, ` +
       `tokens/s ${t.tokensPerSecond?.toFixed(0) ?? '-'}, wall ${t.wallSeconds?.toFixed(0) ?? '-'} s`,
   );
+  if (r.llm) {
+    const l = r.llm;
+    console.log(
+      `LLM calls ${l.calls} (${l.cachedCalls} cached, ${l.failedCalls} failed); tokens: prompt ${l.promptTokens}, ` +
+        `completion ${l.completionTokens}; model time ${(l.msTotal / 1000).toFixed(1)} s; offsets: ${l.offsetRule}`,
+    );
+  }
   console.log(`record: ${dir}`);
 }

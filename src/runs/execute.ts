@@ -14,6 +14,7 @@ import { evaluateDocuments, type Evaluation } from '../eval/evaluate.js';
 import { errorReason, isOutOfMemory } from '../measure/oom.js';
 import { createModel } from '../models/index.js';
 import type { SpanModel } from '../models/span-model.js';
+import { executeEnsembleRun } from '../llm/run.js';
 import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain.js';
 import { train, type TrainOutcome } from '../train/trainer.js';
 import { BEST_CKPT } from '../train/checkpoint.js';
@@ -73,6 +74,8 @@ export function predictionDocuments(docs: readonly Document[], predictions: Map<
 }
 
 export async function executeRun(config: Config, opts: ExecuteOptions = {}): Promise<RunResult> {
+  // The LLM ensemble does not train and uses no TensorFlow.js: it only predicts the test split.
+  if (config.method === 'el4ner') return executeEnsembleRun(config, { root: opts.root, quiet: opts.quiet });
   const started = Date.now();
   const backend = await initBackend(config.backend, { quiet: opts.quiet });
   const record = RunRecord.create(config, opts.root);

@@ -4,6 +4,7 @@
  * section of its own `method`.
  */
 import { CnnNerSection } from './cnn-ner.js';
+import { El4nerSection } from './el4ner.js';
 import { GlobalPointerSection } from './global-pointer.js';
 import { SenerSection } from './sener.js';
 import { SpanEnumSection } from './span-enum.js';
@@ -15,4 +16,5 @@ export const methodSections = {
   cnnNer: CnnNerSection.prefault({}).describe('CNN-NER: biaffine L x L grid and masked 3x3 convolutions (src/models/cnn-ner.ts).'),
   utcIe: UtcIeSection.prefault({}).describe('UTC-IE: CNN-NER plus plus-shaped axis attention (src/models/utc-ie.ts).'),
   sener: SenerSection.prefault({}).describe('SeNER: BiSPA head, LoRA, whole-word masking (src/models/sener.ts).'),
+  el4ner: El4nerSection.prefault({}).describe('EL4NER-style ensemble of LLMs and the single-LLM k-shot baseline (src/llm/).'),
 };
