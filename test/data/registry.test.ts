@@ -135,7 +135,10 @@ test('a download without Content-Length streams in and is checked against the ma
   const progress: number[] = [];
   const path = await registry.resolveSplit('toy', 'train', { onProgress: (b) => progress.push(b) });
   t.deepEqual(readFileSync(path), body);
-  t.true(progress.length >= 2, 'progress arrives per chunk');
+  // How many reads the chunks arrive in depends on timing (a loaded machine coalesces them), so only
+  // the running total is checked.
+  t.true(progress.length >= 1);
+  t.is(progress[progress.length - 1], body.length);
 });
 
 test('a bad checksum is rejected with expected and actual, and leaves no file', async (t) => {
