@@ -152,6 +152,16 @@ const TrainSection = section({
     .default(10)
     .describe('Stop after this many epochs without a validation-F1 gain; null = never stop early (reference: 10).'),
   maxSteps: nullablePosInt('Stop after this many optimizer steps, whatever train.epochs says; null = no cap. The schedule spans min(epochs, maxSteps).'),
+  outputBiasPrior: z
+    .number()
+    .gt(0)
+    .lt(1)
+    .nullable()
+    .default(null)
+    .describe(
+      'Initial probability of every cell of the BCE span heads (SeNER, CNN-NER, UTC-IE): their output bias starts at ' +
+        'log(p / (1 - p)) (Lin et al. 2017). null = the reference zero initialisation (p = 0.5).',
+    ),
 });
 
 const PretrainSection = section({

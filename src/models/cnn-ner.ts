@@ -42,7 +42,7 @@ import { LongnerError } from '../errors.js';
 import { gridCandidates, resolveSpans } from '../eval/decode.js';
 import type { Encoder } from '../nn/encoder.js';
 import { maskedConv3x3 } from '../nn/grid.js';
-import { createLayerNorm, createLinear, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
+import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import type { Rng } from '../util/rng.js';
 import { createEncoder, encodeWords, isEncoderParam } from './encode.js';
@@ -334,6 +334,7 @@ export function createCnnNerModel(config: Config, ctx: ModelContext, params: Par
   const cfg: CnnNerConfig = { ...config.cnnNer };
   const encoder = createEncoder(config, ctx, params);
   const head = createCnnNerHead(params, config.encoder.hidden, ctx.types.length, cfg);
+  initBiasToPrior(head.out, config.train.outputBiasPrior);
   const model = new GridSpanModel('cnn-ner', ctx, params, encoder, (x, opts) => cnnNerLogits(x, head, opts), {
     threshold: config.eval.threshold,
     symmetric: cfg.symmetric,

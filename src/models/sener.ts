@@ -57,7 +57,7 @@ import { resolveSpans } from '../eval/decode.js';
 import { bandedBiaffine, bandLabels, bandValidMask, bandValidity, rollFlip } from '../nn/band.js';
 import type { Encoder } from '../nn/encoder.js';
 import { maskedConv3x3, rowAttention } from '../nn/grid.js';
-import { createLayerNorm, createLinear, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
+import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { ropeTables, type RopeTables } from '../nn/rope.js';
 import type { Rng } from '../util/rng.js';
@@ -446,5 +446,6 @@ export function createSenerModel(config: Config, ctx: ModelContext, params: Para
     for (const name of params.names(isEncoderParam)) params.get(name).trainable = trainsUnderLora(name);
   }
   const head = createSenerHead(params, config.encoder.hidden, ctx.types.length, cfg);
+  initBiasToPrior(head.out, config.train.outputBiasPrior);
   return new SenerModel(ctx, params, encoder, head, { lora, wwm }, ctx.vocabSize);
 }

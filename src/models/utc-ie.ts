@@ -29,7 +29,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
 import { maskedConv3x3, rowAttention } from '../nn/grid.js';
-import { createLayerNorm, createLinear, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
+import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { ropeTables } from '../nn/rope.js';
 import { biaffineGrid, createBiaffine, createConvTaps, fullGridMask, GridSpanModel, requireTypes, type BiaffineWeights, type ForwardOptions } from './cnn-ner.js';
@@ -167,6 +167,7 @@ export function createUtcIeModel(config: Config, ctx: ModelContext, params: Para
   const cfg: UtcIeConfig = { ...config.utcIe };
   const encoder = createEncoder(config, ctx, params);
   const head = createUtcIeHead(params, config.encoder.hidden, ctx.types.length, cfg);
+  initBiasToPrior(head.out, config.train.outputBiasPrior);
   const model = new GridSpanModel('utc-ie', ctx, params, encoder, (x, opts) => utcIeLogits(x, head, opts), {
     threshold: config.eval.threshold,
     symmetric: cfg.symmetric,

@@ -1,6 +1,6 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { createLayerNorm, createLinear, dropout, embedding, gelu, layerNorm, linear, linearSplit } from '../../src/nn/layers.js';
+import { createLayerNorm, createLinear, dropout, embedding, gelu, initBiasToPrior, layerNorm, linear, linearSplit } from '../../src/nn/layers.js';
 import { ParamStore } from '../../src/nn/params.js';
 import { createRng } from '../../src/util/rng.js';
 import { checkGradients } from '../../src/backend/gradcheck.js';
@@ -129,4 +129,15 @@ test('the variable gradient check (test/nn/helpers.ts) catches a slightly wrong 
   t.true(good.ok, JSON.stringify(good));
   t.false(bad.ok, JSON.stringify(bad));
   v.dispose();
+});
+
+test('initBiasToPrior starts every sigmoid output at the prior', (t) => {
+  const params = new ParamStore(1);
+  const w = createLinear(params, 'out', 4, 3);
+  initBiasToPrior(w, 0.01);
+  const p = tf.tidy(() => tf.sigmoid(w.b!).dataSync());
+  for (const v of p) t.true(Math.abs(v - 0.01) < 1e-6);
+  initBiasToPrior(w, null); // keeps the values
+  t.true(Math.abs(tf.tidy(() => tf.sigmoid(w.b!).dataSync())[0]! - 0.01) < 1e-6);
+  params.dispose();
 });
