@@ -5,8 +5,11 @@ import { datasetsCommand } from './datasets.js';
 import { configCommand } from './config.js';
 import { evalCommand } from './eval.js';
 import { llmCommand } from './llm.js';
+import { memoryCommand } from './memory.js';
 import { predictCommand } from './predict.js';
 import { pretrainCommand } from './pretrain.js';
+import { reportCommand } from './report.js';
+import { runCommand } from './run.js';
 import { trainCommand } from './train.js';
 
 const cli = yargs(hideBin(process.argv))
@@ -18,6 +21,9 @@ const cli = yargs(hideBin(process.argv))
   .command(trainCommand)
   .command(evalCommand)
   .command(predictCommand)
+  .command(runCommand)
+  .command(reportCommand)
+  .command(memoryCommand)
   .command(llmCommand)
   .demandCommand(1, 'Name a command; `longner --help` lists them.')
   .strict()

@@ -55,6 +55,12 @@ const FrontierSettings = z.strictObject({
   repeats: z.number().int().min(0).default(1),
   /** Methods searched at once (each probe is single-threaded); latency curves always run one at a time. */
   concurrency: posInt().default(1),
+  /**
+   * The budget fits use the lengths within this factor of the longest that trained: short inputs
+   * sit in another regime (fixed costs; SeNER's band is as wide as the input until it passes 2w + 1
+   * words), which would bend a fit meant to extrapolate upwards.
+   */
+  fitRange: z.number().min(1).default(4),
 });
 
 const BudgetSchema = z.strictObject({ name: z.string().min(1), bytes: z.number().positive() });
@@ -414,7 +420,10 @@ export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}
       .filter((e) => e.method === mf.method && e.mode === 'train' && (e.family === family || sameConfig) && e.result.status === 'ok' && e.result.peakBytes !== null)
       .map((e) => [e.words, e.result.peakBytes!] as [number, number]);
     const unique = [...new Map(points.map(([L, y]) => [L, y])).entries()];
-    mf.fit = fitPeak(unique);
+    // The lengths within fitRange of the longest, and at least the three longest (a quadratic needs three).
+    const byLength = unique.sort((p, q) => q[0] - p[0]);
+    const longest = byLength[0]?.[0] ?? 0;
+    mf.fit = fitPeak(byLength.filter(([L], i) => i < 3 || L * settings.frontier.fitRange > longest));
     const fit = mf.fit;
     mf.predictions = settings.budgets.map((b) => ({ name: b.name, bytes: b.bytes, maxLength: fit === null ? null : solveBudget(fit, b.bytes) }));
   }
@@ -435,6 +444,17 @@ export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}
 function describe(r: ProbeResult): string {
   if (r.status === 'ok') return `ok, peak ${r.peakBytes === null ? '?' : formatBytes(r.peakBytes)}, ${r.ms === null ? '?' : Math.round(r.ms)} ms`;
   return `${r.status}${r.reason === null ? '' : ` (${r.reason.slice(0, 80)})`}`;
+}
+
+/** `+ 1.234 unit` / `- 1.234 unit` (the first term without a plus sign). */
+function signed(value: number, unit: string, first = false): string {
+  const magnitude = `${Math.abs(value).toFixed(3)} ${unit}`;
+  if (value < 0) return first ? `-${magnitude}` : `- ${magnitude}`;
+  return first ? magnitude : `+ ${magnitude}`;
+}
+
+function short(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
 }
 
 function displayPath(file: string): string {
@@ -460,7 +480,8 @@ function measuredCell(s: SearchResult | null, cap: number): string {
       return `< ${s.firstOom}`;
     case 'failed': {
       const last = s.steps[s.steps.length - 1];
-      return s.maxOk === null ? `? (${last?.reason ?? 'failed'})` : `>= ${s.maxOk} (stopped: ${last?.reason ?? 'failed'} at ${last?.length})`;
+      const why = short(last?.reason ?? 'failed', 60);
+      return s.maxOk === null ? `? (${why})` : `>= ${s.maxOk} (stopped: ${why} at ${last?.length})`;
     }
   }
 }
@@ -586,19 +607,57 @@ function curveTable(o: MemoryOutcome, mode: ProbeMode, metric: Metric, format: (
   return { header, cells };
 }
 
+/** SeNER's inference time per document over each method's (paper, section 5.4: about 1 against CNN-NER, about 0.8 against UTC-IE). */
+export const PAPER_INFERENCE_RATIO: Partial<Record<Method, string>> = { 'cnn-ner': 'about 1', 'utc-ie': 'about 0.8' };
+
+function inferenceRatioTable(o: MemoryOutcome): { header: string[]; cells: Cell[][] } | null {
+  const lengths = [...new Set(o.settings.lengths)].sort((a, b) => a - b);
+  const msOf = (method: Method, L: number): number | null => {
+    const e = o.entries.find((x) => x.family === 'curve' && x.method === method && x.mode === 'infer' && x.words === L);
+    return e !== undefined && e.result.status === 'ok' ? e.result.ms : null;
+  };
+  if (!o.plans.some((p) => p.method === REFERENCE)) return null;
+  const header = ['method', ...lengths.map((L) => `${L} words`), 'paper'];
+  const cells = o.plans
+    .filter((p) => p.method !== REFERENCE)
+    .map((p): Cell[] => [
+      p.method,
+      ...lengths.map((L): Cell => {
+        const ref = msOf(REFERENCE, L);
+        const mine = msOf(p.method, L);
+        return ref === null || mine === null || mine <= 0 ? '-' : (ref / mine).toFixed(2);
+      }),
+      PAPER_INFERENCE_RATIO[p.method] ?? '-',
+    ]);
+  return { header, cells };
+}
+
 const mib = (v: number): Cell => Math.round(v / 2 ** 20);
 const ms = (v: number): Cell => Math.round(v);
 
-function curveSeries(o: MemoryOutcome, mode: ProbeMode, metric: Metric): Series[] {
+/**
+ * One series per method. `withFrontier`: the frontier search's probes join the curve when they used
+ * the same config (frontier.encoder null), so the memory chart runs up to each method's OOM.
+ */
+function curveSeries(o: MemoryOutcome, mode: ProbeMode, metric: Metric, withFrontier = false): Series[] {
+  const sameConfig = withFrontier && o.settings.frontier.encoder === null;
   return o.plans.map((p) => {
-    const mine = o.entries.filter((e) => e.family === 'curve' && e.method === p.method && e.mode === mode);
-    const points = mine.filter((e) => e.result.status === 'ok').flatMap((e) => {
-      const v = metric(e.result);
-      return v === null ? [] : [[e.words, v] as [number, number]];
-    });
+    const mine = o.entries.filter((e) => (e.family === 'curve' || sameConfig) && e.method === p.method && e.mode === mode);
+    const byLength = new Map<number, [number, number]>();
+    for (const e of mine) {
+      const v = e.result.status === 'ok' ? metric(e.result) : null;
+      if (v !== null) byLength.set(e.words, [e.words, v]);
+    }
     const oom = mine.filter((e) => e.result.status === 'oom').map((e) => e.words);
-    return { label: p.method, points, oomAt: oom.length > 0 ? [Math.min(...oom)] : [] };
+    return { label: p.method, points: [...byLength.values()], oomAt: oom.length > 0 ? [Math.min(...oom)] : [] };
   });
+}
+
+/** All x and y values of some series, for tick ranges. */
+function spans(series: Series[]): { xs: number[]; ys: number[] } {
+  const xs = series.flatMap((s) => [...s.points.map(([x]) => x), ...(s.oomAt ?? [])]);
+  const ys = series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => y > 0);
+  return { xs, ys };
 }
 
 export interface MemoryReport {
@@ -614,6 +673,7 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
   const inferMs = curveTable(o, 'infer', (r) => r.ms, ms);
   const trainPeak = curveTable(o, 'train', (r) => r.peakBytes, mib);
   const inferPeak = curveTable(o, 'infer', (r) => r.peakBytes, mib);
+  const ratios = inferenceRatioTable(o);
   const lengths = [...new Set(o.settings.lengths)].sort((a, b) => a - b);
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown cpu'}), ${formatBytes(totalmem())} RAM, Node ${process.version}`;
   const s = o.settings;
@@ -621,18 +681,22 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
 
   const xTicks = powerTicks(lengths[0]!, lengths[lengths.length - 1]!);
   const refLines = o.backend === 'wasm' ? [{ y: 2 ** 32, label: 'wasm heap cap (4 GiB)' }] : [];
+  const memorySeries = curveSeries(o, 'train', (r) => r.peakBytes, true);
+  const memorySpan = spans(memorySeries);
   const charts: Record<string, Buffer> = {
     'memory.png': lineChart({
       title: 'Peak tensor memory of one training step (batch 1) vs input length',
-      xLabel: 'input length (words = tokens)',
+      xLabel: 'input length (words = tokens); x = first length that ran out of memory',
       yLabel: 'peak bytes (tf.profile)',
       logX: true,
       logY: true,
-      series: curveSeries(o, 'train', (r) => r.peakBytes),
+      series: memorySeries,
       refLines,
       formatY: formatBytes,
       formatX: (v) => String(v),
-      xTicks,
+      xTicks: powerTicks(Math.min(...memorySpan.xs), Math.max(...memorySpan.xs)),
+      // Powers of 4 bytes keep the labels round (16 MiB, 64 MiB, ...) and few.
+      yTicks: powerTicks(Math.min(...memorySpan.ys), Math.max(...memorySpan.ys, ...refLines.map((l) => l.y)), 4),
     }),
     'latency-train.png': lineChart({
       title: 'Training step time (batch 1) vs input length',
@@ -661,8 +725,8 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     if (f.fit === null) return `- ${f.method}: no fit (fewer than two lengths trained)`;
     const q = f.fit;
     return (
-      `- ${f.method}: peak(L) = ${formatBytes(q.a)} + ${(q.b / 2 ** 20).toFixed(3)} MiB x L + ${(q.c / 2 ** 10).toFixed(3)} KiB x L^2 ` +
-      `(${q.degree === 2 ? 'quadratic' : 'linear: a quadratic term came out negative or too few lengths'}; ${q.points} points, L ${q.minLength}-${q.maxLength}, rms residual ${formatBytes(q.rmse)})`
+      `- ${f.method}: peak(L) = ${signed(q.a / 2 ** 20, 'MiB', true)} ${signed(q.b / 2 ** 20, 'MiB x L')} ${signed(q.c / 2 ** 10, 'KiB x L^2')} ` +
+      `(${q.degree === 2 ? 'quadratic' : 'linear, through the longer lengths: the quadratic term came out negative, or only two lengths trained'}; ${q.points} points, L ${q.minLength}-${q.maxLength}, rms residual ${formatBytes(q.rmse)})`
     );
   });
   const searchLines = o.frontiers
@@ -685,7 +749,8 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     '',
     `- **measured**: the longest input (words, one token each) for which a training step and a second one ran under the ${limitName(o.backend)}, ` +
       `by doubling from ${s.frontier.start} until an OOM, then bisection to within ${Math.round(s.frontier.tolerance * 100)}%; frontier encoder ${JSON.stringify(frontierEncoder)}; searches capped at ${s.frontier.maxLength}.`,
-    `- **prediction**: the largest L with a + bL + cL^2 <= budget, fitted by least squares to the measured peaks of the training probes that ran (same encoder). ` +
+    `- **prediction**: the largest L with a + bL + cL^2 <= budget, fitted by least squares to the measured peaks of the training probes that ran (same encoder), ` +
+      `at the lengths within a factor ${s.frontier.fitRange} of the longest that trained (and at least the three longest; short inputs sit in another regime). ` +
       'It extrapolates a small encoder far beyond the lengths measured; it is not a measurement.',
     '- **paper**: SeNER trains on inputs 3x longer than CNN-NER and 6x longer than UTC-IE (Fig. 7, SciREX, one A100 80 GB, batch 1; exact bar values unpublished).',
     '',
@@ -705,6 +770,16 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     '',
     markdownTable(inferMs.header, inferMs.cells),
     '',
+    ...(ratios === null
+      ? []
+      : [
+          '### SeNER\'s inference time over each method\'s (below 1: SeNER is faster)',
+          '',
+          markdownTable(ratios.header, ratios.cells),
+          '',
+          'The paper (SciREX, A100): about the same as CNN-NER, about 20% less than UTC-IE. "-": one of the two did not run at that length.',
+          '',
+        ]),
     '## Peak memory of a training step (MiB, tf.profile)',
     '',
     markdownTable(trainPeak.header, trainPeak.cells),

@@ -32,9 +32,17 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
     const written = writeReport(out, doc, summaryJson(collected));
     const cells = collected.groups.flatMap((g) => g.seeds);
     const ok = cells.filter((s) => s.status === 'ok').length;
+    const e = collected.experiment;
+    const found = e.grid.length === 0 && e.uses.length === 0 ? '' : ` (preset ${e.preset ?? 'none'}): ${ok}/${cells.length} cells finished ok;`;
     console.log(
-      `${collected.experiment.name} (preset ${collected.experiment.preset ?? 'none'}): ${ok}/${cells.length} cells finished ok; ` +
+      `${e.name}${found} ` +
         `wrote ${displayPath(written.markdown)}, ${displayPath(written.html)} and ${written.images.length} chart${written.images.length === 1 ? '' : 's'}`,
     );
+    if (collected.strays.length > 0) {
+      console.log(
+        `note: ${collected.strays.length} finished run(s) in runs/${collected.experiment.name}/ match no cell of this grid ` +
+          '(another --preset or --set, or an older config or code version); they are not in the report',
+      );
+    }
   },
 };

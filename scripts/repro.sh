@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `npm run repro`: the README's main job on a fresh machine, at toy size (preset quick) unless
+# PRESET says otherwise: Table 1 (dataset statistics), Table 2 (every span method x dataset x seed),
+# the window-size sweep, the memory frontier, and their reports in reports/<experiment>/index.{md,html}.
+#
+#   npm run repro                      # PRESET=quick
+#   PRESET=cpu npm run repro           # the faithful CPU setting: days on 2 cores; see docs/cluster.md
+#   JOBS=2 npm run repro               # two training runs at once (each uses about one core on wasm)
+#
+# Every step is idempotent: finished runs are skipped, so an interrupted repro continues where it
+# stopped when started again. A failed run does not stop the script (its report shows it); the exit
+# status is non-zero when any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PRESET="${PRESET:-quick}"
+JOBS="${JOBS:-1}"
+status=0
+started=$SECONDS
+
+longner() { node bin/longner.js "$@"; }
+
+step() {
+  local t0=$SECONDS
+  echo
+  echo "== $* =="
+  if ! "$@"; then
+    echo "repro: step failed: $*" >&2
+    status=1
+  fi
+  echo "== done in $((SECONDS - t0)) s: $* =="
+}
+
+step longner report experiments/table1-datasets.yaml
+step longner run experiments/table2-main.yaml --preset "$PRESET" --jobs "$JOBS"
+step longner report experiments/table2-main.yaml --preset "$PRESET"
+# Per-type F1 reuses table2-main's runs (same run ids): nothing is left to run.
+step longner run experiments/per-type.yaml --preset "$PRESET" --jobs "$JOBS"
+step longner report experiments/per-type.yaml --preset "$PRESET"
+step longner run experiments/window-sweep.yaml --preset "$PRESET" --jobs "$JOBS"
+step longner report experiments/window-sweep.yaml --preset "$PRESET"
+step longner memory experiments/memory-frontier.yaml --preset "$PRESET"
+step longner report experiments/fig7-efficiency.yaml --preset "$PRESET"
+
+echo
+echo "repro: finished in $((SECONDS - started)) s (preset $PRESET); reports in reports/<experiment>/index.html"
+exit $status

@@ -1,0 +1,46 @@
+/** Table 3: SeNER and its ablations per dataset, F1 and peak training memory, the paper's row beside ours. */
+import { diffText, metricCell, metricStat, seedSummary } from '../aggregate.js';
+import type { Block } from '../document.js';
+import { paperAblation } from '../paper.js';
+import { protocolCaveat, settingsCaption, type ReportContext } from '../context.js';
+import { rowLabel } from './util.js';
+
+const f1 = (r: { metrics: { overall: { f1: number } | null } }) => r.metrics.overall?.f1;
+
+export function ablationTables(ctx: ReportContext): Block[] {
+  const { experiment, groups } = ctx.collected;
+  const blocks: Block[] = [
+    { kind: 'heading', level: 1, text: 'Ablation (paper Table 3)' },
+    { kind: 'paragraph', text: protocolCaveat(groups.map((g) => g.protocol)) },
+    {
+      kind: 'paragraph',
+      text:
+        "Memory: ours is the peak of live tensor bytes in a training step (tf.profile, MiB) at this preset's sizes; the paper's is GPU memory in GB " +
+        'for DeBERTa-v3-large on an A100. Only the paper\'s SeNER row is legible (research/sener.md 5.3); its "OOM" entries come from its text.',
+    },
+  ];
+  for (const dataset of ctx.datasets) {
+    const rows = groups.filter((g) => g.dataset === dataset);
+    if (rows.length === 0) continue;
+    blocks.push({
+      kind: 'table',
+      caption: `**${dataset}**, test split, F1 in %. ${settingsCaption(experiment, rows)} Δ = ours − paper.`,
+      header: ['row', 'seeds', 'F1', 'peak train MiB', 'paper F1', 'paper Mem GB', 'Δ F1', 'paper note'],
+      align: ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'left'],
+      rows: rows.map((g) => {
+        const p = paperAblation(ctx.paper, g.row, dataset);
+        return [
+          rowLabel(g),
+          seedSummary(g),
+          metricCell(g, f1, { scale: 100 }),
+          metricCell(g, (r) => r.memory.peakBytesTrainStep, { scale: 1 / 2 ** 20, digits: 1 , terse: true }),
+          p?.f1 === null || p === null ? '–' : p.f1.toFixed(2),
+          p?.memoryGb === null || p === null ? '–' : p.memoryGb.toFixed(2),
+          diffText(metricStat(g, f1), p?.f1),
+          p === null ? 'not legible in the paper' : p.note,
+        ];
+      }),
+    });
+  }
+  return blocks;
+}

@@ -1,0 +1,106 @@
+/**
+ * Finding a run on disk by its run id, across experiments.
+ *
+ * A grid cell's run lives in `<runs>/<experiment>/<run id>/`. The run id does not depend on the
+ * experiment (runs/id.ts leaves the experiment name out of the config hash), so the same config and
+ * seed in two experiments is the same computation: `run` skips a cell whose run id already finished
+ * in any experiment folder, and `report` reads it from there. The experiment's own folder is looked at
+ * first; elsewhere an `ok` result wins over any other.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fromRoot } from '../util/paths.js';
+import { LongnerError } from '../errors.js';
+import { CONFIG_JSON, RESULT_FILE } from './record.js';
+import { RunResultSchema, type RunResult, type RunStatus } from './result.js';
+
+/** The runs root: an explicit folder, else $LONGNER_RUNS_DIR, else the project's runs/. */
+export function runsRoot(explicit?: string | null): string {
+  if (explicit !== undefined && explicit !== null && explicit !== '') return explicit;
+  const env = process.env.LONGNER_RUNS_DIR;
+  return env !== undefined && env !== '' ? env : fromRoot('runs');
+}
+
+/** What is on disk for a run: a result's status, `partial` (started, no result), or `missing`. */
+export type DiskStatus = RunStatus | 'partial' | 'missing';
+
+export interface FoundRun {
+  status: DiskStatus;
+  /** The run folder found (null when missing). */
+  dir: string | null;
+  /** The experiment folder it was found in (null when missing). */
+  experiment: string | null;
+  result: RunResult | null;
+  /** A result.json that does not validate: the error (status is then 'failed'). */
+  problem?: string;
+}
+
+const MISSING: FoundRun = { status: 'missing', dir: null, experiment: null, result: null };
+
+function inspect(dir: string, experiment: string): FoundRun | null {
+  if (!existsSync(join(dir, CONFIG_JSON)) && !existsSync(join(dir, RESULT_FILE))) return null;
+  if (!existsSync(join(dir, RESULT_FILE))) return { status: 'partial', dir, experiment, result: null };
+  let result: RunResult | null;
+  try {
+    result = readResultFile(join(dir, RESULT_FILE));
+  } catch (err) {
+    // A damaged record must not stop a whole grid or report; it shows as failed, with the reason.
+    return { status: 'failed', dir, experiment, result: null, problem: err instanceof Error ? err.message : String(err) };
+  }
+  return result === null ? { status: 'partial', dir, experiment, result: null } : { status: result.status, dir, experiment, result };
+}
+
+function experimentFolders(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((name) => {
+      try {
+        return statSync(join(root, name)).isDirectory();
+      } catch {
+        return false;
+      }
+    })
+    .sort();
+}
+
+/**
+ * The run with this id: in `<root>/<experiment>/` if it has a result there, else an ok result in any
+ * other experiment folder, else whatever the own folder has (partial, failed, ...), else any other
+ * folder's record, else missing.
+ */
+export function findRun(root: string, experiment: string, id: string, folders: readonly string[] = experimentFolders(root)): FoundRun {
+  const own = inspect(join(root, experiment, id), experiment);
+  if (own !== null && own.result !== null && own.status === 'ok') return own;
+  const others: FoundRun[] = [];
+  for (const name of folders) {
+    if (name === experiment) continue;
+    const found = inspect(join(root, name, id), name);
+    if (found !== null) others.push(found);
+  }
+  const okElsewhere = others.find((f) => f.status === 'ok');
+  if (okElsewhere !== undefined) return okElsewhere;
+  if (own !== null) return own;
+  return others.find((f) => f.result !== null) ?? others[0] ?? MISSING;
+}
+
+/** findRun for many ids, listing the experiment folders once. */
+export function findRuns(root: string, experiment: string, ids: readonly string[]): Map<string, FoundRun> {
+  const folders = experimentFolders(root);
+  return new Map(ids.map((id) => [id, findRun(root, experiment, id, folders)]));
+}
+
+/** A result.json, validated; a LongnerError naming the file and key when it does not validate. */
+export function readResultFile(file: string): RunResult {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new LongnerError(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = RunResultSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new LongnerError(`${file}: ${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
