@@ -1,9 +1,9 @@
 /**
  * `npm run bench`: speed and memory of every span method on this machine, at 512 and 2,048 tokens,
  * with the `cpu` preset's encoder (4 layers, hidden 256, 4 heads, FFN 1024), on the default backend.
- * Each figure comes from its own child process (src/measure/child.ts): one training step (loss,
- * gradients, clipping, AdamW; the time is a second, unprofiled step) and one inference pass per
- * method and length. An input that does not fit shows as OOM.
+ * Each figure comes from its own child process (src/measure/child.ts): a training step (loss,
+ * gradients, clipping, AdamW) and an inference pass per method and length, each profiled once for
+ * the peak, then timed unprofiled REPEATS times. An input that does not fit shows as OOM.
  *
  * Effective GFLOP/s: the encoder's training FLOPs, counted analytically (`encoderTrainFlops`), over
  * the whole training step's time. The step also runs the span head, embeddings, LayerNorms and the
@@ -26,6 +26,9 @@ import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
 import { fromRoot } from '../src/util/paths.js';
 import { formatSeconds } from '../src/util/progress.js';
 import { markdownTable, textTable, type Cell } from '../src/util/table.js';
+
+/** Timed (unprofiled) repetitions per probe, averaged: the machine may be shared, and one step is noisy. */
+const REPEATS = 3;
 
 /** The `cpu` preset's encoder (configs/presets/cpu.yaml, research/backends.md 1c). */
 const CPU_ENCODER = { layers: 4, hidden: 256, heads: 4, ffn: 1024 };
@@ -130,7 +133,7 @@ async function main(): Promise<void> {
   for (const plan of plans) {
     for (const words of args.lengths) {
       // `words` is the segment's content; the bench reports tokens with [CLS] and [SEP].
-      const taskOf = (mode: 'train' | 'infer') => buildProbeTask(settings, plan, words - 2, mode, { encoder: CPU_ENCODER });
+      const taskOf = (mode: 'train' | 'infer') => buildProbeTask(settings, plan, words - 2, mode, { encoder: CPU_ENCODER, repeats: REPEATS });
       const config = probeConfig(parseProbeTask(taskOf('train')));
       const train = await runProbeInChild(taskOf('train'), { timeoutMs: args.timeoutMs });
       process.stderr.write(`bench: ${plan.method} ${words} train: ${train.status} ${train.ms === null ? '' : `${Math.round(train.ms)} ms`}\n`);
@@ -170,8 +173,8 @@ async function main(): Promise<void> {
     '',
     markdownTable(header, cells),
     '',
-    '- train step: one training step (loss, gradients, global-norm clipping, AdamW update), timed on a second, unprofiled step.',
-    '- inference: one forward pass and decoding of the document.',
+    `- train step: one training step (loss, gradients, global-norm clipping, AdamW update): the mean of ${REPEATS} unprofiled steps after the profiled one.`,
+    `- inference: one forward pass and decoding of the document, the mean of ${REPEATS} passes after the profiled one.`,
     '- peak: tf.profile\'s peak of live tensor bytes in the step, weights and optimizer moments included.',
     '- encoder train GFLOP: per layer, forward = 8TH^2 (Q, K, V, O) + 4THF (FFN) + 4PH (scores and weighted sum over the P key-query pairs of the ' +
       'attention pattern: T^2 for full; window plus [CLS] for arrow) + 8THr (LoRA, SeNER); training = 3x forward for trained weights and for attention, ' +

@@ -736,7 +736,7 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
   const md = [
     `# Memory, latency and the out-of-memory frontier${o.preset === null ? '' : ` (preset ${o.preset})`}`,
     '',
-    `Made by \`longner memory\` on ${new Date().toISOString().slice(0, 10)}; backend ${o.backendDetail ?? 'unknown'}; ${machine}. Wall time ${formatSeconds(o.wallSeconds)}.`,
+    `Made by \`longner memory\` on ${new Date().toISOString().slice(0, 10)}; backend ${o.backendDetail ?? 'unknown'}; ${machine}. ${timeNote(o).replace(/^w/, 'W')}.`,
     '',
     `Every probe ran in its own process: one synthetic document (${describeDocument(s)}), one token per word, one segment, batch 1, random weights. ` +
       `"Train" is one full training step (loss, gradients, clipping, AdamW update; a second, unprofiled step gives the time); "infer" is one inference pass (forward and decoding). ` +
@@ -807,6 +807,7 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     backendDetail: o.backendDetail,
     machine: { cores: cpus().length, cpu: cpus()[0]?.model.trim() ?? null, memoryBytes: totalmem(), node: process.version, platform: `${process.platform}-${process.arch}` },
     wallSeconds: o.wallSeconds,
+    probeSeconds: probeSeconds(o),
     settings: s,
     paperLengthRatio: PAPER_LENGTH_RATIO,
     methods: o.frontiers.map((f, i) => ({
@@ -840,9 +841,24 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     'Peak memory of a training step (MiB):',
     textTable(trainPeak.header, trainPeak.cells),
     '',
-    `Report: ${displayPath(join(dir, 'frontier.md'))} (wall time ${formatSeconds(o.wallSeconds)})`,
+    `Report: ${displayPath(join(dir, 'frontier.md'))} (${timeNote(o)})`,
   ].join('\n');
   return { dir, text };
+}
+
+/** Seconds spent in probe processes, each distinct probe once (reused ones count their original time). */
+function probeSeconds(o: MemoryOutcome): number {
+  const byDir = new Map(o.entries.map((e) => [e.runDir, e.result.wallMs]));
+  return [...byDir.values()].reduce((a, b) => a + b, 0) / 1000;
+}
+
+function timeNote(o: MemoryOutcome): string {
+  const distinct = new Map(o.entries.map((e) => [e.runDir, e.reused]));
+  const reused = [...distinct.values()].filter(Boolean).length;
+  return (
+    `wall time ${formatSeconds(o.wallSeconds)}; ${distinct.size} probes taking ${formatSeconds(probeSeconds(o))} in their processes` +
+    (reused > 0 ? ` (${reused} of them stored by an earlier run and reused)` : '')
+  );
 }
 
 function pick(r: ProbeResult): Partial<ProbeResult> {
