@@ -98,7 +98,7 @@ export function expandGrid(experiment: Experiment, opts: ExpandOptions = {}): Gr
         if (source.method === null) {
           throw new LongnerError(`${experiment.file}: grid.${entryIndex}.configs: ${configFile} does not exist`);
         }
-        // One placeholder per (method, dataset): there is nothing to seed.
+        // One "not run" cell per (method, dataset): there is nothing to seed.
         cells.push({
           index: cells.length,
           entry: entryIndex,
