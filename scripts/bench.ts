@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: speed and memory of every span method on this machine, at 512 and 2,048 tokens,
- * with the `cpu` preset's encoder (4 layers, hidden 256, 4 heads, FFN 1024), on the default backend.
+ * with the `cpu-long` preset's encoder (4 layers, hidden 256, 4 heads, FFN 1024), on the default backend.
  * Each figure comes from its own child process (src/measure/child.ts): a training step (loss,
  * gradients, clipping, AdamW) and an inference pass per method and length, each profiled once for
  * the peak, then timed unprofiled REPEATS times. An input that does not fit shows as OOM.
@@ -30,7 +30,7 @@ import { markdownTable, textTable, type Cell } from '../src/util/table.js';
 /** Timed (unprofiled) repetitions per probe, averaged: the machine may be shared, and one step is noisy. */
 const REPEATS = 3;
 
-/** The `cpu` preset's encoder (configs/presets/cpu.yaml, research/backends.md 1c). */
+/** The `cpu-long` preset's encoder (configs/presets/cpu-long.yaml, research/backends.md 1c). */
 const CPU_ENCODER = { layers: 4, hidden: 256, heads: 4, ffn: 1024 };
 
 /**
@@ -167,7 +167,7 @@ async function main(): Promise<void> {
     '',
     `Run ${date.slice(0, 16).replace('T', ' ')} UTC by \`npm run bench\` (scripts/bench.ts). Backend: ${backend}. Machine: ${machine}. Wall time ${formatSeconds(wall)}.`,
     '',
-    `Encoder: the cpu preset's (${CPU_ENCODER.layers} layers, hidden ${CPU_ENCODER.hidden}, ${CPU_ENCODER.heads} heads, FFN ${CPU_ENCODER.ffn}), random weights; ` +
+    `Encoder: the cpu-long preset's (${CPU_ENCODER.layers} layers, hidden ${CPU_ENCODER.hidden}, ${CPU_ENCODER.heads} heads, FFN ${CPU_ENCODER.ffn}), random weights; ` +
       'attention pattern and span head from each method\'s config (experiments/memory-frontier.yaml lists them). ' +
       'One synthetic document per probe, one segment of the given number of tokens ([CLS] and [SEP] included), batch 1, each probe in its own process.',
     '',

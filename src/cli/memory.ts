@@ -75,7 +75,7 @@ const SettingsSchema = z.strictObject({
   /** Config fragment for a method whose config file does not exist (yet). */
   fallback: Fragment.default({}),
   /** Config preset (configs/presets/) applied to every method config. */
-  preset: z.string().min(1).nullable().default('cpu'),
+  preset: z.string().min(1).nullable().default('cpu-long'),
   backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /** The encoder shape shared by every method. */
   encoder: Fragment.default({}),

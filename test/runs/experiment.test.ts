@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
+import { loadConfig } from '../../src/config/load.js';
 import { loadExperiment } from '../../src/runs/experiment.js';
 import { expandGrid, runnableCells, type GridCell } from '../../src/runs/grid.js';
 import { findRun } from '../../src/runs/locate.js';
@@ -131,20 +132,36 @@ test('the plan skips finished runs (in any experiment), retries failures on requ
   t.is(shard.length, 2);
 });
 
-test('every experiment file of the repository expands; quick cells are shared across experiments', (t) => {
-  const names = ['table1-datasets', 'table2-main', 'table3-ablation', 'fig7-efficiency', 'window-sweep', 'per-type'];
-  const ids = new Map<string, Set<string>>();
-  for (const name of names) {
-    const cells = expandGrid(loadExperiment(fromRoot('experiments', `${name}.yaml`), { preset: 'quick' }));
-    ids.set(name, new Set(cells.filter((c) => c.config !== null).map((c) => c.runId)));
+for (const preset of ['quick', 'cpu']) {
+  test(`every experiment file of the repository expands; ${preset} cells are shared across experiments`, (t) => {
+    const names = ['table1-datasets', 'table2-main', 'table3-ablation', 'fig7-efficiency', 'window-sweep', 'per-type'];
+    const ids = new Map<string, Set<string>>();
+    for (const name of names) {
+      const cells = expandGrid(loadExperiment(fromRoot('experiments', `${name}.yaml`), { preset }));
+      ids.set(name, new Set(cells.filter((c) => c.config !== null).map((c) => c.runId)));
+    }
+    t.is(ids.get('table1-datasets')!.size, 0);
+    t.true(ids.get('table2-main')!.size >= 5 * 3 * 3, 'every span method x dataset x seed');
+    const t2 = ids.get('table2-main')!;
+    t.true([...ids.get('per-type')!].every((id) => t2.has(id)), "per-type's cells are table2-main's runs");
+    const senerT3 = [...ids.get('table3-ablation')!].filter((id) => !t2.has(id));
+    t.is(senerT3.length, 6 * 3, "only the ablation rows of table3 are new; its SeNER row is table2-main's");
+    const sweep = [...ids.get('window-sweep')!];
+    t.is(sweep.length, 5 * 3);
+    // The cpu preset's window (32) is one of the sweep's values: those cells are table2-main's SeNER runs.
+    if (preset === 'cpu') t.is(sweep.filter((id) => t2.has(id)).length, 3);
+  });
+}
+
+test("table3's ablation rows are SeNER's dataset configs plus exactly the switch of configs/ablations/", (t) => {
+  const cells = expandGrid(loadExperiment(fromRoot('experiments', 'table3-ablation.yaml'), { preset: null }));
+  const rows = new Set(cells.map((c) => c.row).filter((row) => row !== 'sener'));
+  t.is(rows.size, 6);
+  for (const row of rows) {
+    const cell = cells.find((c) => c.row === row && c.dataset === 'scholar-xl' && c.seed === 2288)!;
+    const { config } = loadConfig(fromRoot('configs', 'ablations', `sener-${row}.yaml`), { set: ['train.seed=2288'] });
+    t.deepEqual({ ...cell.config!, experiment: null }, { ...config, experiment: null }, row);
   }
-  t.is(ids.get('table1-datasets')!.size, 0);
-  t.true(ids.get('table2-main')!.size >= 5 * 3 * 3, 'every span method x dataset x seed');
-  const t2 = ids.get('table2-main')!;
-  t.true([...ids.get('per-type')!].every((id) => t2.has(id)), "per-type's quick cells are table2-main's runs");
-  const senerT3 = [...ids.get('table3-ablation')!].filter((id) => ![...t2].includes(id));
-  t.is(senerT3.length, 6 * 3, "only the ablation rows of table3 are new; its SeNER row is table2-main's");
-  t.is(ids.get('window-sweep')!.size, 5 * 3);
 });
 
 test('a child that dies without a result gets one written by the parent (oom or failed, with the reason)', async (t) => {
