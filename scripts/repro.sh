@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run repro`: the README's main job on a fresh machine, at toy size (preset quick) unless
 # PRESET says otherwise: Table 1 (dataset statistics), Table 2 (every span method x dataset x seed),
-# the window-size sweep, the memory frontier, and their reports in reports/<experiment>/index.{md,html}.
+# the window-size sweep, the memory frontier, and their reports in reports/<experiment>/<preset>/index.{md,html}.
 #
 #   npm run repro                      # PRESET=quick
 #   PRESET=cpu npm run repro           # the faithful CPU setting: days on 2 cores; see docs/cluster.md
@@ -43,5 +43,5 @@ step longner memory experiments/memory-frontier.yaml --preset "$PRESET"
 step longner report experiments/fig7-efficiency.yaml --preset "$PRESET"
 
 echo
-echo "repro: finished in $((SECONDS - started)) s (preset $PRESET); reports in reports/<experiment>/index.html"
+echo "repro: finished in $((SECONDS - started)) s (preset $PRESET); reports in reports/<experiment>/$PRESET/index.html"
 exit $status

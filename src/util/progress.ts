@@ -14,6 +14,7 @@ export class Progress {
   private done = 0;
   private readonly started = Date.now();
   private lastDraw = 0;
+  private lastState = '';
   private info = '';
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
@@ -49,7 +50,9 @@ export class Progress {
     this.lastDraw = now;
     const line = this.render(now);
     if (this.tty) this.stream.write(`\r${line}\x1b[K`);
-    else this.stream.write(`${line}\n`);
+    // A log gets each state once: finish() right after a tick would otherwise repeat it.
+    else if (`${this.done} ${this.info}` !== this.lastState) this.stream.write(`${line}\n`);
+    this.lastState = `${this.done} ${this.info}`;
   }
 
   render(now = Date.now()): string {
