@@ -124,23 +124,7 @@ export function checkGradients(
     };
 
     for (const index of pickCoordinates(base.length, coords, rng)) {
-      let termScale = 0;
-      const centralDifference = (h: number): number => {
-        const hi = Math.fround(base[index]! + h);
-        const lo = Math.fround(base[index]! - h);
-        const yHi = outputAt(index, hi);
-        const yLo = outputAt(index, lo);
-        let sum = 0;
-        let absSum = 0;
-        for (let i = 0; i < weights.length; i++) {
-          const term = weights[i]! * (yHi[i]! - yLo[i]!);
-          sum += term;
-          absSum += Math.abs(term);
-        }
-        termScale = Math.max(termScale, absSum / (hi - lo));
-        return sum / (hi - lo);
-      };
-      const numeric = (4 * centralDifference(eps / 2) - centralDifference(eps)) / 3;
+      const { numeric, termScale } = numericDerivative(base, index, eps, weights, outputAt);
       const a = grad[index]!;
       const err = relativeError(a, numeric, Math.max(termScale, floor));
       if (err > maxRelError) {
@@ -150,4 +134,36 @@ export function checkGradients(
     }
   });
   return { maxRelError, ok: maxRelError <= tol, worst };
+}
+
+/**
+ * d/dx_index of sum(weights * y) by central differences at eps/2 and eps, combined by Richardson
+ * extrapolation (error O(eps^4)). `termScale` is the size of the sum's terms, the scale against
+ * which float32 cancellation in the difference is judged.
+ */
+export function numericDerivative(
+  base: Float32Array,
+  index: number,
+  eps: number,
+  weights: Float32Array,
+  outputAt: (index: number, value: number) => Float32Array,
+): { numeric: number; termScale: number } {
+  let termScale = 0;
+  const central = (h: number): number => {
+    const hi = Math.fround(base[index]! + h);
+    const lo = Math.fround(base[index]! - h);
+    const yHi = outputAt(index, hi);
+    const yLo = outputAt(index, lo);
+    let sum = 0;
+    let absSum = 0;
+    for (let i = 0; i < weights.length; i++) {
+      const term = weights[i]! * (yHi[i]! - yLo[i]!);
+      sum += term;
+      absSum += Math.abs(term);
+    }
+    termScale = Math.max(termScale, absSum / (hi - lo));
+    return sum / (hi - lo);
+  };
+  const numeric = (4 * central(eps / 2) - central(eps)) / 3;
+  return { numeric, termScale };
 }

@@ -16,10 +16,8 @@ import { writeGenericJsonl } from '../data/readers.js';
 import type { Entity } from '../data/types.js';
 import { LongnerError } from '../errors.js';
 import { scoreEntities } from '../eval/metrics.js';
-import { collectEnv } from '../runs/env.js';
-import { configHash } from '../runs/id.js';
 import { RunRecord } from '../runs/record.js';
-import { emptyMemory, emptyMetrics, emptyTiming, type RunResult, type RunStatus } from '../runs/result.js';
+import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, type RunStatus } from '../runs/result.js';
 import { appendJsonl } from '../util/atomic.js';
 import { Progress } from '../util/progress.js';
 import { createClient, resolveModel } from './clients/index.js';
@@ -54,7 +52,8 @@ export async function executeEnsembleRun(config: Config, opts: EnsembleRunOption
   let peakRss = 0;
   const finish = (status: RunStatus, extra: Partial<RunResult>): RunResult => {
     const result: RunResult = {
-      ...baseResult(config, protocol),
+      // No TensorFlow.js backend is involved: the models run in llama.cpp or behind an endpoint.
+      ...resultHeader(config, protocol, null),
       status,
       metrics: emptyMetrics(),
       memory: emptyMemory(),
@@ -126,31 +125,4 @@ export async function executeEnsembleRun(config: Config, opts: EnsembleRunOption
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   }
-}
-
-function baseResult(config: Config, protocol: ProtocolData | null): Omit<RunResult, 'status' | 'metrics' | 'memory' | 'timing'> {
-  const dedup = protocol?.dedup;
-  return {
-    method: config.method,
-    dataset: config.dataset.name,
-    split: 'test',
-    seed: config.train.seed,
-    configHash: configHash(config),
-    preset: config.preset,
-    // No TensorFlow.js backend is involved: the models run in llama.cpp or behind an endpoint.
-    backend: null,
-    env: collectEnv(),
-    dataProtocol: protocol?.description ?? `${config.dataset.protocol} protocol (not loaded)`,
-    dedup: dedup
-      ? {
-          trainDroppedAsTestOverlap: dedup.trainDroppedAsTestOverlap,
-          trainDroppedAsRepeat: dedup.trainDroppedAsRepeat,
-          triplesCollapsedTrain: dedup.triplesCollapsed.train,
-          triplesCollapsedValidation: dedup.triplesCollapsed.validation,
-          triplesCollapsedTest: dedup.triplesCollapsed.test,
-          testRepeatsKept: dedup.testRepeatsKept,
-        }
-      : {},
-    createdAt: new Date().toISOString(),
-  };
 }

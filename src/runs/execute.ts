@@ -18,10 +18,8 @@ import { executeEnsembleRun } from '../llm/run.js';
 import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain.js';
 import { train, type TrainOutcome } from '../train/trainer.js';
 import { BEST_CKPT } from '../train/checkpoint.js';
-import { collectEnv } from './env.js';
-import { configHash } from './id.js';
 import { RunRecord } from './record.js';
-import { emptyMemory, emptyMetrics, emptyTiming, type RunResult, type RunStatus } from './result.js';
+import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, type RunStatus } from './result.js';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 
@@ -42,32 +40,6 @@ async function runTokenizer(config: Config, record: RunRecord, opts: ExecuteOpti
   return { path, encoderCheckpoint: pre.encoderCheckpoint };
 }
 
-function baseResult(config: Config, data: PreparedData | null, backend: RunResult['backend']): Omit<RunResult, 'status' | 'metrics' | 'memory' | 'timing'> {
-  const dedup = data?.protocol.dedup;
-  return {
-    method: config.method,
-    dataset: config.dataset.name,
-    split: 'test',
-    seed: config.train.seed,
-    configHash: configHash(config),
-    preset: config.preset,
-    backend,
-    env: collectEnv(),
-    dataProtocol: data?.protocol.description ?? `${config.dataset.protocol} protocol (not loaded)`,
-    dedup: dedup
-      ? {
-          trainDroppedAsTestOverlap: dedup.trainDroppedAsTestOverlap,
-          trainDroppedAsRepeat: dedup.trainDroppedAsRepeat,
-          triplesCollapsedTrain: dedup.triplesCollapsed.train,
-          triplesCollapsedValidation: dedup.triplesCollapsed.validation,
-          triplesCollapsedTest: dedup.triplesCollapsed.test,
-          testRepeatsKept: dedup.testRepeatsKept,
-        }
-      : {},
-    createdAt: new Date().toISOString(),
-  };
-}
-
 /** Predictions as the generic JSONL layout (words, entities with scores), for `longner predict` and inspection. */
 export function predictionDocuments(docs: readonly Document[], predictions: Map<string, ScoredEntity[]>): Document[] {
   return docs.map((d) => ({ id: d.id, words: d.words, entities: predictions.get(d.id) ?? [] }));
@@ -85,7 +57,7 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
   let outcome: TrainOutcome | null = null;
   const finish = (status: RunStatus, extra: Partial<RunResult>): RunResult => {
     const result: RunResult = {
-      ...baseResult(config, data, backend.name),
+      ...resultHeader(config, data?.protocol ?? null, backend.name),
       status,
       metrics: emptyMetrics(),
       memory: { ...emptyMemory(), peakBytesTrainStep: outcome?.peakBytesTrainStep ?? null },

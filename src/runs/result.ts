@@ -4,7 +4,10 @@
  * misspelt field is caught when the result is written, not when a report silently lacks it.
  */
 import { z } from 'zod';
-import { MethodSchema } from '../config/schema.js';
+import { MethodSchema, type Config } from '../config/schema.js';
+import type { ProtocolData } from '../data/protocol.js';
+import { collectEnv } from './env.js';
+import { configHash } from './id.js';
 
 const count = () => z.number().int().min(0);
 const fraction = () => z.number().min(0).max(1);
@@ -125,4 +128,39 @@ export function emptyMemory(): RunResult['memory'] {
 
 export function emptyTiming(): RunResult['timing'] {
   return { msPerTrainStep: null, msPerDocument: null, tokensPerSecond: null, wallSeconds: null };
+}
+
+/**
+ * Everything of a result but its outcome: which run, on what, under which data protocol. `protocol`
+ * is null when the run ended before its data was loaded; `unloaded` then says why.
+ */
+export function resultHeader(
+  config: Config,
+  protocol: ProtocolData | null,
+  backend: RunResult['backend'],
+  unloaded = 'not loaded',
+): Omit<RunResult, 'status' | 'metrics' | 'memory' | 'timing'> {
+  const dedup = protocol?.dedup;
+  return {
+    method: config.method,
+    dataset: config.dataset.name,
+    split: 'test',
+    seed: config.train.seed,
+    configHash: configHash(config),
+    preset: config.preset,
+    backend,
+    env: collectEnv(),
+    dataProtocol: protocol?.description ?? `${config.dataset.protocol} protocol (${unloaded})`,
+    dedup: dedup
+      ? {
+          trainDroppedAsTestOverlap: dedup.trainDroppedAsTestOverlap,
+          trainDroppedAsRepeat: dedup.trainDroppedAsRepeat,
+          triplesCollapsedTrain: dedup.triplesCollapsed.train,
+          triplesCollapsedValidation: dedup.triplesCollapsed.validation,
+          triplesCollapsedTest: dedup.triplesCollapsed.test,
+          testRepeatsKept: dedup.testRepeatsKept,
+        }
+      : {},
+    createdAt: new Date().toISOString(),
+  };
 }

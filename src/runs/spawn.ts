@@ -15,11 +15,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import { classifyExit } from '../measure/child.js';
-import { collectEnv } from './env.js';
-import { configHash, runDir, runId } from './id.js';
+import { runDir, runId } from './id.js';
 import { readResultFile } from './locate.js';
 import { RESULT_FILE, RunRecord } from './record.js';
-import { emptyMemory, emptyMetrics, emptyTiming, type RunResult, type RunStatus } from './result.js';
+import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, type RunStatus } from './result.js';
 import type { ChildTask, DoneMessage } from './run-child.js';
 
 export const CHILD_LOG = 'child.log';
@@ -119,22 +118,12 @@ export function runChild(task: ChildTask, opts: ChildOptions = {}): Promise<Chil
 /** The result.json a parent writes for a child that died without one. */
 export function fallbackResult(config: Config, status: RunStatus, reason: string, wallSeconds: number): RunResult {
   return {
-    method: config.method,
-    dataset: config.dataset.name,
-    split: 'test',
-    seed: config.train.seed,
-    configHash: configHash(config),
-    preset: config.preset,
-    backend: null,
+    ...resultHeader(config, null, null, 'the run process ended before it reported'),
     status,
     reason,
     metrics: emptyMetrics(),
     memory: emptyMemory(),
     timing: { ...emptyTiming(), wallSeconds },
-    env: collectEnv(),
-    dataProtocol: `${config.dataset.protocol} protocol (the run process ended before it reported)`,
-    dedup: {},
-    createdAt: new Date().toISOString(),
   };
 }
 

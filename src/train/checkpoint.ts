@@ -8,27 +8,22 @@
  *   trainer-state.json  counters, optimizer step counts, best F1, patience, epoch history, and the
  *                       sha256 of last.ckpt and last.optim.ckpt it belongs with
  *
- * Each file is written atomically (temp file + rename), but the three `last` files must also change
- * together. A save therefore writes `<file>.next` for all three, the state last, and then renames
- * them into place, the state last. On load, a `trainer-state.json.next` means a complete new set
- * exists (the state is written after the two parameter files), so the commit is finished (roll
- * forward); without it any `.next` file is an unfinished write and is deleted. The hashes in the
- * state catch anything else (a file copied in from another run, a truncated disk).
+ * Each file is written atomically (temp file + rename), and the three `last` files change together
+ * (journal.ts); the state holds the sha256 of the two parameter files it belongs with.
  *
  * best.ckpt is written on its own; that is safe because training is a pure function of (seed,
  * epoch, step): after a kill, the epochs after the last saved state are recomputed identically and
  * best.ckpt rewritten with the same values.
  */
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { LongnerError } from '../errors.js';
 import { LENGTH_BUCKETS, type Metrics } from '../eval/metrics.js';
 import type { ParamStore } from '../nn/params.js';
 import { PrfSchema } from '../runs/result.js';
-import { writeJsonAtomic } from '../util/atomic.js';
-import { sha256 } from '../util/hash.js';
 import type { AdamW } from './adamw.js';
+import { hashFile, recoverJournaled, saveJournaled } from './journal.js';
 
 export const BEST_CKPT = 'best.ckpt';
 export const LAST_CKPT = 'last.ckpt';
@@ -36,8 +31,7 @@ export const LAST_OPTIM = 'last.optim.ckpt';
 export const STATE_FILE = 'trainer-state.json';
 
 const STATE_FORMAT = 'longner-trainer-state/1';
-const NEXT = '.next';
-const JOURNALED = [LAST_CKPT, LAST_OPTIM, STATE_FILE] as const;
+const JOURNAL = { params: LAST_CKPT, optimizer: LAST_OPTIM, state: STATE_FILE };
 
 const MetricsSchema = z.strictObject({
   overall: PrfSchema,
@@ -112,49 +106,20 @@ export function parseMetrics(value: unknown): Metrics {
   return MetricsSchema.parse(value);
 }
 
-function hashFile(path: string): string {
-  return sha256(readFileSync(path));
-}
-
 /** Saves parameters, optimizer moments and state as one unit (see the file comment). */
 export function saveCheckpoint(dir: string, params: ParamStore, optimizer: AdamW, body: TrainerStateBody): void {
-  const next = (f: string): string => join(dir, f + NEXT);
-  params.save(next(LAST_CKPT));
-  optimizer.saveMoments(next(LAST_OPTIM));
-  const state: TrainerState = {
-    format: STATE_FORMAT,
-    ...body,
-    files: { params: hashFile(next(LAST_CKPT)), optimizer: hashFile(next(LAST_OPTIM)) },
-  };
-  writeJsonAtomic(next(STATE_FILE), state);
-  commit(dir);
-}
-
-/** Renames a complete `.next` set into place, the state last. */
-function commit(dir: string): void {
-  for (const f of JOURNALED) {
-    const from = join(dir, f + NEXT);
-    if (existsSync(from)) renameSync(from, join(dir, f));
-  }
+  saveJournaled(dir, JOURNAL, params, optimizer, (files): TrainerState => ({ format: STATE_FORMAT, ...body, files }));
 }
 
 /** Finishes an interrupted commit or drops an unfinished save; removes temp files of killed writes. */
 export function recoverCheckpoint(dir: string): void {
-  if (!existsSync(dir)) return;
-  if (existsSync(join(dir, STATE_FILE + NEXT))) commit(dir);
-  else for (const f of JOURNALED) rmSync(join(dir, f + NEXT), { force: true });
-  // writeFileAtomic's temp names: `<path>.<pid>.<ms>.tmp`.
-  const ours = [BEST_CKPT, ...JOURNALED].flatMap((f) => [f, f + NEXT]);
-  for (const name of readdirSync(dir)) {
-    const m = /^(.*)\.\d+\.\d+\.tmp$/.exec(name);
-    if (m && ours.includes(m[1]!)) rmSync(join(dir, name), { force: true });
-  }
+  recoverJournaled(dir, JOURNAL, [BEST_CKPT]);
 }
 
 /** Removes every trainer file: a fresh (not resumed) run must not pick up an earlier attempt's best.ckpt. */
 export function clearCheckpoints(dir: string): void {
   recoverCheckpoint(dir);
-  for (const f of [BEST_CKPT, ...JOURNALED]) rmSync(join(dir, f), { force: true });
+  for (const f of [BEST_CKPT, LAST_CKPT, LAST_OPTIM, STATE_FILE]) rmSync(join(dir, f), { force: true });
 }
 
 /**

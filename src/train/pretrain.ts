@@ -32,7 +32,7 @@
  *   pretrain.lock       held while a process pretrains in the folder
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -57,6 +57,7 @@ import { fromRoot } from '../util/paths.js';
 import { Progress } from '../util/progress.js';
 import { createRng } from '../util/rng.js';
 import { AdamW, decaysWeight, type AdamWParam } from './adamw.js';
+import { hashFile, recoverJournaled, saveJournaled } from './journal.js';
 import { linearSchedule } from './schedule.js';
 import { deriveSeed, epochOrder, stepRng, trainStep } from './trainer.js';
 
@@ -303,47 +304,16 @@ const StateSchema = z.strictObject({
 type State = z.infer<typeof StateSchema>;
 type StateBody = Omit<State, 'format' | 'files'>;
 
-const NEXT = '.next';
-const JOURNALED = [LAST_CKPT, LAST_OPTIM, STATE_FILE] as const;
+const JOURNAL = { params: LAST_CKPT, optimizer: LAST_OPTIM, state: STATE_FILE };
 
-function hashFile(path: string): string {
-  return sha256(readFileSync(path));
-}
-
-/**
- * Saves parameters, moments and state as one unit: all three as `<file>.next`, the state last, then
- * renamed into place, the state last (the same journal as the trainer's checkpoint.ts).
- */
+/** Saves parameters, moments and state as one unit (journal.ts); the state also pins the tokenizer. */
 function saveState(dir: string, params: ParamStore, optimizer: AdamW, body: StateBody): void {
-  const next = (f: string): string => join(dir, f + NEXT);
-  params.save(next(LAST_CKPT));
-  optimizer.saveMoments(next(LAST_OPTIM));
-  const state: State = {
-    format: STATE_FORMAT,
-    ...body,
-    files: { params: hashFile(next(LAST_CKPT)), optimizer: hashFile(next(LAST_OPTIM)), tokenizer: hashFile(join(dir, TOKENIZER_FILE)) },
-  };
-  writeJsonAtomic(next(STATE_FILE), state);
-  commit(dir);
+  const tokenizer = hashFile(join(dir, TOKENIZER_FILE));
+  saveJournaled(dir, JOURNAL, params, optimizer, (files): State => ({ format: STATE_FORMAT, ...body, files: { ...files, tokenizer } }));
 }
 
-function commit(dir: string): void {
-  for (const f of JOURNALED) {
-    const from = join(dir, f + NEXT);
-    if (existsSync(from)) renameSync(from, join(dir, f));
-  }
-}
-
-/** Finishes an interrupted commit (a complete `.next` set) or drops an unfinished one, and removes temp files of killed writes. */
 function recoverState(dir: string): void {
-  if (existsSync(join(dir, STATE_FILE + NEXT))) commit(dir);
-  else for (const f of JOURNALED) rmSync(join(dir, f + NEXT), { force: true });
-  const ours = [...JOURNALED.flatMap((f) => [f, f + NEXT]), TOKENIZER_FILE, ENCODER_CKPT, SUMMARY_FILE, KEY_FILE];
-  for (const name of readdirSync(dir)) {
-    // writeFileAtomic's temp names: `<path>.<pid>.<ms>.tmp`.
-    const m = /^(.*)\.\d+\.\d+\.tmp$/.exec(name);
-    if (m && ours.includes(m[1]!)) rmSync(join(dir, name), { force: true });
-  }
+  recoverJournaled(dir, JOURNAL, [TOKENIZER_FILE, ENCODER_CKPT, SUMMARY_FILE, KEY_FILE]);
 }
 
 function loadState(dir: string): State | null {
@@ -378,7 +348,7 @@ function loadState(dir: string): State | null {
 /** A fresh start removes everything an earlier attempt wrote. */
 function clearRun(dir: string): void {
   recoverState(dir);
-  for (const f of [...JOURNALED, TOKENIZER_FILE, ENCODER_CKPT, SUMMARY_FILE, LOG_FILE, KEY_FILE]) rmSync(join(dir, f), { force: true });
+  for (const f of [LAST_CKPT, LAST_OPTIM, STATE_FILE, TOKENIZER_FILE, ENCODER_CKPT, SUMMARY_FILE, LOG_FILE, KEY_FILE]) rmSync(join(dir, f), { force: true });
 }
 
 export function readSummary(dir: string): PretrainSummary | null {

@@ -3,7 +3,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.js';
 import { defaultConfig } from '../../src/config/schema.js';
 import type { Entity } from '../../src/data/types.js';
-import { scoreEntities } from '../../src/eval/metrics.js';
 import {
   biaffineGrid,
   cnnNerLogits,
@@ -12,12 +11,10 @@ import {
   gridLoss,
   positiveIndices,
   type CnnNerConfig,
-  type GridSpanModel,
 } from '../../src/models/cnn-ner.js';
 import { ParamStore } from '../../src/nn/params.js';
-import { createRng } from '../../src/util/rng.js';
 import { checkVarGradients, randomTensor } from '../nn/helpers.js';
-import { backendsUnderTest, predictDocuments, setupBackend, syntheticSegments, tinyConfig, type SyntheticData } from './helpers.js';
+import { backendsUnderTest, fitTwoRates, setupBackend, syntheticSegments, tinyConfig } from './helpers.js';
 
 // Every test is serial: the gradient checks and the overfit test switch the global backend.
 test.before(async () => {
@@ -176,37 +173,6 @@ test.serial('factory: parameter groups, shapes, and a 0-word segment', (t) => {
   model.params.dispose();
   t.is(defaultConfig().cnnNer.cnnDim, 120);
 });
-
-/**
- * Adam with the framework's two learning rates (encoder slower than head, as train.encoderLr and
- * train.lr; one rate for both stalls: the from-scratch embeddings move by lr per step while their
- * own scale is 0.02), full batch, until strict F1 = 1.0 on the training documents.
- * The output bias starts at the label prior (p = 0.01): with the reference's zero bias every one of
- * the ~2 L^2 R negative cells starts at p = 0.5, and Adam's second moments then remember those first
- * huge gradients for hundreds of steps. Test scaffolding only; the model keeps the reference init.
- */
-function fitTwoRates(model: GridSpanModel, data: SyntheticData, opts: { encoderLr: number; headLr: number; maxSteps: number }): { steps: number; f1: number; msPerStep: number } {
-  const bias = model.params.get('head.out.b');
-  tf.tidy(() => bias.assign(tf.fill(bias.shape, Math.log(0.01 / 0.99))));
-  const groups = { encoder: [] as tf.Variable[], head: [] as tf.Variable[] };
-  for (const n of model.params.names()) groups[model.paramGroup(n)].push(model.params.get(n));
-  const optimizers = { encoder: tf.train.adam(opts.encoderLr), head: tf.train.adam(opts.headLr) };
-  const rng = createRng(1);
-  let steps = 0;
-  let f1 = 0;
-  const started = performance.now();
-  while (steps < opts.maxSteps && f1 < 1) {
-    const { value, grads } = tf.variableGrads(() => model.loss({ segments: data.segments }, { rng }), [...groups.encoder, ...groups.head]);
-    for (const g of ['encoder', 'head'] as const) optimizers[g].applyGradients(groups[g].map((v) => ({ name: v.name, tensor: grads[v.name]! })));
-    tf.dispose([value, ...Object.values(grads)]);
-    steps++;
-    if (steps % 5 === 0) f1 = scoreEntities(data.docs, predictDocuments(model, data.segments)).overall.f1;
-  }
-  const msPerStep = (performance.now() - started) / steps;
-  optimizers.encoder.dispose();
-  optimizers.head.dispose();
-  return { steps, f1, msPerStep };
-}
 
 test.serial('overfit: a tiny model reaches F1 = 1.0 on two synthetic documents (wasm)', async (t) => {
   // One entity per type per document: the tiny encoder has no position embedding, so a pure

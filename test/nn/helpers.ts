@@ -1,6 +1,6 @@
 /** Shared test helpers for src/nn: backend set-up, seeded tensors, a gradient check on variables. */
 import * as tf from '@tensorflow/tfjs-core';
-import { relativeError, type GradCheckOptions, type GradCheckResult } from '../../src/backend/gradcheck.js';
+import { numericDerivative, relativeError, type GradCheckOptions, type GradCheckResult } from '../../src/backend/gradcheck.js';
 import { initBackend, type BackendName } from '../../src/backend/index.js';
 import { createRng } from '../../src/util/rng.js';
 
@@ -66,23 +66,7 @@ export function checkVarGradients(
     const picked = new Set<number>();
     while (picked.size < Math.min(coords, base.length)) picked.add(rng.int(0, base.length));
     for (const index of picked) {
-      let termScale = 0;
-      const central = (h: number): number => {
-        const hi = Math.fround(base[index]! + h);
-        const lo = Math.fround(base[index]! - h);
-        const yHi = outputAt(index, hi);
-        const yLo = outputAt(index, lo);
-        let sum = 0;
-        let absSum = 0;
-        for (let i = 0; i < weights.length; i++) {
-          const term = weights[i]! * (yHi[i]! - yLo[i]!);
-          sum += term;
-          absSum += Math.abs(term);
-        }
-        termScale = Math.max(termScale, absSum / (hi - lo));
-        return sum / (hi - lo);
-      };
-      const numeric = (4 * central(eps / 2) - central(eps)) / 3;
+      const { numeric, termScale } = numericDerivative(base, index, eps, weights, outputAt);
       const a = grad[index]!;
       const err = relativeError(a, numeric, Math.max(termScale, floor));
       if (err > maxRelError) {
