@@ -17,7 +17,7 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildProbeTask, loadMemorySettings, planMethods, type MethodPlan } from '../src/cli/memory.js';
+import { buildProbeTask, loadMemorySettings, planMethods, type MethodPlan } from '../src/measure/memory-settings.js';
 import type { Config } from '../src/config/schema.js';
 import { runProbeInChild } from '../src/measure/child.js';
 import { parseProbeTask, probeConfig, type ProbeResult } from '../src/measure/task.js';

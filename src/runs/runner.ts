@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { pretrainRunDir, readSummary } from '../train/pretrain.js';
 import { writeJsonAtomic } from '../util/atomic.js';
+import { pool } from '../util/pool.js';
 import { formatSeconds, Progress } from '../util/progress.js';
 import { loadExperiment, type Experiment } from './experiment.js';
 import { expandGrid, runnableCells, type GridCell } from './grid.js';
@@ -83,14 +84,6 @@ export function pretrainNeeds(plan: readonly PlannedCell[], root: string): Pretr
     else if (readSummary(dir) === null) needs.set(dir, { dir, config, cells: 1 });
   }
   return [...needs.values()];
-}
-
-async function pool<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await work(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
 }
 
 function percent(x: number | undefined): string {
