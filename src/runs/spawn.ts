@@ -144,16 +144,17 @@ export async function runCellInChild(
 ): Promise<CellOutcome> {
   const started = Date.now();
   const dir = runDir(config, root);
+  const file = join(dir, RESULT_FILE);
+  // A result.json from before this attempt (a retried failure) does not count as this attempt's. Its
+  // creation time is compared, not the clock: the previous attempt may have ended in this millisecond.
+  const previous = existsSync(file) ? (safeRead(file)?.createdAt ?? null) : null;
   const outcome = await runChild(
     { kind: 'run', config, root, resume: opts.resume === true, runId: runId(config) },
     { ...opts, logFile: opts.logFile ?? join(dir, CHILD_LOG) },
   );
   const wallSeconds = (Date.now() - started) / 1000;
-  const file = join(dir, RESULT_FILE);
-  // A result.json from before this attempt (a retried failure) does not count as this attempt's.
-  const fresh = existsSync(file) && Date.parse(safeRead(file)?.createdAt ?? '') >= started;
-  if (fresh) {
-    const result = safeRead(file)!;
+  const result = existsSync(file) ? safeRead(file) : null;
+  if (result !== null && result.createdAt !== previous) {
     return { status: result.status, reason: result.reason ?? null, dir, wallSeconds, writtenByParent: false };
   }
   const status: RunStatus = outcome.status === 'ok' ? 'failed' : outcome.status;

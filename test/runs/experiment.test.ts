@@ -184,6 +184,10 @@ test('a child that dies without a result gets one written by the parent (oom or 
     script: script('wasm.mjs', 'console.error("RuntimeError: memory access out of bounds"); process.exit(7);'),
   });
   t.is(wasm.status, 'oom');
+  // The previous attempt's result must not pass for this one's, even when its time stamp is not
+  // older than this attempt's start (attempts can end and start within one millisecond).
+  const stale = join(wasm.dir, 'result.json');
+  writeFileSync(stale, JSON.stringify({ ...JSON.parse(readFileSync(stale, 'utf8')), createdAt: '2100-01-01T00:00:00.000Z' }));
   const crash = await runCellInChild(cell.config!, root, { script: script('crash.mjs', 'console.error("Error: something broke"); process.exit(3);') });
   t.is(crash.status, 'failed');
   t.regex(crash.reason ?? '', /exited with code 3: Error: something broke/);
