@@ -4,7 +4,7 @@
 # the window-size sweep, the memory frontier, and their reports in reports/<experiment>/<preset>/index.{md,html}.
 #
 #   npm run repro                      # PRESET=quick
-#   PRESET=cpu npm run repro           # the faithful CPU setting: days on 2 cores; see docs/cluster.md
+#   PRESET=cpu JOBS=2 npm run repro    # the cpu preset: about three hours on 2 cores (reports/*/cpu/)
 #   JOBS=2 npm run repro               # two training runs at once (each uses about one core on wasm)
 #
 # Every step is idempotent: finished runs are skipped, so an interrupted repro continues where it
@@ -39,7 +39,12 @@ step longner run experiments/per-type.yaml --preset "$PRESET" --jobs "$JOBS"
 step longner report experiments/per-type.yaml --preset "$PRESET"
 step longner run experiments/window-sweep.yaml --preset "$PRESET" --jobs "$JOBS"
 step longner report experiments/window-sweep.yaml --preset "$PRESET"
-step longner memory experiments/memory-frontier.yaml --preset "$PRESET"
+# The memory frontier has its own presets: `quick`, else the full sweep (its file's defaults).
+if [ "$PRESET" = quick ]; then
+  step longner memory experiments/memory-frontier.yaml --preset quick
+else
+  step longner memory experiments/memory-frontier.yaml
+fi
 step longner report experiments/fig7-efficiency.yaml --preset "$PRESET"
 
 echo
