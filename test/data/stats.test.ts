@@ -87,9 +87,7 @@ real('computeStats on the real files matches research/datasets.md', async (t) =>
   t.is(prTest.types, 13);
   t.is(prTest.avgEntityWords.toFixed(2), '8.88');
 
-  const started = Date.now();
   const srTrain = computeStats(await load('scirex', 'train'));
-  t.true(Date.now() - started < 5000, 'reading the 20 MB SciREX train file is fast');
   t.is(srTrain.docs, 306);
   t.is(srTrain.maxWords, 13731);
   t.is(srTrain.entities, 107997);

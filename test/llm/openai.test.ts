@@ -63,13 +63,16 @@ test('429 honours Retry-After; retries run out into an error', async (t) => {
 
 test('a slow answer times out and is not retried', async (t) => {
   const server = await startServer((_req, res) => {
-    setTimeout(() => sendJson(res, 200, completion('late')), 3000).unref();
+    setTimeout(() => sendJson(res, 200, completion('late')), 20_000).unref();
   });
   t.teardown(server.close);
   const started = Date.now();
-  await t.throwsAsync(client(server.url).chat(hello, { ...call, timeoutMs: 150 }), { instanceOf: LlmTimeoutError });
-  t.true(Date.now() - started < 2000);
-  t.is(server.requests.length, 1);
+  await t.throwsAsync(client(server.url).chat(hello, { ...call, timeoutMs: 300 }), { instanceOf: LlmTimeoutError });
+  // The client gave up long before the answer (20 s); the margin is wide because CI machines are busy.
+  t.true(Date.now() - started < 15_000);
+  // Not retried: at most the one request (on a loaded machine it may not even have arrived in 300 ms).
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.true(server.requests.length <= 1);
 });
 
 test('no more requests in flight than the concurrency limit', async (t) => {
