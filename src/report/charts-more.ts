@@ -6,13 +6,8 @@
  * never look like a zero.
  * Bars may carry an error whisker (mean ± std), drawn by a small plugin after the bars.
  */
-import { createCanvas } from '@napi-rs/canvas';
-import { Chart, registerables, type ChartConfiguration, type Plugin } from 'chart.js';
-import { PALETTE } from './charts.js';
-
-Chart.register(...registerables);
-
-const FONT = 'DejaVu Sans, sans-serif';
+import type { ChartConfiguration, Plugin } from 'chart.js';
+import { commonOptions, FONT, PALETTE, renderChart as render } from './charts.js';
 
 export interface BarSeries {
   label: string;
@@ -50,19 +45,6 @@ export interface RadarChartSpec {
   max?: number;
   width?: number;
   height?: number;
-}
-
-function render(width: number, height: number, config: ChartConfiguration): Buffer {
-  const canvas = createCanvas(width, height);
-  const ctx = canvas.getContext('2d');
-  ctx.fillStyle = '#ffffff';
-  ctx.fillRect(0, 0, width, height);
-  const chart = new Chart(canvas as unknown as ConstructorParameters<typeof Chart>[0], config);
-  try {
-    return canvas.toBuffer('image/png');
-  } finally {
-    chart.destroy();
-  }
 }
 
 /** Whiskers at mean ± error for every bar that has both. */
@@ -123,14 +105,7 @@ export function barChart(spec: BarChartSpec): Buffer {
       })),
     },
     options: {
-      responsive: false,
-      animation: false,
-      devicePixelRatio: 1,
-      font: { family: FONT },
-      plugins: {
-        title: { display: true, text: spec.title, font: { family: FONT, size: 16 } },
-        legend: { position: 'bottom', labels: { font: { family: FONT, size: 12 } } },
-      },
+      ...commonOptions(spec.title),
       scales: {
         x: { title: { display: true, text: spec.xLabel, font: { family: FONT, size: 13 } }, ticks: { font: { family: FONT } } },
         y: {
@@ -173,14 +148,7 @@ export function radarChart(spec: RadarChartSpec): Buffer {
       }),
     },
     options: {
-      responsive: false,
-      animation: false,
-      devicePixelRatio: 1,
-      font: { family: FONT },
-      plugins: {
-        title: { display: true, text: spec.title, font: { family: FONT, size: 16 } },
-        legend: { position: 'bottom', labels: { font: { family: FONT, size: 12 } } },
-      },
+      ...commonOptions(spec.title),
       scales: {
         r: {
           min: spec.min ?? 0,

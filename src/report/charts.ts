@@ -13,7 +13,36 @@ Chart.register(...registerables);
 
 /** Colour-blind-safe palette (Okabe-Ito), one colour per series in order. */
 export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
-const FONT = 'DejaVu Sans, sans-serif';
+export const FONT = 'DejaVu Sans, sans-serif';
+
+/** The options every chart shares: no DOM, no animation (see the file comment), title, legend below. */
+export function commonOptions(title: string, legendLabels: Record<string, unknown> = {}) {
+  return {
+    responsive: false,
+    animation: false,
+    devicePixelRatio: 1,
+    font: { family: FONT },
+    plugins: {
+      title: { display: true, text: title, font: { family: FONT, size: 16 } },
+      legend: { position: 'bottom', labels: { font: { family: FONT, size: 12 }, ...legendLabels } },
+    },
+  } as const;
+}
+
+/** Draws `config` on a white canvas (Chart.js draws on a transparent one; dark viewers) and returns the PNG. */
+export function renderChart(width: number, height: number, config: ChartConfiguration): Buffer {
+  const canvas = createCanvas(width, height);
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, width, height);
+  // The napi canvas stands in for an HTMLCanvasElement (see the file comment).
+  const chart = new Chart(canvas as unknown as ConstructorParameters<typeof Chart>[0], config);
+  try {
+    return canvas.toBuffer('image/png');
+  } finally {
+    chart.destroy();
+  }
+}
 
 export interface Series {
   label: string;
@@ -127,11 +156,6 @@ function datasets(spec: LineChartSpec): Dataset[] {
 export function lineChart(spec: LineChartSpec): Buffer {
   const width = spec.width ?? 900;
   const height = spec.height ?? 560;
-  const canvas = createCanvas(width, height);
-  const ctx = canvas.getContext('2d');
-  // Chart.js draws on a transparent canvas; a white background keeps the PNG readable in dark viewers.
-  ctx.fillStyle = '#ffffff';
-  ctx.fillRect(0, 0, width, height);
   const tick = (format?: (v: number) => string) => (format === undefined ? {} : { callback: (value: number | string) => format(Number(value)) });
   // Fixed tick positions replace the generated ones after Chart.js has built them.
   const fixed = (values?: number[]) =>
@@ -146,15 +170,8 @@ export function lineChart(spec: LineChartSpec): Buffer {
     type: 'line',
     data: { datasets: datasets(spec) },
     options: {
-      responsive: false,
-      animation: false,
-      devicePixelRatio: 1,
+      ...commonOptions(spec.title, { usePointStyle: true }),
       parsing: false,
-      font: { family: FONT },
-      plugins: {
-        title: { display: true, text: spec.title, font: { family: FONT, size: 16 } },
-        legend: { position: 'bottom', labels: { font: { family: FONT, size: 12 }, usePointStyle: true } },
-      },
       scales: {
         x: {
           type: spec.logX === true ? 'logarithmic' : 'linear',
@@ -171,13 +188,7 @@ export function lineChart(spec: LineChartSpec): Buffer {
       },
     },
   };
-  // The napi canvas stands in for an HTMLCanvasElement (see the file comment).
-  const chart = new Chart(canvas as unknown as ConstructorParameters<typeof Chart>[0], config as unknown as ChartConfiguration);
-  try {
-    return canvas.toBuffer('image/png');
-  } finally {
-    chart.destroy();
-  }
+  return renderChart(width, height, config as unknown as ChartConfiguration);
 }
 
 /** Width and height from a PNG's IHDR chunk; throws when the bytes are not a PNG. */
