@@ -15,7 +15,9 @@
  * - exit code 0 without a result                                     -> failed
  * A child that did send a result keeps it, even if it crashes while exiting.
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isOutOfMemory } from './oom.js';
 import { emptyProbeResult, parseProbeTask, type ProbeResult, type ProbeStatus, type ProbeTaskInput } from './task.js';
@@ -73,58 +75,89 @@ function isResultMessage(message: unknown): message is { type: 'result'; result:
 }
 
 /** Runs one probe in its own process; resolves with its result or with the classified crash. */
-export function runProbeInChild(input: ProbeTaskInput, opts: ChildOptions = {}): Promise<ProbeResult> {
-  const task = parseProbeTask(input);
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const started = performance.now();
+/** How a forked task ended: its reply (if it sent one) and, for classifyExit, how the process exited. */
+export interface ForkedExit<R> {
+  reply: R | null;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  output: string;
+  timedOut: boolean;
+  /** Set when the process could not be started at all. */
+  startError: string | null;
+}
+
+/**
+ * Forks `script`, sends it `{ type: 'task', task }` over IPC and waits for it to close. The first
+ * message `isReply` accepts is the reply; after it the child gets EXIT_GRACE_MS to exit by itself.
+ * Shared by the memory probes and the experiment runner, so that both kill, time out and keep output
+ * the same way. Always resolves.
+ */
+export function forkTask<R>(
+  script: string,
+  task: unknown,
+  isReply: (message: unknown) => R | null,
+  opts: { timeoutMs: number | null; execArgv?: string[]; env?: NodeJS.ProcessEnv; logFile?: string; onStart?: (child: ChildProcess) => void },
+): Promise<ForkedExit<R>> {
   return new Promise((resolve) => {
     let output = '';
-    let result: ProbeResult | null = null;
+    let reply: R | null = null;
     let timedOut = false;
     let settled = false;
+    if (opts.logFile !== undefined) mkdirSync(dirname(opts.logFile), { recursive: true });
     const keep = (chunk: Buffer): void => {
-      output = (output + chunk.toString('utf8')).slice(-OUTPUT_TAIL);
+      const text = chunk.toString('utf8');
+      output = (output + text).slice(-OUTPUT_TAIL);
+      if (opts.logFile !== undefined) appendFileSync(opts.logFile, text);
     };
-    const child = fork(opts.script ?? probeMainPath(), [], {
+    const child = fork(script, [], {
       execArgv: opts.execArgv ?? [],
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
     });
+    opts.onStart?.(child);
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
-    const timer = setTimeout(() => {
-      timedOut = result === null;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    let graceTimer: NodeJS.Timeout | undefined;
-    const settle = (value: ProbeResult): void => {
+    const timer =
+      opts.timeoutMs === null
+        ? undefined
+        : setTimeout(() => {
+            timedOut = reply === null;
+            child.kill('SIGKILL');
+          }, opts.timeoutMs);
+    let grace: NodeJS.Timeout | undefined;
+    const settle = (exit: Omit<ForkedExit<R>, 'reply' | 'output' | 'timedOut'>): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
-      if (graceTimer !== undefined) clearTimeout(graceTimer);
-      resolve({ ...value, wallMs: performance.now() - started });
+      if (timer !== undefined) clearTimeout(timer);
+      if (grace !== undefined) clearTimeout(grace);
+      resolve({ ...exit, reply, output, timedOut });
     };
     child.on('message', (message: unknown) => {
-      if (!isResultMessage(message)) return;
-      result = message.result;
-      graceTimer = setTimeout(() => child.kill('SIGKILL'), EXIT_GRACE_MS);
+      if (reply !== null) return;
+      reply = isReply(message);
+      if (reply !== null) grace = setTimeout(() => child.kill('SIGKILL'), EXIT_GRACE_MS);
     });
     child.on('error', (err) => {
       // Spawning failed (or a kill failed): nothing ran, so this is not an OOM.
       if (child.exitCode === null && child.signalCode === null && child.pid === undefined) {
-        settle(emptyProbeResult(task, 'failed', `could not start the probe process: ${err.message}`, 0));
+        settle({ code: null, signal: null, startError: err.message });
       }
     });
     // 'close' comes after the output streams have drained, so the last lines are there to classify.
-    child.on('close', (code, signal) => {
-      if (result !== null) {
-        settle(result);
-        return;
-      }
-      const { status, reason } = classifyExit({ code, signal, output, timedOut, timeoutMs });
-      settle(emptyProbeResult(task, status, reason, 0));
-    });
+    child.on('close', (code, signal) => settle({ code, signal, startError: null }));
     child.send({ type: 'task', task });
   });
+}
+
+export async function runProbeInChild(input: ProbeTaskInput, opts: ChildOptions = {}): Promise<ProbeResult> {
+  const task = parseProbeTask(input);
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const started = performance.now();
+  const exit = await forkTask(opts.script ?? probeMainPath(), task, (m) => (isResultMessage(m) ? m.result : null), { ...opts, timeoutMs });
+  const wallMs = performance.now() - started;
+  if (exit.reply !== null) return { ...exit.reply, wallMs };
+  if (exit.startError !== null) return { ...emptyProbeResult(task, 'failed', `could not start the probe process: ${exit.startError}`, 0), wallMs };
+  const { status, reason } = classifyExit({ ...exit, timeoutMs });
+  return { ...emptyProbeResult(task, status, reason, 0), wallMs };
 }

@@ -9,12 +9,12 @@
  * code or signal and the last telling line of output). The child's output goes to child.log in the run
  * folder, so a failure can be read afterwards.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
-import { classifyExit } from '../measure/child.js';
+import { classifyExit, forkTask } from '../measure/child.js';
 import { runDir, runId } from './id.js';
 import { readResultFile } from './locate.js';
 import { RESULT_FILE, RunRecord } from './record.js';
@@ -22,10 +22,6 @@ import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, t
 import type { ChildTask, DoneMessage } from './run-child.js';
 
 export const CHILD_LOG = 'child.log';
-/** How much of the child's output is kept in memory to explain a crash. */
-const OUTPUT_TAIL = 16 * 1024;
-/** After its message the child exits by itself; past this grace it is killed. */
-const EXIT_GRACE_MS = 10_000;
 
 export function runChildPath(): string {
   return fileURLToPath(new URL('./run-child.js', import.meta.url));
@@ -57,62 +53,16 @@ function isDone(message: unknown): message is DoneMessage {
 const STATUSES: readonly RunStatus[] = ['ok', 'oom', 'diverged', 'failed', 'not-run'];
 
 /** Runs one task in its own process; always resolves. */
-export function runChild(task: ChildTask, opts: ChildOptions = {}): Promise<ChildOutcome> {
-  return new Promise((resolve) => {
-    let output = '';
-    let done: DoneMessage | null = null;
-    let timedOut = false;
-    let settled = false;
-    if (opts.logFile !== undefined) mkdirSync(dirname(opts.logFile), { recursive: true });
-    const keep = (chunk: Buffer): void => {
-      const text = chunk.toString('utf8');
-      output = (output + text).slice(-OUTPUT_TAIL);
-      if (opts.logFile !== undefined) appendFileSync(opts.logFile, text);
-    };
-    const child = fork(opts.script ?? runChildPath(), [], {
-      execArgv: opts.execArgv ?? [],
-      env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'json',
-    });
-    opts.onStart?.(child);
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    const timeoutMs = opts.timeoutMs ?? null;
-    const timer =
-      timeoutMs === null
-        ? undefined
-        : setTimeout(() => {
-            timedOut = done === null;
-            child.kill('SIGKILL');
-          }, timeoutMs);
-    let grace: NodeJS.Timeout | undefined;
-    const settle = (outcome: ChildOutcome): void => {
-      if (settled) return;
-      settled = true;
-      if (timer !== undefined) clearTimeout(timer);
-      if (grace !== undefined) clearTimeout(grace);
-      resolve(outcome);
-    };
-    child.on('message', (message: unknown) => {
-      if (!isDone(message)) return;
-      done = message;
-      grace = setTimeout(() => child.kill('SIGKILL'), EXIT_GRACE_MS);
-    });
-    child.on('error', (err) => {
-      if (child.pid === undefined) settle({ status: 'failed', reason: `could not start the run process: ${err.message}`, reported: false });
-    });
-    child.on('close', (code, signal) => {
-      if (done !== null) {
-        const status = STATUSES.find((s) => s === done!.status) ?? 'failed';
-        settle({ status, reason: done.reason, reported: true });
-        return;
-      }
-      const verdict = classifyExit({ code, signal, output, timedOut, timeoutMs: timeoutMs ?? undefined });
-      settle({ status: verdict.status, reason: verdict.reason, reported: false });
-    });
-    child.send({ type: 'task', task });
-  });
+export async function runChild(task: ChildTask, opts: ChildOptions = {}): Promise<ChildOutcome> {
+  const timeoutMs = opts.timeoutMs ?? null;
+  const exit = await forkTask(opts.script ?? runChildPath(), task, (m) => (isDone(m) ? m : null), { ...opts, timeoutMs });
+  if (exit.reply !== null) {
+    const done = exit.reply;
+    return { status: STATUSES.find((s) => s === done.status) ?? 'failed', reason: done.reason, reported: true };
+  }
+  if (exit.startError !== null) return { status: 'failed', reason: `could not start the run process: ${exit.startError}`, reported: false };
+  const verdict = classifyExit({ ...exit, timeoutMs: timeoutMs ?? undefined });
+  return { status: verdict.status, reason: verdict.reason, reported: false };
 }
 
 /** The result.json a parent writes for a child that died without one. */
