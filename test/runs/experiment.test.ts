@@ -198,7 +198,12 @@ test('a child that dies without a result gets one written by the parent (oom or 
   t.true(existsSync(join(crash.dir, 'child.log')));
 });
 
-test('end to end: `run` trains a 1-cell grid in a child process, then skips it', async (t) => {
+// Trains on real Scholar-XL documents: only where the data resolves without a download (as the other
+// real-data tests: the read-only mirror beside the project, or $LONGNER_DATA_MIRROR).
+const dataMirror = process.env.LONGNER_DATA_MIRROR ?? fromRoot('..', 'shared', 'datasets');
+const withData = existsSync(dataMirror) || existsSync(fromRoot('datasets', 'scholar-xl', 'dev.json')) ? test : test.skip;
+
+withData('end to end: `run` trains a 1-cell grid in a child process, then skips it', async (t) => {
   const root = temp('runs');
   const file = experimentFile(
     'tiny-e2e',
