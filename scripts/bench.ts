@@ -26,12 +26,13 @@ import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
 import { fromRoot } from '../src/util/paths.js';
 import { formatSeconds } from '../src/util/progress.js';
 import { markdownTable, textTable, type Cell } from '../src/util/table.js';
+import { BENCH_ENCODER } from './bench-encoder.js';
 
 /** Timed (unprofiled) repetitions per probe, averaged: the machine may be shared, and one step is noisy. */
 const REPEATS = 3;
 
 /** The `cpu-long` preset's encoder (configs/presets/cpu-long.yaml, research/backends.md 1c). */
-const CPU_ENCODER = { layers: 4, hidden: 256, heads: 4, ffn: 1024 };
+const CPU_ENCODER = BENCH_ENCODER;
 
 /**
  * Key-query pairs an attention pattern scores for T tokens (position 0 is [CLS]):

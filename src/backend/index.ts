@@ -6,26 +6,34 @@ import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 // Under Node the wasm bundle finds its .wasm files next to itself (its own __dirname), so no setWasmPaths.
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { availableParallelism } from 'node:os';
 import { LongnerError } from '../errors.js';
 import { isWasmBackend } from './kernel-backend.js';
 import { installShims, SHIMS } from './shims.js';
+import { loadNativeAddon, NATIVE_INSTALL_HINT } from './native/addon.js';
+import { NATIVE_BACKEND, NativeBackend } from './native/backend.js';
+import { registerNativeBackend, type NativeOptions } from './native/register.js';
 import { loadTensorflowPackage, tensorflowUnavailableMessage } from './tensorflow.js';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
 
 /** Valid values of `--backend` and of the config key, `auto` first. */
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'];
 
 export interface BackendInfo {
   name: BackendName;
-  /** One line for logs and run records, e.g. `wasm (SIMD, 1 thread, shims: BatchMatMul override, UnsortedSegmentSum)`. */
+  /** One line for logs and run records, e.g. `native (oneDNN 2.6.3, avx512_core_bf16, 2 threads, pool cap 3.00 GiB)`. */
   detail: string;
+  /** The library doing the matrix products, e.g. `oneDNN 2.6.3` or `XNNPACK (wasm SIMD)`. */
+  library: string;
+  /** Compute threads of that library. */
+  threads: number;
   /** Only for wasm. */
   simd?: boolean;
 }
 
-const AUTO_ORDER: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const AUTO_ORDER: readonly BackendName[] = ['tensorflow', 'native', 'wasm', 'cpu'];
 
 let active: { choice: BackendChoice; info: BackendInfo } | undefined;
 // initBackend calls run one after another: tfjs has a single global backend.
@@ -48,7 +56,25 @@ async function activateTensorflow(print: (line: string) => void, explicit: boole
   if (!(await tf.setBackend('tensorflow'))) {
     throw new LongnerError(`backend 'tensorflow' requested: ${load.packageName} is installed but failed to initialise (see the warning above)`);
   }
-  return { name: 'tensorflow', detail: `tensorflow (${load.packageName})` };
+  return { name: 'tensorflow', detail: `tensorflow (${load.packageName})`, library: `libtensorflow (${load.packageName})`, threads: availableParallelism() };
+}
+
+async function activateNative(print: (line: string) => void, explicit: boolean, opts: NativeOptions): Promise<BackendInfo> {
+  const load = loadNativeAddon();
+  if (!load.ok) {
+    if (!explicit) print(`longner: native engine unavailable (${load.reason}); using the next backend. To enable it, ${NATIVE_INSTALL_HINT}`);
+    throw new LongnerError(`backend 'native' requested but ${load.reason}; ${NATIVE_INSTALL_HINT}`);
+  }
+  const resolved = registerNativeBackend(load.addon, opts);
+  if (!(await tf.setBackend(NATIVE_BACKEND))) throw new LongnerError("backend 'native' failed to initialise (see the warning above)");
+  const info = load.addon.info();
+  const poolGib = (resolved.poolCapBytes / 2 ** 30).toFixed(2);
+  return {
+    name: 'native',
+    detail: `native (${info.library}, ${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}, pool cap ${poolGib} GiB)`,
+    library: info.library,
+    threads: info.threads,
+  };
 }
 
 async function activateWasm(): Promise<BackendInfo> {
@@ -58,7 +84,7 @@ async function activateWasm(): Promise<BackendInfo> {
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = getThreadsCount();
   const detail = `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}, shims: ${SHIMS.wasm.join(', ')})`;
-  return { name: 'wasm', detail, simd };
+  return { name: 'wasm', detail, simd, library: `XNNPACK (wasm${simd ? ' SIMD' : ''})`, threads };
 }
 
 async function activateCpu(): Promise<BackendInfo> {
@@ -67,16 +93,17 @@ async function activateCpu(): Promise<BackendInfo> {
   // already tried that, so the banner would only mislead; clearing its first-use flag skips it.
   const backend: unknown = tf.backend();
   if (backend !== null && typeof backend === 'object' && 'firstUse' in backend) (backend as { firstUse: boolean }).firstUse = false;
-  return { name: 'cpu', detail: `cpu (pure JS reference, shims: ${SHIMS.cpu.join(', ')})` };
+  return { name: 'cpu', detail: `cpu (pure JS reference, shims: ${SHIMS.cpu.join(', ')})`, library: 'JavaScript', threads: 1 };
 }
 
-function activate(name: BackendName, print: (line: string) => void, explicit: boolean): Promise<BackendInfo> {
+function activate(name: BackendName, print: (line: string) => void, explicit: boolean, opts: NativeOptions): Promise<BackendInfo> {
   if (name === 'tensorflow') return activateTensorflow(print, explicit);
+  if (name === 'native') return activateNative(print, explicit, opts);
   return name === 'wasm' ? activateWasm() : activateCpu();
 }
 
-async function select(choice: BackendChoice, quiet: boolean): Promise<BackendInfo> {
-  if (active !== undefined && active.choice === choice && tf.getBackend() === active.info.name) return active.info;
+async function select(choice: BackendChoice, quiet: boolean, opts: NativeOptions): Promise<BackendInfo> {
+  if (active !== undefined && active.choice === choice && tf.getBackend() === active.info.name && opts.threads === undefined) return active.info;
   installShims();
   const print = (line: string): void => {
     if (!quiet) process.stderr.write(line + '\n');
@@ -85,15 +112,15 @@ async function select(choice: BackendChoice, quiet: boolean): Promise<BackendInf
   if (choice === 'auto') {
     for (const name of AUTO_ORDER) {
       try {
-        info = await activate(name, print, false);
+        info = await activate(name, print, false, opts);
         break;
       } catch (err) {
         if (!(err instanceof LongnerError)) throw err;
       }
     }
-    if (info === undefined) throw new LongnerError('no compute backend could be initialised (tried tensorflow, wasm, cpu)');
+    if (info === undefined) throw new LongnerError(`no compute backend could be initialised (tried ${AUTO_ORDER.join(', ')})`);
   } else {
-    info = await activate(choice, print, true);
+    info = await activate(choice, print, true, opts);
   }
   active = { choice, info };
   print(`longner: backend ${info.detail}`);
@@ -102,12 +129,14 @@ async function select(choice: BackendChoice, quiet: boolean): Promise<BackendInf
 
 /**
  * Chooses and initialises the TensorFlow.js backend, installing the kernel shims on first use.
- * `auto` tries tensorflow, then wasm, then cpu; an explicit choice that cannot be met throws a
- * LongnerError that says what is missing. Repeating the current choice is a cheap no-op.
+ * `auto` tries tensorflow, then native, then wasm, then cpu; an explicit choice that cannot be met
+ * throws a LongnerError that says what is missing. Repeating the current choice is a cheap no-op.
+ * `threads` sets the native engine's threads (default LONGNER_THREADS or the number of cores).
  */
-export async function initBackend(choice: BackendChoice = 'auto', opts: { quiet?: boolean } = {}): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice = 'auto', opts: { quiet?: boolean; threads?: number } = {}): Promise<BackendInfo> {
   if (!isChoice(choice)) throw new LongnerError(`unknown backend '${String(choice)}' (expected one of ${BACKEND_CHOICES.join(', ')})`);
-  const run = queue.then(() => select(choice, opts.quiet === true));
+  const native: NativeOptions = opts.threads === undefined ? {} : { threads: opts.threads };
+  const run = queue.then(() => select(choice, opts.quiet === true, native));
   queue = run.catch(() => undefined);
   return run;
 }
@@ -123,6 +152,8 @@ export interface BackendMemory {
   tfTensors: number;
   /** Size of the wasm heap: it grows to the peak and never shrinks, up to the 4 GiB wasm32 cap. */
   wasmHeapBytes?: number;
+  /** Native engine: bytes kept free in its output pool. */
+  poolFreeBytes?: number;
 }
 
 export function backendMemory(): BackendMemory {
@@ -131,5 +162,18 @@ export function backendMemory(): BackendMemory {
   const { numBytes, numTensors } = tf.memory();
   const backend: unknown = tf.backend();
   if (isWasmBackend(backend)) return { tfBytes: numBytes, tfTensors: numTensors, wasmHeapBytes: backend.wasm.HEAPU8.length };
+  if (backend instanceof NativeBackend) return { tfBytes: numBytes, tfTensors: numTensors, poolFreeBytes: backend.poolStats().freeBytes };
   return { tfBytes: numBytes, tfTensors: numTensors };
+}
+
+/**
+ * Caps the bytes of live tensors on the native engine: past it a kernel fails with an
+ * "out of memory" error, which runs and probes record as `oom`. null lifts the cap. Other backends
+ * have their own limits (the wasm heap) and ignore it; returns whether a cap is now in force.
+ */
+export function setMemoryBudget(bytes: number | null): boolean {
+  const backend: unknown = tf.getBackend() ? tf.backend() : undefined;
+  if (!(backend instanceof NativeBackend)) return false;
+  backend.setBudget(bytes);
+  return bytes !== null;
 }

@@ -13,6 +13,7 @@
  * A probe that already has a stored result (ok or oom) is reused unless --fresh; failed ones rerun.
  */
 import type { Argv, CommandModule } from 'yargs';
+import { BACKENDS } from '../config/schema.js';
 import { runMemoryExperiment } from '../measure/memory-run.js';
 import { writeMemoryReport } from '../report/memory-report.js';
 
@@ -36,7 +37,7 @@ export const memoryCommand: CommandModule<object, MemoryArgs> = {
       .option('preset', { type: 'string', describe: 'a section under `presets:` in the experiment file, e.g. quick' })
       .option('methods', { type: 'string', describe: 'comma-separated methods (default: the file\'s list, else every span method)' })
       .option('set', { type: 'string', array: true, describe: 'config override for every probe, e.g. --set sener.window=64' })
-      .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'compute backend of the probes (default: the file\'s)' })
+      .option('backend', { type: 'string', choices: BACKENDS, describe: 'compute backend of the probes (default: the file\'s)' })
       .option('fresh', { type: 'boolean', default: false, describe: 're-measure probes that already have a stored result' }) as unknown as Argv<MemoryArgs>,
   handler: async (args) => {
     const outcome = await runMemoryExperiment(args.file, {

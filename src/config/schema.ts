@@ -15,7 +15,7 @@ import { nullablePosInt, posInt, section } from './sections.js';
 import { methodSections } from './methods/index.js';
 
 export const METHODS = ['span-enum', 'global-pointer', 'cnn-ner', 'utc-ie', 'sener', 'el4ner'] as const;
-export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 
 export const MethodSchema = z.enum(METHODS);
 export type Method = z.infer<typeof MethodSchema>;
@@ -201,7 +201,7 @@ export const ConfigSchema = z.strictObject({
   backend: z
     .enum(BACKENDS)
     .default('auto')
-    .describe("TensorFlow.js backend: 'auto' takes tensorflow (tfjs-node) when installed, else wasm."),
+    .describe("TensorFlow.js backend: 'auto' takes tensorflow (tfjs-node) when installed, else native (the oneDNN engine, when built), else wasm, else cpu."),
   preset: z
     .string()
     .nullable()

@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { mergeConfigObjects, parseSetArgument } from '../config/load.js';
-import type { Config, Method } from '../config/schema.js';
+import { BACKENDS, type Config, type Method } from '../config/schema.js';
 import { formatBytes } from '../report/charts.js';
 import { displayPath } from '../report/sections/util.js';
 import { collectEnv } from '../runs/env.js';
@@ -197,7 +197,7 @@ export interface MemoryOptions {
 export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}): Promise<MemoryOutcome> {
   const started = Date.now();
   const settings = loadMemorySettings(file, opts.preset);
-  if (opts.backend !== undefined) settings.backend = z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).parse(opts.backend);
+  if (opts.backend !== undefined) settings.backend = z.enum(BACKENDS).parse(opts.backend);
   const plans = planMethods(settings, opts.methods);
   const set = mergeConfigObjects(...(opts.set ?? []).map((a) => {
     const { keyPath, value } = parseSetArgument(a);

@@ -8,7 +8,7 @@ import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { mergeConfigObjects } from '../config/load.js';
-import { MethodSchema, type Method } from '../config/schema.js';
+import { BACKENDS, MethodSchema, type Method } from '../config/schema.js';
 import { LongnerError } from '../errors.js';
 import { SPAN_METHODS } from '../models/index.js';
 import { fromRoot } from '../util/paths.js';
@@ -51,7 +51,7 @@ const SettingsSchema = z.strictObject({
   fallback: Fragment.default({}),
   /** Config preset (configs/presets/) applied to every method config. */
   preset: z.string().min(1).nullable().default('cpu-long'),
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  backend: z.enum(BACKENDS).default('auto'),
   /** The encoder shape shared by every method. */
   encoder: Fragment.default({}),
   /** Any other config keys shared by every method. */

@@ -267,6 +267,37 @@ export interface ExecuteHooks {
  * itself: an exception that looks like memory exhaustion is status 'oom', any other is 'failed'.
  * (A crash that kills the process is the caller's to classify, see child.ts.)
  */
+export interface ProbeStep {
+  model: SpanModel;
+  /** Only for train probes. */
+  optimizer: AdamW | null;
+  tokens: number;
+  entities: number;
+  /** One training step (loss, gradients, clipping, AdamW) or one inference pass. */
+  step: () => unknown;
+}
+
+/** The model and the measured step of a probe, on the active backend (shared with scripts/profile.ts). */
+export function buildProbeStep(config: Config, task: ProbeTask): ProbeStep {
+  const { segment, doc } = probeSegment(config, task);
+  const model = createModel(config, { types: probeTypes(config), vocabSize: config.tokenizer.vocabSize });
+  const batch = { segments: [segment] };
+  const base = { model, tokens: segment.tokenIds.length, entities: doc.entities.length };
+  if (task.mode === 'infer') return { ...base, optimizer: null, step: () => model.predict(batch) };
+  const tc = config.train;
+  const optimizer = AdamW.forModel(model, { weightDecay: tc.weightDecay });
+  const lr = { head: tc.lr, encoder: tc.encoderLr };
+  let n = 0;
+  const step = (): unknown => {
+    const rng = stepRng(task.seed, n++);
+    const out = trainStep(() => model.loss(batch, { rng }), optimizer, lr, tc.clip);
+    // A diverged step skips the update, which would understate time and memory.
+    if (out.diverged) throw new Error(`probe: non-finite loss or gradient (loss ${out.loss})`);
+    return out;
+  };
+  return { ...base, optimizer, step };
+}
+
 export async function executeProbe(task: ProbeTask, hooks: ExecuteHooks = {}): Promise<ProbeResult> {
   const started = performance.now();
   const result = emptyProbeResult(task, 'failed', null, 0);
@@ -297,32 +328,14 @@ export async function executeProbe(task: ProbeTask, hooks: ExecuteHooks = {}): P
     hooks.afterBackend?.();
     // After the hook, which may clear the backend's own rejection handlers.
     process.on('unhandledRejection', onRejection);
-    const { segment, doc } = probeSegment(config, task);
-    result.tokens = segment.tokenIds.length;
-    result.entities = doc.entities.length;
-    model = createModel(config, { types: probeTypes(config), vocabSize: config.tokenizer.vocabSize });
+    const built = buildProbeStep(config, task);
+    model = built.model;
+    optimizer = built.optimizer;
+    result.tokens = built.tokens;
+    result.entities = built.entities;
     result.params = model.params.count();
     result.trainableParams = model.params.count({ trainableOnly: true });
-    const batch = { segments: [segment] };
-    let step: () => unknown;
-    if (task.mode === 'train') {
-      const tc = config.train;
-      const opt = AdamW.forModel(model, { weightDecay: tc.weightDecay });
-      optimizer = opt;
-      const lr = { head: tc.lr, encoder: tc.encoderLr };
-      let n = 0;
-      const m = model;
-      step = () => {
-        const rng = stepRng(task.seed, n++);
-        const out = trainStep(() => m.loss(batch, { rng }), opt, lr, tc.clip);
-        // A diverged step skips the update, which would understate time and memory.
-        if (out.diverged) throw new Error(`probe: non-finite loss or gradient (loss ${out.loss})`);
-        return out;
-      };
-    } else {
-      const m = model;
-      step = () => m.predict(batch);
-    }
+    const step = built.step;
     hooks.beforeStep?.();
     const measured = await measureStep(step);
     result.peakBytes = measured.peakBytes;

@@ -6,6 +6,7 @@
  * so a freshly added LoRA pair leaves the layer's output unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad } from '../backend/fused.js';
 import type { Rng } from '../util/rng.js';
 import type { ParamStore } from './params.js';
 
@@ -103,7 +104,8 @@ export function createLayerNorm(params: ParamStore, name: string, dim: number): 
 
 /**
  * Normalises each row over its features: x_hat = (x - mean) / sqrt(var + eps), y = x_hat gamma + beta.
- * One tape node with a hand-written gradient: tfjs keeps every intermediate's gradient until the
+ * One fused kernel each way where the backend has one (native), else stock ops. One tape node with a
+ * hand-written gradient: tfjs keeps every intermediate's gradient until the
  * backward pass ends, so the op-by-op form would hold about ten [n, d] tensors per call; this one
  * keeps x_hat and 1 / sigma. With g = dy gamma:
  *   dx = (g - mean(g) - x_hat mean(g x_hat)) / sigma,  dgamma = sum_rows dy x_hat,  dbeta = sum_rows dy.
@@ -112,6 +114,19 @@ export function layerNorm(x: tf.Tensor2D, w: NormWeights, eps = 1e-5): tf.Tensor
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, gamma, beta] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
     const save = args[3] as tf.GradSaveFunc;
+    const fused = fusedLayerNorm(xi, gamma, beta, eps);
+    if (fused !== null) {
+      save([fused.xhat, fused.rsigma, gamma]);
+      return {
+        value: fused.y as tf.Tensor2D,
+        gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+          const [sxhat, srsigma, sgamma] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+          const g = fusedLayerNormGrad(dy, sxhat, srsigma, sgamma);
+          if (g === null) throw new Error('layerNorm: the backend changed between the forward and backward pass');
+          return [g.dx, g.dgamma, g.dbeta];
+        },
+      };
+    }
     const { mean, variance } = tf.moments(xi, -1, true);
     const rsigma = tf.rsqrt(tf.add(variance, eps));
     const xhat = tf.mul(tf.sub(xi, mean), rsigma);
@@ -142,6 +157,17 @@ export function gelu<T extends tf.Tensor>(x: T): T {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xi = args[0] as tf.Tensor;
     (args[1] as tf.GradSaveFunc)([xi]);
+    const fused = fusedGelu(xi);
+    if (fused !== null) {
+      return {
+        value: fused,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const dx = fusedGeluGrad(saved[0]!, dy);
+          if (dx === null) throw new Error('gelu: the backend changed between the forward and backward pass');
+          return dx;
+        },
+      };
+    }
     const t = tf.tanh(tf.mul(tf.add(xi, tf.mul(tf.pow(xi, 3), GELU_A)), GELU_C));
     return {
       value: tf.mul(tf.mul(xi, 0.5), tf.add(t, 1)),

@@ -57,7 +57,7 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
   let outcome: TrainOutcome | null = null;
   const finish = (status: RunStatus, extra: Partial<RunResult>): RunResult => {
     const result: RunResult = {
-      ...resultHeader(config, data?.protocol ?? null, backend.name),
+      ...resultHeader(config, data?.protocol ?? null, backend),
       status,
       metrics: emptyMetrics(),
       memory: { ...emptyMemory(), peakBytesTrainStep: outcome?.peakBytesTrainStep ?? null },

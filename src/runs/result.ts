@@ -4,6 +4,7 @@
  * misspelt field is caught when the result is written, not when a report silently lacks it.
  */
 import { z } from 'zod';
+import type { BackendInfo } from '../backend/index.js';
 import { MethodSchema, type Config } from '../config/schema.js';
 import type { ProtocolData } from '../data/protocol.js';
 import { collectEnv } from './env.js';
@@ -36,7 +37,11 @@ export const RunResultSchema = z.strictObject({
   configHash: z.string().regex(/^[0-9a-f]{10}$/),
   preset: z.string().nullable(),
   /** The backend actually used ('auto' resolved); null when nothing ran. */
-  backend: z.enum(['tensorflow', 'wasm', 'cpu']).nullable(),
+  backend: z.enum(['tensorflow', 'native', 'wasm', 'cpu']).nullable(),
+  /** The backend's one-line description: its matrix library, ISA, thread count (absent in older records). */
+  backendDetail: z.string().nullable().optional(),
+  backendLibrary: z.string().nullable().optional(),
+  backendThreads: z.number().int().nullable().optional(),
   status: RunStatusSchema,
   /** Why a run is not 'ok' (the OOM message, the step that diverged, ...). */
   reason: z.string().optional(),
@@ -137,7 +142,7 @@ export function emptyTiming(): RunResult['timing'] {
 export function resultHeader(
   config: Config,
   protocol: ProtocolData | null,
-  backend: RunResult['backend'],
+  backend: Pick<BackendInfo, 'name' | 'detail' | 'library' | 'threads'> | null,
   unloaded = 'not loaded',
 ): Omit<RunResult, 'status' | 'metrics' | 'memory' | 'timing'> {
   const dedup = protocol?.dedup;
@@ -148,7 +153,10 @@ export function resultHeader(
     seed: config.train.seed,
     configHash: configHash(config),
     preset: config.preset,
-    backend,
+    backend: backend?.name ?? null,
+    backendDetail: backend?.detail ?? null,
+    backendLibrary: backend?.library ?? null,
+    backendThreads: backend?.threads ?? null,
     env: collectEnv(),
     dataProtocol: protocol?.description ?? `${config.dataset.protocol} protocol (${unloaded})`,
     dedup: dedup

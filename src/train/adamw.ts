@@ -20,6 +20,7 @@
  * loaded bit for bit; the per-parameter step counts t are small and go into the trainer's JSON.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedAdamW } from '../backend/fused.js';
 import { LongnerError } from '../errors.js';
 import type { SpanModel } from '../models/span-model.js';
 import { ParamStore } from '../nn/params.js';
@@ -124,6 +125,16 @@ export class AdamW {
       const v = this.moments.get(`exp_avg_sq.${p.name}`);
       const wd = p.decay ? this.weightDecay : 0;
       tf.tidy(() => {
+        const fused = fusedAdamW(p.variable, g, m, v, {
+          beta1: b1, beta2: b2, epsilon: eps, decay: 1 - rate * wd,
+          stepSize: rate / (1 - Math.pow(b1, t)), biasCorrection2Sqrt: Math.sqrt(1 - Math.pow(b2, t)),
+        });
+        if (fused !== null) {
+          m.assign(fused.m);
+          v.assign(fused.v);
+          p.variable.assign(fused.p);
+          return;
+        }
         const decayed = wd > 0 ? tf.mul(p.variable, 1 - rate * wd) : p.variable;
         const m2 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
         const v2 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));

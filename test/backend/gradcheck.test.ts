@@ -24,7 +24,7 @@ function squareTimes(scale: number): (x: tf.Tensor, w: tf.Tensor) => tf.Tensor {
   return (x, w) => op(x, w);
 }
 
-const backends: BackendName[] = ['wasm', 'cpu'];
+const backends: BackendName[] = ['wasm', 'cpu', 'native'];
 
 for (const backend of backends) {
   test.serial(`${backend}: a correct custom gradient passes`, async (t) => {

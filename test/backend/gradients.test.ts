@@ -113,7 +113,7 @@ const cases: GradCase[] = [
   },
 ];
 
-const backends: BackendName[] = ['wasm', 'cpu'];
+const backends: BackendName[] = ['wasm', 'cpu', 'native'];
 
 for (const backend of backends) {
   for (const c of cases) {

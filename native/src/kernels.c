@@ -1,0 +1,522 @@
+/*
+ * Kernels of the native engine. Loops are written so GCC vectorises them (-O3, `omp simd`), and
+ * large ones are split over OpenMP threads: the same libgomp pool oneDNN's sgemm uses, so the
+ * process has one pool. Transcendentals use branch-free polynomial forms (exp_f below) because
+ * glibc's scalar expf does not vectorise without -ffast-math, which would also break NaN and
+ * infinity handling that masks and divergence checks rely on.
+ */
+#include "kernels.h"
+
+#include <dnnl.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+/* Below this many elements a loop stays on one thread: waking the pool costs more than it saves. */
+#define PAR_MIN 32768
+
+void ln_set_threads(int n) { omp_set_num_threads(n < 1 ? 1 : n); }
+int ln_max_threads(void) { return omp_get_max_threads(); }
+
+int ln_gemm(const float *a, const float *b, float *c, int64_t batchA, int64_t batchB, int64_t m, int64_t n,
+            int64_t k, int transA, int transB) {
+  const int64_t batch = batchA > batchB ? batchA : batchB;
+  const int64_t lda = transA ? m : k, ldb = transB ? k : n;
+  for (int64_t i = 0; i < batch; i++) {
+    const float *ai = a + (batchA == 1 ? 0 : i * m * k);
+    const float *bi = b + (batchB == 1 ? 0 : i * k * n);
+    float *ci = c + i * m * n;
+    if (k == 0) {
+      memset(ci, 0, sizeof(float) * (size_t)(m * n));
+      continue;
+    }
+    if (dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', m, n, k, 1.0f, ai, lda, bi, ldb, 0.0f, ci, n) != dnnl_success)
+      return 0;
+  }
+  return 1;
+}
+
+/* ---- scalar math that vectorises ---- */
+
+static inline float bits_to_float(int32_t i) {
+  float f;
+  memcpy(&f, &i, sizeof f);
+  return f;
+}
+
+/*
+ * exp(x) = 2^k exp(r), k = round(x / ln 2), |r| <= ln 2 / 2, with Cephes' degree-6 polynomial for
+ * exp(r) (relative error about 2e-7). Inputs are clamped to the finite range (below it the result
+ * is 0, above it about 3.4e38 * 2 = inf); NaN passes through the clamp and stays NaN.
+ */
+static inline float exp_f(float x) {
+  float xc = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
+  float k = floorf(xc * 1.44269504088896341f + 0.5f);
+  float r = xc - k * 0.693359375f + k * 2.12194440e-4f;
+  float r2 = r * r;
+  float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+             1.6666665459e-1f) * r + 5.0000001201e-1f;
+  float y = p * r2 + r + 1.0f;
+  /* 2^(k-1) * 2 keeps k = 128 (x near 88.7) representable */
+  float scale = bits_to_float(((int32_t)k + 126) << 23);
+  return x > 88.72283f ? INFINITY : y * scale * 2.0f;
+}
+
+/* tanh(x) = 1 - 2 / (exp(2x) + 1), with an odd polynomial near 0 where that form cancels. */
+static inline float tanh_f(float x) {
+  float e = exp_f(2.0f * x);
+  float big = 1.0f - 2.0f / (e + 1.0f);
+  float x2 = x * x;
+  float small = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
+  return fabsf(x) < 0.0625f ? small : big;
+}
+
+static inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+
+#define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)")
+
+void ln_unary(unary_op op, const float *x, float *out, int64_t n) {
+  switch (op) {
+  case UN_EXP: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = exp_f(x[i]); break;
+  case UN_LOG: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = logf(x[i]); break;
+  case UN_TANH: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = tanh_f(x[i]); break;
+  case UN_SQRT: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = sqrtf(x[i]); break;
+  case UN_RSQRT: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = 1.0f / sqrtf(x[i]); break;
+  case UN_SQUARE: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = x[i] * x[i]; break;
+  case UN_NEG: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = -x[i]; break;
+  case UN_ABS: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = fabsf(x[i]); break;
+  case UN_SIGMOID: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = sigmoid_f(x[i]); break;
+  /* NaN < 0 is false, so NaN stays NaN, as in tfjs's relu */
+  case UN_RELU: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = x[i] < 0.0f ? 0.0f : x[i]; break;
+  case UN_RECIPROCAL: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = 1.0f / x[i]; break;
+  case UN_LOG1P: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = log1pf(x[i]); break;
+  /* softplus(x) = max(x, 0) + log1p(exp(-|x|)), stable at both ends */
+  case UN_SOFTPLUS:
+    PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = (x[i] > 0.0f ? x[i] : 0.0f) + log1pf(exp_f(-fabsf(x[i])));
+    break;
+  case UN_ERF: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = erff(x[i]); break;
+  case UN_SIGN: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? -1.0f : 0.0f); break;
+  case UN_EXPM1: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = expm1f(x[i]); break;
+  default: break;
+  }
+}
+
+static inline float apply_binary(binary_op op, float a, float b) {
+  switch (op) {
+  case BIN_ADD: return a + b;
+  case BIN_SUB: return a - b;
+  case BIN_MUL: return a * b;
+  case BIN_DIV: return a / b;
+  case BIN_MAX: return (a != a || b != b) ? NAN : (a > b ? a : b);
+  case BIN_MIN: return (a != a || b != b) ? NAN : (a < b ? a : b);
+  case BIN_POW: return powf(a, b);
+  case BIN_SQDIFF: return (a - b) * (a - b);
+  default: return 0.0f;
+  }
+}
+
+/* The innermost dimension with given strides, as one tight loop per op so each vectorises. */
+#define INNER_LOOP(EXPR)                                                                                  \
+  if (sa == 1 && sb == 1) {                                                                               \
+    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) { float x = a[i], y = b[i]; out[i] = (EXPR); } \
+  } else if (sa == 1 && sb == 0) {                                                                        \
+    const float y = b[0];                                                                                 \
+    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) { float x = a[i]; out[i] = (EXPR); }            \
+  } else if (sa == 0 && sb == 1) {                                                                        \
+    const float x = a[0];                                                                                 \
+    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) { float y = b[i]; out[i] = (EXPR); }            \
+  } else {                                                                                                \
+    for (int64_t i = 0; i < len; i++) { float x = a[i * sa], y = b[i * sb]; out[i] = (EXPR); }            \
+  }
+
+static void binary_inner(binary_op op, const float *a, int64_t sa, const float *b, int64_t sb, float *out,
+                         int64_t len) {
+  switch (op) {
+  case BIN_ADD: INNER_LOOP(x + y) break;
+  case BIN_SUB: INNER_LOOP(x - y) break;
+  case BIN_MUL: INNER_LOOP(x * y) break;
+  case BIN_DIV: INNER_LOOP(x / y) break;
+  case BIN_MAX: INNER_LOOP((x != x || y != y) ? NAN : (x > y ? x : y)) break;
+  case BIN_MIN: INNER_LOOP((x != x || y != y) ? NAN : (x < y ? x : y)) break;
+  case BIN_SQDIFF: INNER_LOOP((x - y) * (x - y)) break;
+  default:
+    for (int64_t i = 0; i < len; i++) out[i] = apply_binary(op, a[i * sa], b[i * sb]);
+    break;
+  }
+}
+
+void ln_binary(binary_op op, const float *a, const int64_t *aStrides, const float *b, const int64_t *bStrides,
+               float *out, const int64_t *shape, int rank) {
+  if (rank == 0) {
+    out[0] = apply_binary(op, a[0], b[0]);
+    return;
+  }
+  const int64_t inner = shape[rank - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < rank - 1; d++) rows *= shape[d];
+  const int64_t total = rows * inner;
+  /* Rows are independent: split them over threads; a single long row is split by chunks instead. */
+  if (rows == 1) {
+    const int64_t chunk = 16384;
+    const int64_t nChunks = (inner + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+    for (int64_t c = 0; c < nChunks; c++) {
+      const int64_t start = c * chunk, len = inner - start < chunk ? inner - start : chunk;
+      binary_inner(op, a + start * aStrides[rank - 1], aStrides[rank - 1], b + start * bStrides[rank - 1],
+                   bStrides[rank - 1], out + start, len);
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, offA = 0, offB = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      const int64_t idx = rem % shape[d];
+      rem /= shape[d];
+      offA += idx * aStrides[d];
+      offB += idx * bStrides[d];
+    }
+    binary_inner(op, a + offA, aStrides[rank - 1], b + offB, bStrides[rank - 1], out + r * inner, inner);
+  }
+}
+
+void ln_reduce(reduce_op op, const float *x, float *out, int64_t outer, int64_t r, int64_t inner) {
+  const int64_t n = outer * r * inner;
+  if (inner == 1) {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (int64_t o = 0; o < outer; o++) {
+      const float *row = x + o * r;
+      float acc;
+      switch (op) {
+      case RED_SUM:
+      case RED_MEAN: {
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < r; i++) s += row[i];
+        acc = op == RED_MEAN ? s / (float)r : s;
+        break;
+      }
+      case RED_MAX: {
+        float m = -INFINITY;
+        int nan = 0;
+        for (int64_t i = 0; i < r; i++) { nan |= row[i] != row[i]; m = row[i] > m ? row[i] : m; }
+        acc = nan ? NAN : m;
+        break;
+      }
+      case RED_MIN: {
+        float m = INFINITY;
+        int nan = 0;
+        for (int64_t i = 0; i < r; i++) { nan |= row[i] != row[i]; m = row[i] < m ? row[i] : m; }
+        acc = nan ? NAN : m;
+        break;
+      }
+      default: {
+        float p = 1.0f;
+        for (int64_t i = 0; i < r; i++) p *= row[i];
+        acc = p;
+      }
+      }
+      out[o] = acc;
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+  for (int64_t o = 0; o < outer; o++) {
+    float *dst = out + o * inner;
+    const float *src = x + o * r * inner;
+    const float init = op == RED_MAX ? -INFINITY : op == RED_MIN ? INFINITY : op == RED_PROD ? 1.0f : 0.0f;
+    for (int64_t j = 0; j < inner; j++) dst[j] = r == 0 ? init : src[j];
+    for (int64_t i = 1; i < r; i++) {
+      const float *s = src + i * inner;
+      switch (op) {
+      case RED_SUM:
+      case RED_MEAN:
+#pragma omp simd
+        for (int64_t j = 0; j < inner; j++) dst[j] += s[j];
+        break;
+      case RED_MAX:
+        for (int64_t j = 0; j < inner; j++) dst[j] = (dst[j] != dst[j] || s[j] != s[j]) ? NAN : (s[j] > dst[j] ? s[j] : dst[j]);
+        break;
+      case RED_MIN:
+        for (int64_t j = 0; j < inner; j++) dst[j] = (dst[j] != dst[j] || s[j] != s[j]) ? NAN : (s[j] < dst[j] ? s[j] : dst[j]);
+        break;
+      default:
+        for (int64_t j = 0; j < inner; j++) dst[j] *= s[j];
+      }
+    }
+    if (op == RED_MEAN && r > 0)
+      for (int64_t j = 0; j < inner; j++) dst[j] /= (float)r;
+  }
+}
+
+void ln_argmax(const float *x, int32_t *out, int64_t outer, int64_t r, int64_t inner, int isMin) {
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t j = 0; j < inner; j++) {
+      const float *s = x + o * r * inner + j;
+      int32_t best = 0;
+      float bv = s[0];
+      for (int64_t i = 1; i < r; i++) {
+        const float v = s[i * inner];
+        if (isMin ? v < bv : v > bv) { bv = v; best = (int32_t)i; }
+      }
+      out[o * inner + j] = best;
+    }
+}
+
+void ln_softmax(const float *x, float *out, int64_t rows, int64_t cols, int logSoftmax) {
+  const int64_t n = rows * cols;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *src = x + r * cols;
+    float *dst = out + r * cols;
+    float m = -INFINITY;
+    for (int64_t j = 0; j < cols; j++) m = src[j] > m ? src[j] : m;
+    float s = 0.0f;
+    if (logSoftmax) {
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < cols; j++) s += exp_f(src[j] - m);
+      const float lse = m + logf(s);
+#pragma omp simd
+      for (int64_t j = 0; j < cols; j++) dst[j] = src[j] - lse;
+    } else {
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < cols; j++) {
+        const float e = exp_f(src[j] - m);
+        dst[j] = e;
+        s += e;
+      }
+      const float inv = 1.0f / s;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; j++) dst[j] *= inv;
+    }
+  }
+}
+
+/* ---- layout ---- */
+
+static void row_major_strides(const int64_t *shape, int rank, int64_t *strides) {
+  int64_t s = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+}
+
+void ln_transpose(const float *x, float *out, const int64_t *shape, const int64_t *perm, int rank) {
+  int64_t inStrides[LN_MAX_RANK], outShape[LN_MAX_RANK], src[LN_MAX_RANK];
+  row_major_strides(shape, rank, inStrides);
+  int64_t total = 1;
+  for (int d = 0; d < rank; d++) {
+    outShape[d] = shape[perm[d]];
+    src[d] = inStrides[perm[d]];
+    total *= outShape[d];
+  }
+  if (total == 0) return;
+  /* The common case [.., M, N] -> [.., N, M]: tiled so reads and writes both stay in cache. */
+  if (rank >= 2 && perm[rank - 1] == rank - 2 && perm[rank - 2] == rank - 1) {
+    int same = 1;
+    for (int d = 0; d < rank - 2; d++) same &= perm[d] == d;
+    if (same) {
+      const int64_t M = shape[rank - 2], N = shape[rank - 1], batch = total / (M * N), T = 32;
+#pragma omp parallel for collapse(2) schedule(static) if (total >= PAR_MIN)
+      for (int64_t b = 0; b < batch; b++)
+        for (int64_t i0 = 0; i0 < M; i0 += T) {
+          const float *xs = x + b * M * N;
+          float *os = out + b * M * N;
+          for (int64_t j0 = 0; j0 < N; j0 += T)
+            for (int64_t i = i0; i < i0 + T && i < M; i++)
+              for (int64_t j = j0; j < j0 + T && j < N; j++) os[j * M + i] = xs[i * N + j];
+        }
+      return;
+    }
+  }
+  const int64_t inner = outShape[rank - 1], innerStride = src[rank - 1], rows = total / inner;
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, off = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      off += (rem % outShape[d]) * src[d];
+      rem /= outShape[d];
+    }
+    float *dst = out + r * inner;
+    const float *s = x + off;
+    for (int64_t j = 0; j < inner; j++) dst[j] = s[j * innerStride];
+  }
+}
+
+void ln_slice(const float *x, float *out, const int64_t *shape, const int64_t *begin, const int64_t *size, int rank) {
+  int64_t strides[LN_MAX_RANK];
+  row_major_strides(shape, rank, strides);
+  int64_t total = 1;
+  for (int d = 0; d < rank; d++) total *= size[d];
+  if (total == 0) return;
+  const int64_t inner = size[rank - 1], rows = total / inner;
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, off = begin[rank - 1];
+    for (int d = rank - 2; d >= 0; d--) {
+      off += (begin[d] + rem % size[d]) * strides[d];
+      rem /= size[d];
+    }
+    memcpy(out + r * inner, x + off, sizeof(float) * (size_t)inner);
+  }
+}
+
+void ln_pad(const float *x, float *out, const int64_t *shape, const int64_t *before, const int64_t *after, int rank,
+            float value) {
+  int64_t outShape[LN_MAX_RANK], outStrides[LN_MAX_RANK];
+  int64_t total = 1, inTotal = 1;
+  for (int d = 0; d < rank; d++) {
+    outShape[d] = shape[d] + before[d] + after[d];
+    total *= outShape[d];
+    inTotal *= shape[d];
+  }
+  row_major_strides(outShape, rank, outStrides);
+  ln_fill(out, total, value);
+  if (inTotal == 0) return;
+  const int64_t inner = shape[rank - 1], rows = inTotal / inner;
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, off = before[rank - 1];
+    for (int d = rank - 2; d >= 0; d--) {
+      off += (before[d] + rem % shape[d]) * outStrides[d];
+      rem /= shape[d];
+    }
+    memcpy(out + off, x + r * inner, sizeof(float) * (size_t)inner);
+  }
+}
+
+void ln_copy_rows(const float *src, int64_t srcStride, float *dst, int64_t dstStride, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static) if (rows * cols >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) memcpy(dst + r * dstStride, src + r * srcStride, sizeof(float) * (size_t)cols);
+}
+
+int ln_gather(const float *x, const int32_t *idx, float *out, int64_t outer, int64_t n, int64_t inner, int64_t count) {
+  for (int64_t i = 0; i < count; i++)
+    if (idx[i] < 0 || idx[i] >= n) return 0;
+#pragma omp parallel for collapse(2) schedule(static) if (outer * count * inner >= PAR_MIN)
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < count; i++)
+      memcpy(out + (o * count + i) * inner, x + (o * n + idx[i]) * inner, sizeof(float) * (size_t)inner);
+  return 1;
+}
+
+void ln_segment_sum(const float *x, const int32_t *ids, float *out, int64_t count, int64_t inner, int64_t segments) {
+  ln_fill(out, segments * inner, 0.0f);
+  /* Rows of one segment may be anywhere, so split the feature axis over threads, never the rows. */
+#pragma omp parallel for schedule(static) if (count * inner >= PAR_MIN && inner >= 64)
+  for (int64_t j0 = 0; j0 < inner; j0 += 64) {
+    const int64_t j1 = j0 + 64 < inner ? j0 + 64 : inner;
+    for (int64_t i = 0; i < count; i++) {
+      const int32_t s = ids[i];
+      if (s < 0 || s >= segments) continue;
+      float *dst = out + s * inner;
+      const float *src = x + i * inner;
+#pragma omp simd
+      for (int64_t j = j0; j < j1; j++) dst[j] += src[j];
+    }
+  }
+}
+
+void ln_select(const uint8_t *cond, const float *a, const float *b, float *out, int64_t n, int64_t inner) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+  for (int64_t i = 0; i < n; i++) out[i] = cond[i / inner] ? a[i] : b[i];
+}
+
+void ln_add_n(const float *const *xs, int count, float *out, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+  for (int64_t i = 0; i < n; i++) {
+    float s = 0.0f;
+    for (int k = 0; k < count; k++) s += xs[k][i];
+    out[i] = s;
+  }
+}
+
+void ln_fill(float *out, int64_t n, float value) {
+#pragma omp parallel for simd schedule(static) if (n >= 4 * PAR_MIN)
+  for (int64_t i = 0; i < n; i++) out[i] = value;
+}
+
+/* ---- fused training pieces ---- */
+
+void ln_adamw(const float *p, const float *g, const float *m, const float *v, float *pOut, float *mOut, float *vOut,
+              int64_t n, float b1, float b2, float eps, float decay, float stepSize, float biasCorrection2Sqrt) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float m2 = m[i] * b1 + gi * (1.0f - b1);
+    const float v2 = v[i] * b2 + gi * gi * (1.0f - b2);
+    const float denom = sqrtf(v2) / biasCorrection2Sqrt + eps;
+    mOut[i] = m2;
+    vOut[i] = v2;
+    pOut[i] = p[i] * decay - (m2 / denom) * stepSize;
+  }
+}
+
+void ln_layer_norm(const float *x, const float *gamma, const float *beta, float *y, float *xhat, float *rsigma,
+                   int64_t rows, int64_t d, float eps) {
+#pragma omp parallel for schedule(static) if (rows * d >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * d;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < d; j++) s += xr[j];
+    const float mean = s / (float)d;
+    float q = 0.0f;
+#pragma omp simd reduction(+ : q)
+    for (int64_t j = 0; j < d; j++) q += (xr[j] - mean) * (xr[j] - mean);
+    const float rs = 1.0f / sqrtf(q / (float)d + eps);
+    rsigma[r] = rs;
+    float *hr = xhat + r * d, *yr = y + r * d;
+#pragma omp simd
+    for (int64_t j = 0; j < d; j++) {
+      const float h = (xr[j] - mean) * rs;
+      hr[j] = h;
+      yr[j] = h * gamma[j] + beta[j];
+    }
+  }
+}
+
+void ln_layer_norm_grad(const float *dy, const float *xhat, const float *rsigma, const float *gamma, float *dx,
+                        float *dgamma, float *dbeta, int64_t rows, int64_t d) {
+  ln_fill(dgamma, d, 0.0f);
+  ln_fill(dbeta, d, 0.0f);
+  for (int64_t r = 0; r < rows; r++) {
+    const float *dyr = dy + r * d, *hr = xhat + r * d;
+    float *dxr = dx + r * d;
+    float sg = 0.0f, sgh = 0.0f;
+#pragma omp simd reduction(+ : sg, sgh)
+    for (int64_t j = 0; j < d; j++) {
+      const float g = dyr[j] * gamma[j];
+      sg += g;
+      sgh += g * hr[j];
+    }
+    const float mg = sg / (float)d, mgh = sgh / (float)d, rs = rsigma[r];
+#pragma omp simd
+    for (int64_t j = 0; j < d; j++) {
+      dxr[j] = (dyr[j] * gamma[j] - mg - hr[j] * mgh) * rs;
+      dgamma[j] += dyr[j] * hr[j];
+      dbeta[j] += dyr[j];
+    }
+  }
+}
+
+#define GELU_C 0.7978845608028654f
+#define GELU_A 0.044715f
+
+void ln_gelu(const float *x, float *y, int64_t n) {
+  PAR_FOR for (int64_t i = 0; i < n; i++) {
+    const float xi = x[i];
+    const float t = tanh_f(GELU_C * (xi + GELU_A * xi * xi * xi));
+    y[i] = 0.5f * xi * (1.0f + t);
+  }
+}
+
+void ln_gelu_grad(const float *x, const float *dy, float *dx, int64_t n) {
+  PAR_FOR for (int64_t i = 0; i < n; i++) {
+    const float xi = x[i], x2 = xi * xi;
+    const float t = tanh_f(GELU_C * xi * (1.0f + GELU_A * x2));
+    const float du = GELU_C * (1.0f + 3.0f * GELU_A * x2);
+    dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du);
+  }
+}

@@ -1,0 +1,73 @@
+/*
+ * The native engine's kernels: plain C over float32 arrays, no N-API. binding.c checks every size
+ * at the boundary before calling in, so the kernels trust their arguments.
+ */
+#ifndef LONGNER_KERNELS_H
+#define LONGNER_KERNELS_H
+
+#include <stdint.h>
+
+#define LN_MAX_RANK 8
+
+typedef enum {
+  BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MAX, BIN_MIN, BIN_POW, BIN_SQDIFF,
+  BIN_COUNT
+} binary_op;
+
+typedef enum {
+  UN_EXP, UN_LOG, UN_TANH, UN_SQRT, UN_RSQRT, UN_SQUARE, UN_NEG, UN_ABS, UN_SIGMOID, UN_RELU,
+  UN_RECIPROCAL, UN_LOG1P, UN_SOFTPLUS, UN_ERF, UN_SIGN, UN_EXPM1,
+  UN_COUNT
+} unary_op;
+
+typedef enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_PROD, RED_COUNT } reduce_op;
+
+void ln_set_threads(int n);
+int ln_max_threads(void);
+
+/* C[b] = op(A[b]) op(B[b]) for b < batch; a batch count of 1 for A or B broadcasts it. */
+int ln_gemm(const float *a, const float *b, float *c, int64_t batchA, int64_t batchB, int64_t m, int64_t n,
+            int64_t k, int transA, int transB);
+
+/*
+ * out[i] = a[ia] op b[ib] over an output of `rank` dims; strides are in elements and are 0 on a
+ * broadcast dimension.
+ */
+void ln_binary(binary_op op, const float *a, const int64_t *aStrides, const float *b, const int64_t *bStrides,
+               float *out, const int64_t *shape, int rank);
+void ln_unary(unary_op op, const float *x, float *out, int64_t n);
+
+/* x viewed as [outer, r, inner]; out [outer, inner]. */
+void ln_reduce(reduce_op op, const float *x, float *out, int64_t outer, int64_t r, int64_t inner);
+void ln_argmax(const float *x, int32_t *out, int64_t outer, int64_t r, int64_t inner, int isMin);
+void ln_softmax(const float *x, float *out, int64_t rows, int64_t cols, int logSoftmax);
+
+void ln_transpose(const float *x, float *out, const int64_t *shape, const int64_t *perm, int rank);
+void ln_slice(const float *x, float *out, const int64_t *shape, const int64_t *begin, const int64_t *size, int rank);
+void ln_pad(const float *x, float *out, const int64_t *shape, const int64_t *before, const int64_t *after, int rank,
+            float value);
+/* Copies `rows` runs of `cols` elements from src (row stride srcStride) into dst (row stride dstStride). */
+void ln_copy_rows(const float *src, int64_t srcStride, float *dst, int64_t dstStride, int64_t rows, int64_t cols);
+/* x [outer, n, inner] gathered at `idx` along n: out [outer, count, inner]; false on an index out of range. */
+int ln_gather(const float *x, const int32_t *idx, float *out, int64_t outer, int64_t n, int64_t inner, int64_t count);
+/* out [segments, inner] = sums of the rows of x [count, inner] by segment id; ids outside are dropped. */
+void ln_segment_sum(const float *x, const int32_t *ids, float *out, int64_t count, int64_t inner, int64_t segments);
+/* out[i] = cond[i / inner] ? a[i] : b[i] */
+void ln_select(const uint8_t *cond, const float *a, const float *b, float *out, int64_t n, int64_t inner);
+void ln_add_n(const float *const *xs, int count, float *out, int64_t n);
+void ln_fill(float *out, int64_t n, float value);
+
+/* AdamW with decoupled decay; writes the new parameter and moments to fresh outputs. */
+void ln_adamw(const float *p, const float *g, const float *m, const float *v, float *pOut, float *mOut, float *vOut,
+              int64_t n, float b1, float b2, float eps, float decay, float stepSize, float biasCorrection2Sqrt);
+
+/* Layer norm over the last axis of x [rows, d]; saves x_hat and 1 / sigma for the gradient. */
+void ln_layer_norm(const float *x, const float *gamma, const float *beta, float *y, float *xhat, float *rsigma,
+                   int64_t rows, int64_t d, float eps);
+void ln_layer_norm_grad(const float *dy, const float *xhat, const float *rsigma, const float *gamma, float *dx,
+                        float *dgamma, float *dbeta, int64_t rows, int64_t d);
+/* GELU, tanh approximation, and its gradient times dy. */
+void ln_gelu(const float *x, float *y, int64_t n);
+void ln_gelu_grad(const float *x, const float *dy, float *dx, int64_t n);
+
+#endif

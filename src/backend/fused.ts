@@ -1,0 +1,58 @@
+/*
+ * Fused kernels where the active backend has them (the native engine: kernels-fused.ts), for the
+ * layers and the optimizer. Each returns null elsewhere, and the caller then composes the same
+ * computation from stock ops; the gradient checks run both forms.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { FUSED } from './native/kernels-fused.js';
+
+function has(kernelName: string): boolean {
+  const backend = tf.getBackend();
+  return typeof backend === 'string' && tf.getKernel(kernelName, backend) !== undefined;
+}
+
+function run(kernelName: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}): tf.Tensor[] {
+  const out: tf.Tensor | tf.Tensor[] = tf.engine().runKernel(kernelName, inputs, attrs);
+  return Array.isArray(out) ? out : [out];
+}
+
+/** y = layerNorm(x) over the last axis, with the x_hat and 1 / sigma [.., 1] the gradient needs. */
+export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; xhat: tf.Tensor; rsigma: tf.Tensor } | null {
+  if (!has(FUSED.layerNorm)) return null;
+  const [y, xhat, rsigma] = run(FUSED.layerNorm, { x, gamma, beta }, { epsilon });
+  return { y: y!, xhat: xhat!, rsigma: rsigma! };
+}
+
+export function fusedLayerNormGrad(dy: tf.Tensor, xhat: tf.Tensor, rsigma: tf.Tensor, gamma: tf.Tensor): { dx: tf.Tensor; dgamma: tf.Tensor; dbeta: tf.Tensor } | null {
+  if (!has(FUSED.layerNormGrad)) return null;
+  const [dx, dgamma, dbeta] = run(FUSED.layerNormGrad, { dy, xhat, rsigma, gamma });
+  return { dx: dx!, dgamma: dgamma!, dbeta: dbeta! };
+}
+
+/** GELU, tanh approximation. */
+export function fusedGelu(x: tf.Tensor): tf.Tensor | null {
+  return has(FUSED.gelu) ? run(FUSED.gelu, { x })[0]! : null;
+}
+
+export function fusedGeluGrad(x: tf.Tensor, dy: tf.Tensor): tf.Tensor | null {
+  return has(FUSED.geluGrad) ? run(FUSED.geluGrad, { x, dy })[0]! : null;
+}
+
+export interface AdamWStep {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** multiplies the parameter before the update: 1 - lr * weightDecay */
+  decay: number;
+  /** lr / (1 - beta1^t) */
+  stepSize: number;
+  /** sqrt(1 - beta2^t) */
+  biasCorrection2Sqrt: number;
+}
+
+/** One AdamW update in one pass: the new parameter and moments, as fresh tensors. */
+export function fusedAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step: AdamWStep): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } | null {
+  if (!has(FUSED.adamW)) return null;
+  const [p2, m2, v2] = run(FUSED.adamW, { p, g, m, v }, { ...step });
+  return { p: p2!, m: m2!, v: v2! };
+}

@@ -1,0 +1,122 @@
+/*
+ * Output buffers for the native engine. A fresh Float32Array costs about 0.6 ms per MiB in
+ * first-touch page faults on these machines, more than the arithmetic of most kernels
+ * (research/backends.md section 8), so kernels take their outputs from here and disposed tensors
+ * give them back.
+ *
+ * Safety: an array is recycled only when no tensor uses its buffer any more. The stock cpu kernels
+ * this backend inherits can return views (`subarray`) into an input, so users are counted per
+ * ArrayBuffer, views included, and a view keeps its parent's buffer out of the pool. Arrays that
+ * leave the backend (readSync) are copies, so nothing outside can see a recycled buffer.
+ */
+export interface PoolStats {
+  /** Bytes in free lists, ready for reuse. */
+  freeBytes: number;
+  /** Bytes of buffers held by live tensors (every buffer counted once, pooled or not). */
+  liveBytes: number;
+  peakLiveBytes: number;
+  /** Buffers served from a free list vs freshly allocated. */
+  reused: number;
+  allocated: number;
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, Float32Array[]>();
+  /** Buffers that came from this pool, with their array's length. */
+  private readonly owned = new WeakMap<ArrayBufferLike, number>();
+  /** Every buffer a live tensor uses, with the number of tensor data entries using it. */
+  private readonly users = new Map<ArrayBufferLike, number>();
+  private stats: PoolStats = { freeBytes: 0, liveBytes: 0, peakLiveBytes: 0, reused: 0, allocated: 0 };
+
+  constructor(private capBytes: number) {}
+
+  /** An array of n floats with unspecified contents: the caller writes every element. */
+  take(n: number): Float32Array {
+    const list = this.free.get(n);
+    const hit = list?.pop();
+    if (hit !== undefined) {
+      this.stats.freeBytes -= hit.byteLength;
+      this.stats.reused++;
+      return hit;
+    }
+    const fresh = new Float32Array(n);
+    this.owned.set(fresh.buffer, n);
+    this.stats.allocated++;
+    return fresh;
+  }
+
+  /** A tensor now uses `values`. */
+  retain(values: unknown): void {
+    if (!ArrayBuffer.isView(values)) return;
+    const buffer = values.buffer;
+    const count = this.users.get(buffer) ?? 0;
+    this.users.set(buffer, count + 1);
+    if (count === 0) {
+      this.stats.liveBytes += buffer.byteLength;
+      if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
+    }
+  }
+
+  /** A tensor stopped using `values`; its buffer returns to the pool when it was the last user. */
+  release(values: unknown): void {
+    if (!ArrayBuffer.isView(values)) return;
+    const buffer = values.buffer;
+    const count = this.users.get(buffer);
+    if (count === undefined) return;
+    if (count > 1) {
+      this.users.set(buffer, count - 1);
+      return;
+    }
+    this.users.delete(buffer);
+    this.stats.liveBytes -= buffer.byteLength;
+    this.toFreeList(buffer);
+  }
+
+  /** Gives back a scratch array that was never wrapped as a tensor. */
+  recycle(values: Float32Array): void {
+    if (!this.users.has(values.buffer)) this.toFreeList(values.buffer);
+  }
+
+  private toFreeList(buffer: ArrayBufferLike): void {
+    const n = this.owned.get(buffer);
+    if (n === undefined || this.stats.freeBytes + buffer.byteLength > this.capBytes) return;
+    const list = this.free.get(n);
+    const whole = new Float32Array(buffer, 0, n);
+    if (list === undefined) this.free.set(n, [whole]);
+    else list.push(whole);
+    this.stats.freeBytes += buffer.byteLength;
+  }
+
+  /** True when `values` lives in a buffer this pool may recycle. */
+  isPooled(values: unknown): boolean {
+    return ArrayBuffer.isView(values) && this.owned.has(values.buffer);
+  }
+
+  /** Drops free buffers until at most `bytes` remain free (0 empties the free lists). */
+  trim(bytes = 0): void {
+    for (const [n, list] of this.free) {
+      while (this.stats.freeBytes > bytes && list.length > 0) {
+        const dropped = list.pop()!;
+        this.stats.freeBytes -= dropped.byteLength;
+      }
+      if (list.length === 0) this.free.delete(n);
+    }
+  }
+
+  setCap(bytes: number): void {
+    this.capBytes = bytes;
+    this.trim(bytes);
+  }
+
+  get cap(): number {
+    return this.capBytes;
+  }
+
+  snapshot(): PoolStats {
+    return { ...this.stats };
+  }
+
+  resetPeak(): void {
+    this.stats.peakLiveBytes = this.stats.liveBytes;
+  }
+}
