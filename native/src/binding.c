@@ -61,31 +61,38 @@ static void *typed(call_t *c, size_t i, napi_typedarray_type want, size_t *lengt
   return data;
 }
 
-/* A float array that must hold at least `need` elements. */
-static float *f32(call_t *c, size_t i, int64_t need) {
+/*
+ * A float array that must hold at least `need` elements. Needs are products of caller-supplied
+ * numbers, computed in double so that they cannot wrap around as int64 products can (num() and
+ * dims() bound every factor by 2^53). An empty array has a NULL data pointer, so whether typed()
+ * succeeded is told by c->failed, never by the pointer.
+ */
+static float *f32(call_t *c, size_t i, double need) {
   size_t len = 0;
   float *p = typed(c, i, napi_float32_array, &len);
-  if (p != NULL && (int64_t)len < need) {
+  if (!c->failed && (double)len < need) {
     fail(c, "array shorter than the shape it is used with");
     return NULL;
   }
   return p;
 }
 
-static int32_t *i32(call_t *c, size_t i, int64_t need) {
+static int32_t *i32(call_t *c, size_t i, double need) {
   size_t len = 0;
   int32_t *p = typed(c, i, napi_int32_array, &len);
-  if (p != NULL && (int64_t)len < need) {
+  if (!c->failed && (double)len < need) {
     fail(c, "index array shorter than expected");
     return NULL;
   }
   return p;
 }
 
+/* A size, count or index: finite and at most 2^53 in magnitude, so products of three stay finite doubles. */
 static int64_t num(call_t *c, size_t i) {
   if (c->failed) return 0;
   double d = 0;
-  if (napi_get_value_double(c->env, c->argv[i], &d) != napi_ok) fail(c, "expected a number argument");
+  if (napi_get_value_double(c->env, c->argv[i], &d) != napi_ok) return fail(c, "expected a number argument"), 0;
+  if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0)) return fail(c, "number out of range"), 0;
   return (int64_t)d;
 }
 
@@ -111,14 +118,16 @@ static int dims(call_t *c, size_t i, int64_t *out) {
     double d;
     napi_get_element(c->env, c->argv[i], k, &v);
     if (napi_get_value_double(c->env, v, &d) != napi_ok) return fail(c, "expected numbers in a dims array"), -1;
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0)) return fail(c, "number out of range"), -1;
     out[k] = (int64_t)d;
   }
   return (int)len;
 }
 
-static int64_t product(const int64_t *s, int rank) {
-  int64_t p = 1;
-  for (int d = 0; d < rank; d++) p *= s[d];
+/* In double, like every size check here (see f32). */
+static double product(const int64_t *s, int rank) {
+  double p = 1;
+  for (int d = 0; d < rank; d++) p *= (double)s[d];
   return p;
 }
 
@@ -137,8 +146,8 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   if (!nonneg(&c, m) || !nonneg(&c, n) || !nonneg(&c, k)) return NULL;
   if (bA < 1 || bB < 1 || (bA != bB && bA != 1 && bB != 1)) return fail(&c, "batch sizes do not broadcast"), NULL;
   int64_t batch = bA > bB ? bA : bB;
-  const float *a = f32(&c, 0, bA * m * k), *b = f32(&c, 1, bB * k * n);
-  float *out = f32(&c, 2, batch * m * n);
+  const float *a = f32(&c, 0, (double)bA * m * k), *b = f32(&c, 1, (double)bB * k * n);
+  float *out = f32(&c, 2, (double)batch * m * n);
   if (c.failed) return NULL;
   if (!ln_gemm(a, b, out, bA, bB, m, n, k, tA, tB)) return fail(&c, "dnnl_sgemm failed"), NULL;
   return undefined(env);
@@ -154,6 +163,30 @@ static napi_value Binary(napi_env env, napi_callback_info info) {
   if (op < 0 || op >= BIN_COUNT) return fail(&c, "unknown op"), NULL;
   if (ra != rank || rb != rank) return fail(&c, "strides and shape differ in rank"), NULL;
   /* the last element each input is read at */
+  double lastA = 0, lastB = 0;
+  for (int d = 0; d < rank; d++) {
+    if (shape[d] < 0 || sa[d] < 0 || sb[d] < 0) return fail(&c, "negative dim or stride"), NULL;
+    if (shape[d] == 0) lastA = lastB = -1;
+    if (lastA >= 0) lastA += (double)(shape[d] - 1) * sa[d];
+    if (lastB >= 0) lastB += (double)(shape[d] - 1) * sb[d];
+  }
+  double total = product(shape, rank);
+  const float *a = f32(&c, 1, lastA + 1), *b = f32(&c, 3, lastB + 1);
+  float *out = f32(&c, 5, total);
+  if (c.failed) return NULL;
+  if (total > 0) ln_binary((binary_op)op, a, sa, b, sb, out, shape, rank);
+  return undefined(env);
+}
+
+/* compare(op, a, aStrides, b, bStrides, out, shape): out is a Uint8Array */
+static napi_value Compare(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "compare", 7)) return NULL;
+  int64_t op = num(&c, 0), sa[LN_MAX_RANK], sb[LN_MAX_RANK], shape[LN_MAX_RANK];
+  int ra = dims(&c, 2, sa), rb = dims(&c, 4, sb), rank = dims(&c, 6, shape);
+  if (c.failed) return NULL;
+  if (op < 0 || op >= CMP_COUNT) return fail(&c, "unknown op"), NULL;
+  if (ra != rank || rb != rank) return fail(&c, "strides and shape differ in rank"), NULL;
   int64_t lastA = 0, lastB = 0;
   for (int d = 0; d < rank; d++) {
     if (shape[d] < 0 || sa[d] < 0 || sb[d] < 0) return fail(&c, "negative dim or stride"), NULL;
@@ -163,9 +196,26 @@ static napi_value Binary(napi_env env, napi_callback_info info) {
   }
   int64_t total = product(shape, rank);
   const float *a = f32(&c, 1, lastA + 1), *b = f32(&c, 3, lastB + 1);
-  float *out = f32(&c, 5, total);
+  size_t nOut = 0;
+  uint8_t *out = typed(&c, 5, napi_uint8_array, &nOut);
   if (c.failed) return NULL;
-  if (total > 0) ln_binary((binary_op)op, a, sa, b, sb, out, shape, rank);
+  if ((int64_t)nOut < total) return fail(&c, "output shorter than the shape"), NULL;
+  if (total > 0) ln_compare((compare_op)op, a, sa, b, sb, out, shape, rank);
+  return undefined(env);
+}
+
+/* logical(isOr, a, b, out): byte arrays of one length */
+static napi_value Logical(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "logical", 4)) return NULL;
+  int isOr = (int)num(&c, 0);
+  size_t na = 0, nb = 0, no = 0;
+  const uint8_t *a = typed(&c, 1, napi_uint8_array, &na);
+  const uint8_t *b = typed(&c, 2, napi_uint8_array, &nb);
+  uint8_t *out = typed(&c, 3, napi_uint8_array, &no);
+  if (c.failed) return NULL;
+  if (nb < na || no < na) return fail(&c, "arrays of different lengths"), NULL;
+  ln_logical(isOr, a, b, out, (int64_t)na);
   return undefined(env);
 }
 
@@ -189,8 +239,8 @@ static napi_value Reduce(napi_env env, napi_callback_info info) {
   if (!start(&c, env, info, "reduce", 6)) return NULL;
   int64_t op = num(&c, 0), outer = num(&c, 3), r = num(&c, 4), inner = num(&c, 5);
   if (!nonneg(&c, outer) || !nonneg(&c, r) || !nonneg(&c, inner)) return NULL;
-  const float *x = f32(&c, 1, outer * r * inner);
-  float *out = f32(&c, 2, outer * inner);
+  const float *x = f32(&c, 1, (double)outer * r * inner);
+  float *out = f32(&c, 2, (double)outer * inner);
   if (c.failed) return NULL;
   if (op < 0 || op >= RED_COUNT) return fail(&c, "unknown op"), NULL;
   ln_reduce((reduce_op)op, x, out, outer, r, inner);
@@ -205,8 +255,8 @@ static napi_value ArgMinMax(napi_env env, napi_callback_info info) {
   int isMin = (int)num(&c, 5);
   if (!nonneg(&c, outer) || !nonneg(&c, inner)) return NULL;
   if (r < 1) return fail(&c, "empty axis"), NULL;
-  const float *x = f32(&c, 0, outer * r * inner);
-  int32_t *out = i32(&c, 1, outer * inner);
+  const float *x = f32(&c, 0, (double)outer * r * inner);
+  int32_t *out = i32(&c, 1, (double)outer * inner);
   if (c.failed) return NULL;
   ln_argmax(x, out, outer, r, inner, isMin);
   return undefined(env);
@@ -219,8 +269,8 @@ static napi_value Softmax(napi_env env, napi_callback_info info) {
   int64_t rows = num(&c, 2), cols = num(&c, 3);
   int lg = (int)num(&c, 4);
   if (!nonneg(&c, rows) || !nonneg(&c, cols)) return NULL;
-  const float *x = f32(&c, 0, rows * cols);
-  float *out = f32(&c, 1, rows * cols);
+  const float *x = f32(&c, 0, (double)rows * cols);
+  float *out = f32(&c, 1, (double)rows * cols);
   if (c.failed) return NULL;
   ln_softmax(x, out, rows, cols, lg);
   return undefined(env);
@@ -239,7 +289,7 @@ static napi_value Transpose(napi_env env, napi_callback_info info) {
     if (perm[d] < 0 || perm[d] >= rank || seen[perm[d]]++) return fail(&c, "not a permutation"), NULL;
     if (shape[d] < 0) return fail(&c, "negative dim"), NULL;
   }
-  int64_t total = product(shape, rank);
+  double total = product(shape, rank);
   const float *x = f32(&c, 0, total);
   float *out = f32(&c, 1, total);
   if (c.failed) return NULL;
@@ -291,7 +341,8 @@ static napi_value CopyRows(napi_env env, napi_callback_info info) {
   int64_t so = num(&c, 1), ss = num(&c, 2), dOff = num(&c, 4), ds = num(&c, 5), rows = num(&c, 6), cols = num(&c, 7);
   if (!nonneg(&c, so) || !nonneg(&c, ss) || !nonneg(&c, dOff) || !nonneg(&c, ds) || !nonneg(&c, rows) || !nonneg(&c, cols))
     return NULL;
-  int64_t needS = rows == 0 ? 0 : so + (rows - 1) * ss + cols, needD = rows == 0 ? 0 : dOff + (rows - 1) * ds + cols;
+  double needS = rows == 0 ? 0 : (double)so + (double)(rows - 1) * ss + cols;
+  double needD = rows == 0 ? 0 : (double)dOff + (double)(rows - 1) * ds + cols;
   const float *src = f32(&c, 0, needS);
   float *dst = f32(&c, 3, needD);
   if (c.failed) return NULL;
@@ -307,8 +358,8 @@ static napi_value Gather(napi_env env, napi_callback_info info) {
   if (!nonneg(&c, outer) || !nonneg(&c, n) || !nonneg(&c, inner)) return NULL;
   size_t count = 0;
   const int32_t *idx = typed(&c, 1, napi_int32_array, &count);
-  const float *x = f32(&c, 0, outer * n * inner);
-  float *out = f32(&c, 2, outer * (int64_t)count * inner);
+  const float *x = f32(&c, 0, (double)outer * n * inner);
+  float *out = f32(&c, 2, (double)outer * (double)count * inner);
   if (c.failed) return NULL;
   if (!ln_gather(x, idx, out, outer, n, inner, (int64_t)count)) return fail(&c, "index out of range"), NULL;
   return undefined(env);
@@ -322,8 +373,8 @@ static napi_value SegmentSum(napi_env env, napi_callback_info info) {
   if (!nonneg(&c, inner) || !nonneg(&c, segments)) return NULL;
   size_t count = 0;
   const int32_t *ids = typed(&c, 1, napi_int32_array, &count);
-  const float *x = f32(&c, 0, (int64_t)count * inner);
-  float *out = f32(&c, 2, segments * inner);
+  const float *x = f32(&c, 0, (double)count * inner);
+  float *out = f32(&c, 2, (double)segments * inner);
   if (c.failed) return NULL;
   ln_segment_sum(x, ids, out, (int64_t)count, inner, segments);
   return undefined(env);
@@ -341,7 +392,7 @@ static napi_value Select(napi_env env, napi_callback_info info) {
   const float *b = f32(&c, 2, (int64_t)n);
   float *out = f32(&c, 3, (int64_t)n);
   if (c.failed) return NULL;
-  if ((int64_t)nc * inner < (int64_t)n) return fail(&c, "condition shorter than the values"), NULL;
+  if ((double)nc * inner < (double)n) return fail(&c, "condition shorter than the values"), NULL;
   ln_select(cond, a, b, out, (int64_t)n, inner);
   return undefined(env);
 }
@@ -404,8 +455,9 @@ static napi_value LayerNorm(napi_env env, napi_callback_info info) {
   int64_t rows = num(&c, 6), d = num(&c, 7);
   float eps = (float)real(&c, 8);
   if (!nonneg(&c, rows) || d < 1) return fail(&c, "bad rows or features"), NULL;
-  const float *x = f32(&c, 0, rows * d), *gamma = f32(&c, 1, d), *beta = f32(&c, 2, d);
-  float *y = f32(&c, 3, rows * d), *xhat = f32(&c, 4, rows * d), *rs = f32(&c, 5, rows);
+  const double rd = (double)rows * d;
+  const float *x = f32(&c, 0, rd), *gamma = f32(&c, 1, d), *beta = f32(&c, 2, d);
+  float *y = f32(&c, 3, rd), *xhat = f32(&c, 4, rd), *rs = f32(&c, 5, rows);
   if (c.failed) return NULL;
   ln_layer_norm(x, gamma, beta, y, xhat, rs, rows, d, eps);
   return undefined(env);
@@ -417,8 +469,9 @@ static napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   if (!start(&c, env, info, "layerNormGrad", 9)) return NULL;
   int64_t rows = num(&c, 7), d = num(&c, 8);
   if (!nonneg(&c, rows) || d < 1) return fail(&c, "bad rows or features"), NULL;
-  const float *dy = f32(&c, 0, rows * d), *xhat = f32(&c, 1, rows * d), *rs = f32(&c, 2, rows), *gamma = f32(&c, 3, d);
-  float *dx = f32(&c, 4, rows * d), *dgamma = f32(&c, 5, d), *dbeta = f32(&c, 6, d);
+  const double rd = (double)rows * d;
+  const float *dy = f32(&c, 0, rd), *xhat = f32(&c, 1, rd), *rs = f32(&c, 2, rows), *gamma = f32(&c, 3, d);
+  float *dx = f32(&c, 4, rd), *dgamma = f32(&c, 5, d), *dbeta = f32(&c, 6, d);
   if (c.failed) return NULL;
   ln_layer_norm_grad(dy, xhat, rs, gamma, dx, dgamma, dbeta, rows, d);
   return undefined(env);
@@ -503,6 +556,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   EXPORT("gemm", Gemm);
   EXPORT("binary", Binary);
   EXPORT("unary", Unary);
+  EXPORT("compare", Compare);
+  EXPORT("logical", Logical);
   EXPORT("reduce", Reduce);
   EXPORT("argMinMax", ArgMinMax);
   EXPORT("softmax", Softmax);

@@ -1,7 +1,7 @@
 /*
  * Kernels of the native engine. Loops are written so GCC vectorises them (-O3, `omp simd`), and
  * large ones are split over OpenMP threads: the same libgomp pool oneDNN's sgemm uses, so the
- * process has one pool. Transcendentals use branch-free polynomial forms (exp_f below) because
+ * process has one pool. Transcendentals use branch-free polynomial forms (vexp below) because
  * glibc's scalar expf does not vectorise without -ffast-math, which would also break NaN and
  * infinity handling that masks and divergence checks rely on.
  */
@@ -21,6 +21,8 @@ int ln_max_threads(void) { return omp_get_max_threads(); }
 int ln_gemm(const float *a, const float *b, float *c, int64_t batchA, int64_t batchB, int64_t m, int64_t n,
             int64_t k, int transA, int transB) {
   const int64_t batch = batchA > batchB ? batchA : batchB;
+  /* An empty output: nothing to do (and dnnl_sgemm rejects the leading dimensions of 0 it would get). */
+  if (m == 0 || n == 0) return 1;
   const int64_t lda = transA ? m : k, ldb = transB ? k : n;
   for (int64_t i = 0; i < batch; i++) {
     const float *ai = a + (batchA == 1 ? 0 : i * m * k);
@@ -36,69 +38,143 @@ int ln_gemm(const float *a, const float *b, float *c, int64_t batchA, int64_t ba
   return 1;
 }
 
-/* ---- scalar math that vectorises ---- */
+/* ---- transcendentals on 16-float vectors ----
+ * GCC does not vectorise a scalar exp that builds 2^k from bits (the type pun blocks it), so the hot
+ * ones are written on GCC vector types, where a cast between int and float vectors is a bit-cast.
+ * -march=native maps 16 lanes to one AVX-512 register (or two AVX2 ones elsewhere).
+ */
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+#define VL 16
 
-static inline float bits_to_float(int32_t i) {
-  float f;
-  memcpy(&f, &i, sizeof f);
-  return f;
+static inline vf vsplat(float a) { return (vf){} + a; }
+/* m ? a : b per lane, m a comparison result (-1 or 0 per lane) */
+static inline vf vsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+static inline vf vload(const float *p) {
+  vf v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+/* The first n (< 16) lanes from p, zeros after. */
+static inline vf vload_part(const float *p, int64_t n) {
+  float tmp[VL] = {0};
+  memcpy(tmp, p, sizeof(float) * (size_t)n);
+  return vload(tmp);
+}
+static inline void vstore_part(float *p, vf v, int64_t n) {
+  float tmp[VL];
+  vstore(tmp, v);
+  memcpy(p, tmp, sizeof(float) * (size_t)n);
 }
 
 /*
- * exp(x) = 2^k exp(r), k = round(x / ln 2), |r| <= ln 2 / 2, with Cephes' degree-6 polynomial for
- * exp(r) (relative error about 2e-7). Inputs are clamped to the finite range (below it the result
- * is 0, above it about 3.4e38 * 2 = inf); NaN passes through the clamp and stays NaN.
+ * exp(x) = 2^k exp(r), k = floor(x / ln 2 + 1/2), |r| <= ln 2 / 2, with Cephes' degree-6 polynomial
+ * for exp(r) (relative error about 1e-7). Inputs are clamped to [-104, 88.72283]: below, the result
+ * rounds to 0; above, it is inf; NaN stays NaN. 2^k is applied as two factors 2^(k>>1) and
+ * 2^(k-(k>>1)), each a normal float for every k in [-150, 128], so results near FLT_MIN and
+ * subnormal ones come out right.
  */
-static inline float exp_f(float x) {
-  float xc = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
-  float k = floorf(xc * 1.44269504088896341f + 0.5f);
-  float r = xc - k * 0.693359375f + k * 2.12194440e-4f;
-  float r2 = r * r;
-  float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
-             1.6666665459e-1f) * r + 5.0000001201e-1f;
-  float y = p * r2 + r + 1.0f;
-  /* 2^(k-1) * 2 keeps k = 128 (x near 88.7) representable */
-  float scale = bits_to_float(((int32_t)k + 126) << 23);
-  return x > 88.72283f ? INFINITY : y * scale * 2.0f;
+static inline vf vexp(vf x) {
+  const vf lo = vsplat(-104.0f), hi = vsplat(88.72283f);
+  vf xc = vsel(x < lo, lo, vsel(x > hi, hi, x));
+  vf t = xc * 1.44269504088896341f + 0.5f;
+  vi k = __builtin_convertvector(t, vi);
+  k = k + (__builtin_convertvector(k, vf) > t); /* truncation rounded a negative t up: floor is one less */
+  vf kf = __builtin_convertvector(k, vf);
+  vf r = xc - kf * 0.693359375f + kf * 2.12194440e-4f;
+  vf p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+          1.6666665459e-1f) * r + 5.0000001201e-1f;
+  vf y = p * (r * r) + r + 1.0f;
+  vi k1 = k >> 1;
+  vf res = y * (vf)((k1 + 127) << 23) * (vf)((k - k1 + 127) << 23);
+  res = vsel(x > hi, vsplat(INFINITY), res);
+  return vsel(x != x, x, res);
 }
 
 /* tanh(x) = 1 - 2 / (exp(2x) + 1), with an odd polynomial near 0 where that form cancels. */
-static inline float tanh_f(float x) {
-  float e = exp_f(2.0f * x);
-  float big = 1.0f - 2.0f / (e + 1.0f);
-  float x2 = x * x;
-  float small = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
-  return fabsf(x) < 0.0625f ? small : big;
+static inline vf vtanh(vf x) {
+  vf big = 1.0f - 2.0f / (vexp(2.0f * x) + 1.0f);
+  vf x2 = x * x;
+  vf small = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
+  vf ax = vsel(x < 0.0f, -x, x);
+  return vsel(ax < 0.0625f, small, big);
 }
 
-static inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+static inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
 
-#define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)")
+/*
+ * Calls fn(ctx, lo, hi) on [0, n) split into one range per thread (multiples of 16 elements), or
+ * once when n is small: a parallel region costs a wake-up, and on a shared 2-core machine a
+ * second thread that is not scheduled makes the region wait.
+ */
+typedef void (*range_fn)(void *ctx, int64_t lo, int64_t hi);
+static void parallel_ranges(int64_t n, range_fn fn, void *ctx) {
+  if (n < PAR_MIN || omp_get_max_threads() == 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t k = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = (((n + k - 1) / k) + VL - 1) / VL * VL;
+    const int64_t lo = t * chunk, hi = lo + chunk < n ? lo + chunk : n;
+    if (lo < hi) fn(ctx, lo, hi);
+  }
+}
 
-void ln_unary(unary_op op, const float *x, float *out, int64_t n) {
-  switch (op) {
-  case UN_EXP: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = exp_f(x[i]); break;
-  case UN_LOG: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = logf(x[i]); break;
-  case UN_TANH: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = tanh_f(x[i]); break;
-  case UN_SQRT: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = sqrtf(x[i]); break;
-  case UN_RSQRT: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = 1.0f / sqrtf(x[i]); break;
-  case UN_SQUARE: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = x[i] * x[i]; break;
-  case UN_NEG: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = -x[i]; break;
-  case UN_ABS: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = fabsf(x[i]); break;
-  case UN_SIGMOID: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = sigmoid_f(x[i]); break;
+/* out[lo, hi) = EXPR of v = x[lo, hi), 16 lanes at a time. */
+#define VMAP(x, out, lo, hi, EXPR)                \
+  do {                                            \
+    int64_t i_ = (lo);                            \
+    for (; i_ + VL <= (hi); i_ += VL) {           \
+      vf v = vload((x) + i_);                     \
+      vstore((out) + i_, (EXPR));                 \
+    }                                             \
+    if (i_ < (hi)) {                              \
+      vf v = vload_part((x) + i_, (hi) - i_);     \
+      vstore_part((out) + i_, (EXPR), (hi) - i_); \
+    }                                             \
+  } while (0)
+
+typedef struct {
+  unary_op op;
+  const float *x;
+  float *out;
+} unary_ctx;
+
+static void unary_range(void *p, int64_t lo, int64_t hi) {
+  const unary_ctx *c = p;
+  const float *x = c->x;
+  float *out = c->out;
+  switch (c->op) {
+  case UN_EXP: VMAP(x, out, lo, hi, vexp(v)); break;
+  case UN_TANH: VMAP(x, out, lo, hi, vtanh(v)); break;
+  case UN_SIGMOID: VMAP(x, out, lo, hi, vsigmoid(v)); break;
+  case UN_LOG: for (int64_t i = lo; i < hi; i++) out[i] = logf(x[i]); break;
+  case UN_SQRT: for (int64_t i = lo; i < hi; i++) out[i] = sqrtf(x[i]); break;
+  case UN_RSQRT: for (int64_t i = lo; i < hi; i++) out[i] = 1.0f / sqrtf(x[i]); break;
+  case UN_SQUARE: for (int64_t i = lo; i < hi; i++) out[i] = x[i] * x[i]; break;
+  case UN_NEG: for (int64_t i = lo; i < hi; i++) out[i] = -x[i]; break;
+  case UN_ABS: for (int64_t i = lo; i < hi; i++) out[i] = fabsf(x[i]); break;
   /* NaN < 0 is false, so NaN stays NaN, as in tfjs's relu */
-  case UN_RELU: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = x[i] < 0.0f ? 0.0f : x[i]; break;
-  case UN_RECIPROCAL: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = 1.0f / x[i]; break;
-  case UN_LOG1P: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = log1pf(x[i]); break;
+  case UN_RELU: for (int64_t i = lo; i < hi; i++) out[i] = x[i] < 0.0f ? 0.0f : x[i]; break;
+  case UN_RECIPROCAL: for (int64_t i = lo; i < hi; i++) out[i] = 1.0f / x[i]; break;
+  case UN_LOG1P: for (int64_t i = lo; i < hi; i++) out[i] = log1pf(x[i]); break;
   /* softplus(x) = max(x, 0) + log1p(exp(-|x|)), stable at both ends */
   case UN_SOFTPLUS:
-    PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = (x[i] > 0.0f ? x[i] : 0.0f) + log1pf(exp_f(-fabsf(x[i])));
+    for (int64_t i = lo; i < hi; i++) out[i] = (x[i] > 0.0f ? x[i] : 0.0f) + log1pf(expf(-fabsf(x[i])));
     break;
-  case UN_ERF: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = erff(x[i]); break;
-  case UN_SIGN: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? -1.0f : 0.0f); break;
-  case UN_EXPM1: PAR_FOR for (int64_t i = 0; i < n; i++) out[i] = expm1f(x[i]); break;
+  case UN_ERF: for (int64_t i = lo; i < hi; i++) out[i] = erff(x[i]); break;
+  case UN_SIGN: for (int64_t i = lo; i < hi; i++) out[i] = x[i] > 0.0f ? 1.0f : (x[i] < 0.0f ? -1.0f : 0.0f); break;
+  case UN_EXPM1: for (int64_t i = lo; i < hi; i++) out[i] = expm1f(x[i]); break;
   default: break;
   }
+}
+
+void ln_unary(unary_op op, const float *x, float *out, int64_t n) {
+  unary_ctx c = {op, x, out};
+  parallel_ranges(n, unary_range, &c);
 }
 
 static inline float apply_binary(binary_op op, float a, float b) {
@@ -177,6 +253,51 @@ void ln_binary(binary_op op, const float *a, const int64_t *aStrides, const floa
       offB += idx * bStrides[d];
     }
     binary_inner(op, a + offA, aStrides[rank - 1], b + offB, bStrides[rank - 1], out + r * inner, inner);
+  }
+}
+
+static inline uint8_t apply_compare(compare_op op, float x, float y) {
+  switch (op) {
+  case CMP_EQUAL: return x == y;
+  case CMP_NOT_EQUAL: return x != y;
+  case CMP_GREATER: return x > y;
+  case CMP_GREATER_EQUAL: return x >= y;
+  case CMP_LESS: return x < y;
+  default: return x <= y;
+  }
+}
+
+void ln_compare(compare_op op, const float *a, const int64_t *aStrides, const float *b, const int64_t *bStrides,
+                uint8_t *out, const int64_t *shape, int rank) {
+  if (rank == 0) {
+    out[0] = apply_compare(op, a[0], b[0]);
+    return;
+  }
+  const int64_t inner = shape[rank - 1], sa = aStrides[rank - 1], sb = bStrides[rank - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < rank - 1; d++) rows *= shape[d];
+#pragma omp parallel for schedule(static) if (rows * inner >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, offA = 0, offB = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      const int64_t idx = rem % shape[d];
+      rem /= shape[d];
+      offA += idx * aStrides[d];
+      offB += idx * bStrides[d];
+    }
+    const float *ar = a + offA, *br = b + offB;
+    uint8_t *o = out + r * inner;
+    for (int64_t i = 0; i < inner; i++) o[i] = apply_compare(op, ar[i * sa], br[i * sb]);
+  }
+}
+
+void ln_logical(int isOr, const uint8_t *a, const uint8_t *b, uint8_t *out, int64_t n) {
+  if (isOr) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+    for (int64_t i = 0; i < n; i++) out[i] = (a[i] | b[i]) != 0;
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+    for (int64_t i = 0; i < n; i++) out[i] = (a[i] & b[i]) != 0;
   }
 }
 
@@ -263,33 +384,39 @@ void ln_argmax(const float *x, int32_t *out, int64_t outer, int64_t r, int64_t i
     }
 }
 
-void ln_softmax(const float *x, float *out, int64_t rows, int64_t cols, int logSoftmax) {
-  const int64_t n = rows * cols;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *src = x + r * cols;
-    float *dst = out + r * cols;
-    float m = -INFINITY;
-    for (int64_t j = 0; j < cols; j++) m = src[j] > m ? src[j] : m;
-    float s = 0.0f;
-    if (logSoftmax) {
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < cols; j++) s += exp_f(src[j] - m);
-      const float lse = m + logf(s);
-#pragma omp simd
-      for (int64_t j = 0; j < cols; j++) dst[j] = src[j] - lse;
-    } else {
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < cols; j++) {
-        const float e = exp_f(src[j] - m);
-        dst[j] = e;
-        s += e;
-      }
-      const float inv = 1.0f / s;
-#pragma omp simd
-      for (int64_t j = 0; j < cols; j++) dst[j] *= inv;
-    }
+static void softmax_row(const float *src, float *dst, int64_t cols, int logSoftmax) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < cols; j++) m = src[j] > m ? src[j] : m;
+  const vf vm = vsplat(m);
+  vf acc = vsplat(0.0f);
+  int64_t j = 0;
+  for (; j + VL <= cols; j += VL) {
+    vf e = vexp(vload(src + j) - vm);
+    acc += e;
+    if (!logSoftmax) vstore(dst + j, e);
   }
+  if (j < cols) {
+    /* padding lanes hold -inf: their exp is 0 */
+    float tmp[VL];
+    for (int64_t q = 0; q < VL; q++) tmp[q] = j + q < cols ? src[j + q] : -INFINITY;
+    vf e = vexp(vload(tmp) - vm);
+    acc += e;
+    if (!logSoftmax) vstore_part(dst + j, e, cols - j);
+  }
+  float s = 0.0f;
+  for (int q = 0; q < VL; q++) s += acc[q];
+  if (logSoftmax) {
+    const float lse = m + logf(s);
+    for (int64_t q = 0; q < cols; q++) dst[q] = src[q] - lse;
+  } else {
+    const float inv = 1.0f / s;
+    for (int64_t q = 0; q < cols; q++) dst[q] *= inv;
+  }
+}
+
+void ln_softmax(const float *x, float *out, int64_t rows, int64_t cols, int logSoftmax) {
+#pragma omp parallel for schedule(static) if (rows * cols >= PAR_MIN && omp_get_max_threads() > 1)
+  for (int64_t r = 0; r < rows; r++) softmax_row(x + r * cols, out + r * cols, cols, logSoftmax);
 }
 
 /* ---- layout ---- */
@@ -504,19 +631,37 @@ void ln_layer_norm_grad(const float *dy, const float *xhat, const float *rsigma,
 #define GELU_C 0.7978845608028654f
 #define GELU_A 0.044715f
 
-void ln_gelu(const float *x, float *y, int64_t n) {
-  PAR_FOR for (int64_t i = 0; i < n; i++) {
-    const float xi = x[i];
-    const float t = tanh_f(GELU_C * (xi + GELU_A * xi * xi * xi));
-    y[i] = 0.5f * xi * (1.0f + t);
+typedef struct {
+  const float *x, *dy;
+  float *out;
+} gelu_ctx;
+
+static void gelu_range(void *p, int64_t lo, int64_t hi) {
+  const gelu_ctx *c = p;
+  VMAP(c->x, c->out, lo, hi, 0.5f * v * (1.0f + vtanh(GELU_C * (v + GELU_A * v * v * v))));
+}
+
+static void gelu_grad_range(void *p, int64_t lo, int64_t hi) {
+  const gelu_ctx *c = p;
+  for (int64_t i = lo; i < hi; i += VL) {
+    const int64_t n = hi - i < VL ? hi - i : VL;
+    vf x = n == VL ? vload(c->x + i) : vload_part(c->x + i, n);
+    vf dy = n == VL ? vload(c->dy + i) : vload_part(c->dy + i, n);
+    vf x2 = x * x;
+    vf t = vtanh(GELU_C * x * (1.0f + GELU_A * x2));
+    vf du = GELU_C * (1.0f + 3.0f * GELU_A * x2);
+    vf dx = dy * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+    if (n == VL) vstore(c->out + i, dx);
+    else vstore_part(c->out + i, dx, n);
   }
 }
 
+void ln_gelu(const float *x, float *y, int64_t n) {
+  gelu_ctx c = {x, NULL, y};
+  parallel_ranges(n, gelu_range, &c);
+}
+
 void ln_gelu_grad(const float *x, const float *dy, float *dx, int64_t n) {
-  PAR_FOR for (int64_t i = 0; i < n; i++) {
-    const float xi = x[i], x2 = xi * xi;
-    const float t = tanh_f(GELU_C * xi * (1.0f + GELU_A * x2));
-    const float du = GELU_C * (1.0f + 3.0f * GELU_A * x2);
-    dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du);
-  }
+  gelu_ctx c = {x, dy, dx};
+  parallel_ranges(n, gelu_grad_range, &c);
 }

@@ -14,6 +14,8 @@ typedef enum {
   BIN_COUNT
 } binary_op;
 
+typedef enum { CMP_EQUAL, CMP_NOT_EQUAL, CMP_GREATER, CMP_GREATER_EQUAL, CMP_LESS, CMP_LESS_EQUAL, CMP_COUNT } compare_op;
+
 typedef enum {
   UN_EXP, UN_LOG, UN_TANH, UN_SQRT, UN_RSQRT, UN_SQUARE, UN_NEG, UN_ABS, UN_SIGMOID, UN_RELU,
   UN_RECIPROCAL, UN_LOG1P, UN_SOFTPLUS, UN_ERF, UN_SIGN, UN_EXPM1,
@@ -35,6 +37,11 @@ int ln_gemm(const float *a, const float *b, float *c, int64_t batchA, int64_t ba
  */
 void ln_binary(binary_op op, const float *a, const int64_t *aStrides, const float *b, const int64_t *bStrides,
                float *out, const int64_t *shape, int rank);
+/* As ln_binary, with a 0/1 byte output (tfjs's bool). */
+void ln_compare(compare_op op, const float *a, const int64_t *aStrides, const float *b, const int64_t *bStrides,
+                uint8_t *out, const int64_t *shape, int rank);
+/* out = a && b (or ||) on bytes of equal length. */
+void ln_logical(int isOr, const uint8_t *a, const uint8_t *b, uint8_t *out, int64_t n);
 void ln_unary(unary_op op, const float *x, float *out, int64_t n);
 
 /* x viewed as [outer, r, inner]; out [outer, inner]. */

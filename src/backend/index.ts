@@ -67,11 +67,13 @@ async function activateNative(print: (line: string) => void, explicit: boolean, 
   }
   const resolved = registerNativeBackend(load.addon, opts);
   if (!(await tf.setBackend(NATIVE_BACKEND))) throw new LongnerError("backend 'native' failed to initialise (see the warning above)");
+  const backend: unknown = tf.backend();
+  if (backend instanceof NativeBackend) backend.setBudget(resolved.budgetBytes);
   const info = load.addon.info();
-  const poolGib = (resolved.poolCapBytes / 2 ** 30).toFixed(2);
+  const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(2);
   return {
     name: 'native',
-    detail: `native (${info.library}, ${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}, pool cap ${poolGib} GiB)`,
+    detail: `native (${info.library}, ${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}, memory budget ${gib(resolved.budgetBytes)} GiB, pool cap ${gib(resolved.poolCapBytes)} GiB)`,
     library: info.library,
     threads: info.threads,
   };

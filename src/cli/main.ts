@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { LongnerError } from '../errors.js';
+import { parseByteSize } from '../util/bytes.js';
 import { datasetsCommand } from './datasets.js';
 import { configCommand } from './config.js';
 import { evalCommand } from './eval.js';
@@ -25,6 +26,29 @@ const cli = yargs(hideBin(process.argv))
   .command(reportCommand)
   .command(memoryCommand)
   .command(llmCommand)
+  .option('threads', {
+    type: 'number',
+    global: true,
+    describe: 'compute threads of the native engine (default: the number of cores; LONGNER_THREADS)',
+  })
+  .option('memory-budget', {
+    type: 'string',
+    global: true,
+    describe: 'native engine: live tensor memory past which a run or probe ends as `oom`, e.g. 16GiB (default 3/4 of RAM; LONGNER_MEMORY_BUDGET)',
+  })
+  // Through the environment, so that the runs and probes started in child processes get them too.
+  .middleware((argv) => {
+    const threads = argv['threads'];
+    if (typeof threads === 'number') {
+      if (!Number.isInteger(threads) || threads < 1) throw new LongnerError(`--threads must be a positive integer, got ${threads}`);
+      process.env['LONGNER_THREADS'] = String(threads);
+    }
+    const budget = argv['memory-budget'];
+    if (typeof budget === 'string') {
+      if (parseByteSize(budget) === null) throw new LongnerError(`--memory-budget must be a size such as 16GiB or 12000MB, got '${budget}'`);
+      process.env['LONGNER_MEMORY_BUDGET'] = budget;
+    }
+  })
   .demandCommand(1, 'Name a command; `longner --help` lists them.')
   .strict()
   .recommendCommands()

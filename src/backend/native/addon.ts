@@ -12,6 +12,7 @@ export const UNARY_OPS = [
   'Reciprocal', 'Log1p', 'Softplus', 'Erf', 'Sign', 'Expm1',
 ] as const;
 export const REDUCE_OPS = ['Sum', 'Mean', 'Max', 'Min', 'Prod'] as const;
+export const COMPARE_OPS = ['Equal', 'NotEqual', 'Greater', 'GreaterEqual', 'Less', 'LessEqual'] as const;
 
 export type BinaryOp = (typeof BINARY_OPS)[number];
 export type UnaryOp = (typeof UNARY_OPS)[number];
@@ -24,6 +25,8 @@ export interface NativeAddon {
   gemm(a: Float32Array, b: Float32Array, c: Float32Array, batchA: number, batchB: number, m: number, n: number, k: number, transA: number, transB: number): void;
   binary(op: number, a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Float32Array, shape: number[]): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
+  compare(op: number, a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Uint8Array, shape: number[]): void;
+  logical(isOr: number, a: Uint8Array, b: Uint8Array, out: Uint8Array): void;
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, r: number, inner: number): void;
   argMinMax(x: Float32Array, out: Int32Array, outer: number, r: number, inner: number, isMin: number): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: number): void;
@@ -52,7 +55,7 @@ export const NATIVE_INSTALL_HINT =
 
 export type AddonLoad = { ok: true; addon: NativeAddon } | { ok: false; reason: string };
 
-const EXPECTED: readonly (keyof NativeAddon)[] = ['info', 'setThreads', 'gemm', 'binary', 'unary', 'reduce', 'softmax', 'adamw'];
+const EXPECTED: readonly (keyof NativeAddon)[] = ['info', 'setThreads', 'gemm', 'binary', 'compare', 'logical', 'unary', 'reduce', 'softmax', 'adamw'];
 
 let cached: AddonLoad | undefined;
 
@@ -69,14 +72,18 @@ function isAddon(value: unknown): value is NativeAddon {
   return EXPECTED.every((name) => typeof record[name] === 'function');
 }
 
+/** Loads the addon with `requireFn` (Node's require; tests pass a stand-in), never throwing. */
+export function loadNativeAddonWith(requireFn: (id: string) => unknown): AddonLoad {
+  try {
+    const loaded = requireFn(NATIVE_PACKAGE);
+    return isAddon(loaded) ? { ok: true, addon: loaded } : { ok: false, reason: `${NATIVE_PACKAGE} is out of date (rebuild it with \`npm install\`)` };
+  } catch (err) {
+    return { ok: false, reason: describe(err) };
+  }
+}
+
 /** Loads the addon once per process. */
 export function loadNativeAddon(): AddonLoad {
-  if (cached !== undefined) return cached;
-  try {
-    const loaded: unknown = createRequire(import.meta.url)(NATIVE_PACKAGE);
-    cached = isAddon(loaded) ? { ok: true, addon: loaded } : { ok: false, reason: `${NATIVE_PACKAGE} is out of date (rebuild it with \`npm install\`)` };
-  } catch (err) {
-    cached = { ok: false, reason: describe(err) };
-  }
+  cached ??= loadNativeAddonWith(createRequire(import.meta.url));
   return cached;
 }

@@ -57,6 +57,9 @@ export function attrBoolean(args: KernelArgs, name: string): boolean {
   return args.attrs?.[name] === true;
 }
 
+/** The highest rank the addon's shape arguments take (LN_MAX_RANK in native/src/kernels.h); above it the stock kernel runs. */
+export const NATIVE_MAX_RANK = 8;
+
 export function isFloat(...ts: tf.TensorInfo[]): boolean {
   return ts.every((t) => t.dtype === 'float32');
 }

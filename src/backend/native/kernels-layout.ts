@@ -5,11 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeBackend } from './backend.js';
-import { attrNumber, attrNumbers, floats, input, inputList, int32s, isFloat, sizeOf, type KernelArgs, type KernelResult } from './kernel-util.js';
+import { attrNumber, attrNumbers, floats, input, inputList, int32s, isFloat, NATIVE_MAX_RANK, sizeOf, type KernelArgs, type KernelResult } from './kernel-util.js';
 
 function transpose(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const x = input(args, 'x');
-  if (!isFloat(x) || x.shape.length === 0) return null;
+  if (!isFloat(x) || x.shape.length === 0 || x.shape.length > NATIVE_MAX_RANK) return null;
   const perm = attrNumbers(args, 'perm');
   const out = b.floats(sizeOf(x.shape));
   b.addon.transpose(floats(b, x), out, [...x.shape], perm);
@@ -18,7 +18,7 @@ function transpose(args: KernelArgs, b: NativeBackend): KernelResult | null {
 
 function slice(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const x = input(args, 'x');
-  if (!isFloat(x) || x.shape.length === 0) return null;
+  if (!isFloat(x) || x.shape.length === 0 || x.shape.length > NATIVE_MAX_RANK) return null;
   const [begin, size] = tf.slice_util.parseSliceParams(x, attrNumbers(args, 'begin'), attrNumbers(args, 'size'));
   tf.slice_util.assertParamsValid(x, begin!, size!);
   const out = b.floats(sizeOf(size!));
@@ -29,7 +29,7 @@ function slice(args: KernelArgs, b: NativeBackend): KernelResult | null {
 function padV2(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const x = input(args, 'x');
   const paddings = args.attrs?.['paddings'];
-  if (!isFloat(x) || x.shape.length === 0 || !Array.isArray(paddings)) return null;
+  if (!isFloat(x) || x.shape.length === 0 || x.shape.length > NATIVE_MAX_RANK || !Array.isArray(paddings)) return null;
   const pairs = paddings as unknown[];
   if (pairs.length !== x.shape.length || !pairs.every((p) => Array.isArray(p) && p.length === 2)) return null;
   const before = pairs.map((p) => Number((p as unknown[])[0]));

@@ -3,9 +3,9 @@
  * oneDNN as flags, never materialised), broadcasting binary ops, unary math, reductions, softmax.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from './addon.js';
+import { BINARY_OPS, COMPARE_OPS, REDUCE_OPS, UNARY_OPS } from './addon.js';
 import type { NativeBackend } from './backend.js';
-import { attrBoolean, attrNumber, attrNumbers, floats, input, inputList, isFloat, sizeOf, type KernelArgs, type KernelResult, type NativeKernel } from './kernel-util.js';
+import { attrBoolean, attrNumber, attrNumbers, floats, input, inputList, isFloat, NATIVE_MAX_RANK, sizeOf, type KernelArgs, type KernelResult, type NativeKernel } from './kernel-util.js';
 
 function batchMatMul(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const a = input(args, 'a'), bb = input(args, 'b');
@@ -17,13 +17,15 @@ function batchMatMul(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const kb = tB ? bb.shape[rb - 1]! : bb.shape[rb - 2]!;
   const n = tB ? bb.shape[rb - 2]! : bb.shape[rb - 1]!;
   if (k !== kb) return null; // the stock kernel throws tfjs's own message
-  const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(bb.shape.slice(0, -2));
-  // Broadcasting between batch shapes other than "same" or "one side has one" goes to the stock kernel.
-  if (batchA !== batchB && batchA !== 1 && batchB !== 1) return null;
-  const outBatch = (batchA >= batchB ? a : bb).shape.slice(0, -2);
-  if (batchA === batchB && a.shape.length !== bb.shape.length) return null;
-  const out = b.floats(Math.max(batchA, batchB) * m * n);
-  b.addon.gemm(floats(b, a), floats(b, bb), out, batchA, batchB, m, n, k, tA ? 1 : 0, tB ? 1 : 0);
+  const batchShapeA = a.shape.slice(0, -2), batchShapeB = bb.shape.slice(0, -2);
+  // The batch dims broadcast as in tfjs: [1, 1] with [5] gives [1, 5], [1, 3] with [3, 1] gives [3, 3].
+  const outBatch = tf.backend_util.assertAndGetBroadcastShape(batchShapeA, batchShapeB);
+  const batch = sizeOf(outBatch), batchA = sizeOf(batchShapeA), batchB = sizeOf(batchShapeB);
+  // gemm pairs the matrices one to one (a side as large as the output has its batch shape) or
+  // repeats a side that has one; other broadcasts go to the stock kernel.
+  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return null;
+  const out = b.floats(batch * m * n);
+  if (out.length > 0) b.addon.gemm(floats(b, a), floats(b, bb), out, batchA, batchB, m, n, k, tA ? 1 : 0, tB ? 1 : 0);
   return b.output([...outBatch, m, n], out);
 }
 
@@ -69,9 +71,35 @@ function binary(op: (typeof BINARY_OPS)[number]): NativeKernel {
     if (!isFloat(a, bb)) return null;
     const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, bb.shape);
     const plan = broadcastPlan([a.shape, bb.shape], outShape);
+    if (plan.shape.length > NATIVE_MAX_RANK) return null;
     const out = b.floats(sizeOf(outShape));
     b.addon.binary(code, floats(b, a), plan.strides[0]!, floats(b, bb), plan.strides[1]!, out, plan.shape);
     return b.output(outShape, out);
+  };
+}
+
+function compare(op: (typeof COMPARE_OPS)[number]): NativeKernel {
+  const code = COMPARE_OPS.indexOf(op);
+  return (args, b) => {
+    const a = input(args, 'a'), bb = input(args, 'b');
+    if (!isFloat(a, bb)) return null;
+    const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, bb.shape);
+    const plan = broadcastPlan([a.shape, bb.shape], outShape);
+    const out = new Uint8Array(sizeOf(outShape));
+    b.addon.compare(code, floats(b, a), plan.strides[0]!, floats(b, bb), plan.strides[1]!, out, plan.shape);
+    return b.makeTensorInfo(outShape, 'bool', out);
+  };
+}
+
+function logical(isOr: boolean): NativeKernel {
+  return (args, b) => {
+    const a = input(args, 'a'), bb = input(args, 'b');
+    const av = b.valuesOf(a), bv = b.valuesOf(bb);
+    const same = a.shape.length === bb.shape.length && a.shape.every((d, i) => d === bb.shape[i]);
+    if (!same || !(av instanceof Uint8Array) || !(bv instanceof Uint8Array)) return null;
+    const out = new Uint8Array(av.length);
+    b.addon.logical(isOr ? 1 : 0, av, bv, out);
+    return b.makeTensorInfo([...a.shape], 'bool', out);
   };
 }
 
@@ -108,12 +136,15 @@ function reduce(op: (typeof REDUCE_OPS)[number]): NativeKernel {
     const rawAxis = args.attrs?.[axisName];
     // No axis (null) reduces every axis.
     const axes = rawAxis === null || rawAxis === undefined ? [...x.shape.keys()] : tf.util.parseAxisParam(attrNumbers(args, axisName), x.shape);
+    // An empty axis list reduces nothing: the stock kernel returns a copy.
+    if (axes.length === 0) return null;
     const keepDims = attrBoolean(args, 'keepDims');
     const [outShapeNoKeep] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
     const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(outShapeNoKeep, axes) : outShapeNoKeep;
     let src = floats(b, x);
     let view = reduceView(x.shape, axes);
     if (view === null) {
+      if (x.shape.length > NATIVE_MAX_RANK) return null;
       const perm = [...x.shape.keys()].filter((d) => !axes.includes(d)).concat(axes);
       const moved = b.floats(src.length);
       b.addon.transpose(src, moved, [...x.shape], perm);
@@ -199,6 +230,9 @@ function likeKernel(value: number): NativeKernel {
 export const MATH_KERNELS: Record<string, NativeKernel> = {
   BatchMatMul: batchMatMul,
   ...Object.fromEntries(BINARY_OPS.map((op) => [op, binary(op)])),
+  ...Object.fromEntries(COMPARE_OPS.map((op) => [op, compare(op)])),
+  LogicalAnd: logical(false),
+  LogicalOr: logical(true),
   ...Object.fromEntries(UNARY_OPS.map((op) => [op, unary(op)])),
   ...Object.fromEntries(REDUCE_OPS.map((op) => [op, reduce(op)])),
   ArgMax: argMinMax(false),

@@ -5,6 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism, totalmem } from 'node:os';
+import { LongnerError } from '../../errors.js';
+import { parseByteSize } from '../../util/bytes.js';
 import type { NativeAddon } from './addon.js';
 import { asNative, NATIVE_BACKEND, NativeBackend } from './backend.js';
 import { FUSED_KERNELS } from './kernels-fused.js';
@@ -19,21 +21,39 @@ export interface NativeOptions {
   threads?: number;
   /** Bytes the output pool may keep free; default LONGNER_POOL_MB or an eighth of RAM (at most 4 GiB). */
   poolCapBytes?: number;
+  /**
+   * Live tensor bytes past which a kernel fails as out of memory (recorded as `oom`); default
+   * LONGNER_MEMORY_BUDGET (e.g. `16GiB`, set by `--memory-budget`) or 3/4 of RAM, so that a run
+   * that would swap or meet the kernel's OOM killer ends as a clean `oom` instead.
+   */
+  budgetBytes?: number;
 }
+
+/** The default budget: a share of RAM that leaves room for the OS, V8's heap and a second process. */
+export const DEFAULT_BUDGET_SHARE = 0.75;
 
 function positiveEnv(name: string): number | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
+  if (!Number.isFinite(n) || n <= 0) throw new LongnerError(`${name} must be a positive number, got '${raw}'`);
   return n;
+}
+
+function budgetEnv(): number | undefined {
+  const raw = process.env['LONGNER_MEMORY_BUDGET'];
+  if (raw === undefined || raw === '') return undefined;
+  const bytes = parseByteSize(raw);
+  if (bytes === null) throw new LongnerError(`LONGNER_MEMORY_BUDGET (--memory-budget) must be a size such as 16GiB or 12000MB, got '${raw}'`);
+  return bytes;
 }
 
 export function resolveNativeOptions(opts: NativeOptions = {}): Required<NativeOptions> {
   const threads = opts.threads ?? positiveEnv('LONGNER_THREADS') ?? availableParallelism();
   const poolMb = positiveEnv('LONGNER_POOL_MB');
-  const poolCapBytes = opts.poolCapBytes ?? (poolMb !== undefined ? poolMb * 2 ** 20 : Math.min(4 * 2 ** 30, totalmem() / 8));
-  return { threads: Math.max(1, Math.floor(threads)), poolCapBytes };
+  const budgetBytes = opts.budgetBytes ?? budgetEnv() ?? Math.floor(DEFAULT_BUDGET_SHARE * totalmem());
+  const poolCapBytes = Math.min(budgetBytes, opts.poolCapBytes ?? (poolMb !== undefined ? poolMb * 2 ** 20 : Math.min(4 * 2 ** 30, totalmem() / 8)));
+  return { threads: Math.max(1, Math.floor(threads)), poolCapBytes, budgetBytes };
 }
 
 /** The options of the last registration; a backend instance made later (after removeBackend) uses them. */
