@@ -441,7 +441,8 @@ static napi_value AdamW(napi_env env, napi_callback_info info) {
   const float *p = typed(&c, 0, napi_float32_array, &n);
   const float *g = f32(&c, 1, (int64_t)n), *m = f32(&c, 2, (int64_t)n), *v = f32(&c, 3, (int64_t)n);
   float *pOut = f32(&c, 4, (int64_t)n), *mOut = f32(&c, 5, (int64_t)n), *vOut = f32(&c, 6, (int64_t)n);
-  float b1 = (float)real(&c, 7), b2 = (float)real(&c, 8), eps = (float)real(&c, 9), decay = (float)real(&c, 10);
+  double b1 = real(&c, 7), b2 = real(&c, 8);
+  float eps = (float)real(&c, 9), decay = (float)real(&c, 10);
   float stepSize = (float)real(&c, 11), bc2 = (float)real(&c, 12);
   if (c.failed) return NULL;
   ln_adamw(p, g, m, v, pOut, mOut, vOut, (int64_t)n, b1, b2, eps, decay, stepSize, bc2);

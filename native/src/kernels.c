@@ -567,12 +567,17 @@ void ln_fill(float *out, int64_t n, float value) {
 /* ---- fused training pieces ---- */
 
 void ln_adamw(const float *p, const float *g, const float *m, const float *v, float *pOut, float *mOut, float *vOut,
-              int64_t n, float b1, float b2, float eps, float decay, float stepSize, float biasCorrection2Sqrt) {
+              int64_t n, double b1, double b2, float eps, float decay, float stepSize, float biasCorrection2Sqrt) {
+  /*
+   * 1 - beta in double, then rounded: in float, 1.0f - (float)0.999 is 0.00099998713, 1.3e-5 off
+   * 0.001, which biased every second moment (and the update by about 6e-6) against tfjs and PyTorch.
+   */
+  const float fb1 = (float)b1, fb2 = (float)b2, c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     const float gi = g[i];
-    const float m2 = m[i] * b1 + gi * (1.0f - b1);
-    const float v2 = v[i] * b2 + gi * gi * (1.0f - b2);
+    const float m2 = m[i] * fb1 + gi * c1;
+    const float v2 = v[i] * fb2 + gi * gi * c2;
     const float denom = sqrtf(v2) / biasCorrection2Sqrt + eps;
     mOut[i] = m2;
     vOut[i] = v2;

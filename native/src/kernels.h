@@ -64,9 +64,12 @@ void ln_select(const uint8_t *cond, const float *a, const float *b, float *out, 
 void ln_add_n(const float *const *xs, int count, float *out, int64_t n);
 void ln_fill(float *out, int64_t n, float value);
 
-/* AdamW with decoupled decay; writes the new parameter and moments to fresh outputs. */
+/*
+ * AdamW with decoupled decay; writes the new parameter and moments to fresh outputs. The betas come
+ * in double so that 1 - beta is formed before rounding to float (as tfjs and PyTorch do).
+ */
 void ln_adamw(const float *p, const float *g, const float *m, const float *v, float *pOut, float *mOut, float *vOut,
-              int64_t n, float b1, float b2, float eps, float decay, float stepSize, float biasCorrection2Sqrt);
+              int64_t n, double b1, double b2, float eps, float decay, float stepSize, float biasCorrection2Sqrt);
 
 /* Layer norm over the last axis of x [rows, d]; saves x_hat and 1 / sigma for the gradient. */
 void ln_layer_norm(const float *x, const float *gamma, const float *beta, float *y, float *xhat, float *rsigma,

@@ -14,7 +14,7 @@ import {
 } from '../../src/models/cnn-ner.js';
 import { ParamStore } from '../../src/nn/params.js';
 import { checkVarGradients, randomTensor } from '../nn/helpers.js';
-import { backendsUnderTest, fitTwoRates, setupBackend, syntheticSegments, tinyConfig } from './helpers.js';
+import { backendsUnderTest, fitTwoRates, setupBackend, syntheticSegments, tinyConfig, trainingBackendsUnderTest } from './helpers.js';
 
 // Every test is serial: the gradient checks and the overfit test switch the global backend.
 test.before(async () => {
@@ -138,7 +138,7 @@ test.serial('the loss gradient is sigmoid(z) - y on trained cells and 0 elsewher
   }
 });
 
-test.serial('head gradients match finite differences on cpu and wasm (fixed word states)', async (t) => {
+test.serial('head gradients match finite differences on every backend under test (fixed word states)', async (t) => {
   try {
     for (const backend of backendsUnderTest()) {
       await initBackend(backend, { quiet: true });
@@ -174,25 +174,27 @@ test.serial('factory: parameter groups, shapes, and a 0-word segment', (t) => {
   t.is(defaultConfig().cnnNer.cnnDim, 120);
 });
 
-test.serial('overfit: a tiny model reaches F1 = 1.0 on two synthetic documents (wasm)', async (t) => {
-  // One entity per type per document: the tiny encoder has no position embedding, so a pure
-  // biaffine + 3x3 CNN head cannot tell a gold span from the span joining two same-type entities
-  // far apart (it nests both, so the decoder keeps it). Wasm: the cpu backend's 3D slices make the
-  // convolutions about 20x slower there.
-  await initBackend('wasm', { quiet: true });
-  try {
-    const data = syntheticSegments({ seed: 60, types: ['PER', 'ORG', 'LOC'], entitiesPerDoc: 3, entityLength: { dist: 'uniform', min: 2, max: 4 } });
-    const config = tinyConfig({ method: 'cnn-ner', train: { seed: 4 }, cnnNer: { biaffineSize: 16, cnnDim: 16, depth: 2, dropout: 0, logitDropout: 0 } });
-    const model = createCnnNerModel(config, { types: data.types, vocabSize: data.vocabSize });
-    const before = tf.memory().numTensors;
-    // Measured: train seeds 1-4 reach F1 = 1.0 after 30-140 steps (seed 4: 30).
-    const fit = fitTwoRates(model, data, { encoderLr: 1e-3, headLr: 3e-2, maxSteps: 200 });
-    const words = data.segments.reduce((n, s) => n + s.words, 0);
-    t.log(`cnn-ner: F1 ${fit.f1} after ${fit.steps} steps, ${fit.msPerStep.toFixed(0)} ms per step (prediction included), ${words} words`);
-    t.is(fit.f1, 1);
-    t.is(tf.memory().numTensors, before, 'training and prediction leave no tensors behind');
-    model.params.dispose();
-  } finally {
-    await setupBackend();
-  }
-});
+for (const backend of trainingBackendsUnderTest()) {
+  test.serial(`${backend}: overfit: a tiny model reaches F1 = 1.0 on two synthetic documents`, async (t) => {
+    // One entity per type per document: the tiny encoder has no position embedding, so a pure
+    // biaffine + 3x3 CNN head cannot tell a gold span from the span joining two same-type entities
+    // far apart (it nests both, so the decoder keeps it). On the training backends (wasm, native): the
+    // cpu backend's 3D slices make the convolutions about 20x slower there.
+    await initBackend(backend, { quiet: true });
+    try {
+      const data = syntheticSegments({ seed: 60, types: ['PER', 'ORG', 'LOC'], entitiesPerDoc: 3, entityLength: { dist: 'uniform', min: 2, max: 4 } });
+      const config = tinyConfig({ method: 'cnn-ner', train: { seed: 4 }, cnnNer: { biaffineSize: 16, cnnDim: 16, depth: 2, dropout: 0, logitDropout: 0 } });
+      const model = createCnnNerModel(config, { types: data.types, vocabSize: data.vocabSize });
+      const before = tf.memory().numTensors;
+      // Measured: train seeds 1-4 reach F1 = 1.0 after 30-140 steps (seed 4: 30).
+      const fit = fitTwoRates(model, data, { encoderLr: 1e-3, headLr: 3e-2, maxSteps: 200 });
+      const words = data.segments.reduce((n, s) => n + s.words, 0);
+      t.log(`cnn-ner: F1 ${fit.f1} after ${fit.steps} steps, ${fit.msPerStep.toFixed(0)} ms per step (prediction included), ${words} words`);
+      t.is(fit.f1, 1);
+      t.is(tf.memory().numTensors, before, 'training and prediction leave no tensors behind');
+      model.params.dispose();
+    } finally {
+      await setupBackend();
+    }
+  });
+}

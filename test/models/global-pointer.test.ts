@@ -365,18 +365,20 @@ test.serial('model: parameter groups, droppedGold with a band, threshold from ev
   full.params.dispose();
 });
 
-for (const variant of ['gp', 'egp'] as const) {
-  test.serial(`overfit (${variant}): two synthetic documents reach strict F1 = 1.0`, async (t) => {
-    await setupBackend();
-    const data = syntheticSegments({ docs: 2, words: 30, entitiesPerDoc: 4, split: true, seed: 5 });
-    const config = tinyConfig({ method: 'global-pointer', globalPointer: { variant, headSize: 16 } });
-    const model = createGlobalPointerModel(config, { types: data.types, vocabSize: data.vocabSize });
-    const r = fitUntilPerfect(model, data, { lr: 1e-2, maxSteps: 300, checkEvery: 5 });
-    t.log(`${variant}: F1 ${r.f1} after ${r.steps} steps, ${r.msPerStep.toFixed(1)} ms/step, loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(4)}`);
-    t.is(r.f1, 1);
-    t.true(r.lastLoss < r.firstLoss);
-    model.params.dispose();
-  });
+for (const backend of backendsUnderTest()) {
+  for (const variant of ['gp', 'egp'] as const) {
+    test.serial(`${backend}: overfit (${variant}): two synthetic documents reach strict F1 = 1.0`, async (t) => {
+      await initBackend(backend, { quiet: true });
+      const data = syntheticSegments({ docs: 2, words: 30, entitiesPerDoc: 4, split: true, seed: 5 });
+      const config = tinyConfig({ method: 'global-pointer', globalPointer: { variant, headSize: 16 } });
+      const model = createGlobalPointerModel(config, { types: data.types, vocabSize: data.vocabSize });
+      const r = fitUntilPerfect(model, data, { lr: 1e-2, maxSteps: 300, checkEvery: 5 });
+      t.log(`${variant}: F1 ${r.f1} after ${r.steps} steps, ${r.msPerStep.toFixed(1)} ms/step, loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(4)}`);
+      t.is(r.f1, 1);
+      t.true(r.lastLoss < r.firstLoss);
+      model.params.dispose();
+    });
+  }
 }
 
 test.serial('no tensor leaks: loss with gradients, and predict (GP full, EGP band)', async (t) => {

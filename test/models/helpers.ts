@@ -8,10 +8,9 @@
  *   predictDocuments(model, segments)  predictions shifted to document offsets, per document id
  *   fitUntilPerfect(model, data, opts) Adam until strict F1 = 1.0 on the training documents
  *   fitTwoRates(model, data, opts)     the same for grid models, with encoder and head learning rates
- *   backendsUnderTest()                ['cpu', 'wasm'] for tests that must run on both
+ *   backendsUnderTest()                cpu, wasm and native (test/backend/helpers.ts) for tests that must run on each
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendName } from '../../src/backend/index.js';
 import { ConfigSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { segmentDocument, type Segment } from '../../src/data/segmenter.js';
 import { generateDocuments, type EntityLengthDist } from '../../src/data/synthetic.js';
@@ -23,11 +22,7 @@ import type { SpanModel } from '../../src/models/span-model.js';
 import { createRng } from '../../src/util/rng.js';
 
 export { setupBackend } from '../nn/helpers.js';
-
-/** Backends on which gradient checks run (research/backends.md recommends both in CI). */
-export function backendsUnderTest(): BackendName[] {
-  return ['cpu', 'wasm'];
-}
+export { backendsUnderTest, trainingBackendsUnderTest } from '../backend/helpers.js';
 
 /**
  * A resolved config for fast tests: encoder 1 layer, hidden 32, 2 heads, FFN 64, full attention,

@@ -1,6 +1,6 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendName } from '../../src/backend/index.js';
+import { initBackend } from '../../src/backend/index.js';
 import { checkGradients } from '../../src/backend/gradcheck.js';
 import { ConfigSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import type { Segment } from '../../src/data/segmenter.js';
@@ -23,12 +23,14 @@ import {
   type SenerModel,
 } from '../../src/models/sener.js';
 import { createRng } from '../../src/util/rng.js';
+import { backendsUnderTest, trainingBackendsUnderTest } from '../backend/helpers.js';
 import { checkVarGradients, maxAbsDiff, randomTensor, setupBackend } from '../nn/helpers.js';
 
-const backends: BackendName[] = ['cpu', 'wasm'];
+const backends = backendsUnderTest();
 
-// Gradient checks run on both backends; every other test runs on the one setupBackend picks
-// (cpu, or LONGNER_TEST_BACKEND=wasm) and sets it itself, since serial tests switch backends.
+// Gradient checks run on every backend under test (cpu, wasm, native); the overfit test on the
+// training backends (wasm, native); every other test runs on the one setupBackend picks (cpu, or
+// LONGNER_TEST_BACKEND) and sets it itself, since serial tests switch backends.
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: one token per word, so no tokenizer has to be trained.
@@ -369,54 +371,56 @@ test.serial('rollFlip of the logits is what decoding averages: a span scored in 
 // ---------------------------------------------------------------------------------------------
 // Overfit and memory
 
-test.serial('overfit: a tiny SeNER reaches F1 = 1.0 on two synthetic documents with long and nested entities', async (t) => {
-  // Training-sized work runs on wasm, the training backend (the pure-JS cpu reference is 5-10x
-  // slower here); tf.profile's byte counts are the same on both.
-  await initBackend('wasm', { quiet: true });
-  const docs = generateDocuments({
-    docs: 2,
-    words: [40, 50],
-    entitiesPerDoc: 6,
-    entityLength: { dist: 'uniform', min: 1, max: 9 },
-    types: TYPES,
-    nested: 0.5,
-    vocabulary: 60,
-    seed: 11,
-  });
-  const vocab = vocabularyOf(docs);
-  const segments = docs.map((d) => segmentOf(d, vocab));
-  const longest = Math.max(...docs.flatMap((d) => d.entities.map((e) => e.end - e.start)));
-  const nestedPairs = docs.reduce((n, d) => n + d.entities.filter((a) => d.entities.some((b) => b !== a && b.start <= a.start && a.end <= b.end)).length, 0);
-  t.true(longest >= 7, `longest entity ${longest} words`);
-  t.true(nestedPairs >= 1);
-  const config = tinyConfig({
-    encoder: { layers: 1, hidden: 32, heads: 2, ffn: 64, window: 8, dropout: 0 },
-    sener: { window: 8, depth: 1, biaffineSize: 16, cnnDim: 16, mlpDropout: 0, attnDropout: 0, wwm: 0 },
-  });
-  const model = createSenerModel(config, { types: TYPES, vocabSize: 5 + vocab.size });
-  const opt = tf.train.adam(1e-2);
-  const maxSteps = 300;
-  let steps = 0;
-  let score = 0;
-  const started = Date.now();
-  try {
-    while (steps < maxSteps) {
-      steps++;
-      const cost = opt.minimize(() => model.loss({ segments }, { rng: createRng(steps) }), true, model.params.trainable());
-      cost?.dispose();
-      if (steps % 10 === 0) {
-        score = f1(segments.map((s) => s.entities), model.predict({ segments }));
-        if (score === 1) break;
+for (const backend of trainingBackendsUnderTest()) {
+  test.serial(`${backend}: overfit: a tiny SeNER reaches F1 = 1.0 on two synthetic documents with long and nested entities`, async (t) => {
+    // Training-sized work runs on the training backends, wasm and native (the pure-JS cpu reference
+    // is 5-10x slower here).
+    await initBackend(backend, { quiet: true });
+    const docs = generateDocuments({
+      docs: 2,
+      words: [40, 50],
+      entitiesPerDoc: 6,
+      entityLength: { dist: 'uniform', min: 1, max: 9 },
+      types: TYPES,
+      nested: 0.5,
+      vocabulary: 60,
+      seed: 11,
+    });
+    const vocab = vocabularyOf(docs);
+    const segments = docs.map((d) => segmentOf(d, vocab));
+    const longest = Math.max(...docs.flatMap((d) => d.entities.map((e) => e.end - e.start)));
+    const nestedPairs = docs.reduce((n, d) => n + d.entities.filter((a) => d.entities.some((b) => b !== a && b.start <= a.start && a.end <= b.end)).length, 0);
+    t.true(longest >= 7, `longest entity ${longest} words`);
+    t.true(nestedPairs >= 1);
+    const config = tinyConfig({
+      encoder: { layers: 1, hidden: 32, heads: 2, ffn: 64, window: 8, dropout: 0 },
+      sener: { window: 8, depth: 1, biaffineSize: 16, cnnDim: 16, mlpDropout: 0, attnDropout: 0, wwm: 0 },
+    });
+    const model = createSenerModel(config, { types: TYPES, vocabSize: 5 + vocab.size });
+    const opt = tf.train.adam(1e-2);
+    const maxSteps = 300;
+    let steps = 0;
+    let score = 0;
+    const started = Date.now();
+    try {
+      while (steps < maxSteps) {
+        steps++;
+        const cost = opt.minimize(() => model.loss({ segments }, { rng: createRng(steps) }), true, model.params.trainable());
+        cost?.dispose();
+        if (steps % 10 === 0) {
+          score = f1(segments.map((s) => s.entities), model.predict({ segments }));
+          if (score === 1) break;
+        }
       }
+      t.log(`F1 ${score} after ${steps} steps (${((Date.now() - started) / steps).toFixed(0)} ms per step on ${tf.getBackend()}); longest entity ${longest} words, ${nestedPairs} nested`);
+      t.is(score, 1);
+      t.is(model.spanStats.dropped, 0);
+    } finally {
+      opt.dispose();
+      model.params.dispose();
     }
-    t.log(`F1 ${score} after ${steps} steps (${((Date.now() - started) / steps).toFixed(0)} ms per step on ${tf.getBackend()}); longest entity ${longest} words, ${nestedPairs} nested`);
-    t.is(score, 1);
-    t.is(model.spanStats.dropped, 0);
-  } finally {
-    opt.dispose();
-    model.params.dispose();
-  }
-});
+  });
+}
 
 test.serial('peak bytes of a train step grow linearly in L at a fixed window', async (t) => {
   // Training-sized work runs on wasm, the training backend (the pure-JS cpu reference is 5-10x

@@ -173,17 +173,19 @@ test.serial('model: an empty segment gives loss 0 and no predictions', async (t)
   model.params.dispose();
 });
 
-test.serial('overfit: two synthetic documents reach strict F1 = 1.0', async (t) => {
-  await setupBackend();
-  const data = syntheticSegments({ docs: 2, words: 30, entitiesPerDoc: 4, split: true, seed: 5 });
-  const config = tinyConfig({ method: 'span-enum', spanEnum: { maxSpanWords: 6, widthEmbedding: 8, mlpHidden: 64, dropout: 0 } });
-  const model = createSpanEnumModel(config, { types: data.types, vocabSize: data.vocabSize });
-  const r = fitUntilPerfect(model, data, { lr: 1e-2, maxSteps: 300, checkEvery: 5 });
-  t.log(`span-enum: F1 ${r.f1} after ${r.steps} steps, ${r.msPerStep.toFixed(1)} ms/step, loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(4)}`);
-  t.is(r.f1, 1);
-  t.true(r.lastLoss < r.firstLoss);
-  model.params.dispose();
-});
+for (const backend of backendsUnderTest()) {
+  test.serial(`${backend}: overfit: two synthetic documents reach strict F1 = 1.0`, async (t) => {
+    await initBackend(backend, { quiet: true });
+    const data = syntheticSegments({ docs: 2, words: 30, entitiesPerDoc: 4, split: true, seed: 5 });
+    const config = tinyConfig({ method: 'span-enum', spanEnum: { maxSpanWords: 6, widthEmbedding: 8, mlpHidden: 64, dropout: 0 } });
+    const model = createSpanEnumModel(config, { types: data.types, vocabSize: data.vocabSize });
+    const r = fitUntilPerfect(model, data, { lr: 1e-2, maxSteps: 300, checkEvery: 5 });
+    t.log(`span-enum: F1 ${r.f1} after ${r.steps} steps, ${r.msPerStep.toFixed(1)} ms/step, loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(4)}`);
+    t.is(r.f1, 1);
+    t.true(r.lastLoss < r.firstLoss);
+    model.params.dispose();
+  });
+}
 
 test.serial('no tensor leaks: loss with gradients, and predict', async (t) => {
   await setupBackend();

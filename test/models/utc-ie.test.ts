@@ -5,7 +5,7 @@ import { defaultConfig } from '../../src/config/schema.js';
 import { blockConstants, createUtcIeHead, createUtcIeModel, crossBlock, utcIeLogits, type UtcIeConfig } from '../../src/models/utc-ie.js';
 import { ParamStore } from '../../src/nn/params.js';
 import { checkVarGradients, randomTensor } from '../nn/helpers.js';
-import { backendsUnderTest, fitTwoRates, setupBackend, syntheticSegments, tinyConfig } from './helpers.js';
+import { backendsUnderTest, fitTwoRates, setupBackend, syntheticSegments, tinyConfig, trainingBackendsUnderTest } from './helpers.js';
 
 // Every test is serial: the gradient checks and the overfit test switch the global backend.
 test.before(async () => {
@@ -79,7 +79,7 @@ test.serial('plus shape: a cell reaches its own row and column; the reference la
   t.deepEqual(reach(false, L, a, b), cells((i) => i === a || i === b));
 });
 
-test.serial('head gradients match finite differences on cpu and wasm (fixed word states)', async (t) => {
+test.serial('head gradients match finite differences on every backend under test (fixed word states)', async (t) => {
   try {
     for (const backend of backendsUnderTest()) {
       await initBackend(backend, { quiet: true });
@@ -91,7 +91,7 @@ test.serial('head gradients match finite differences on cpu and wasm (fixed word
         // Attention, two convolutions and four LayerNorms deep, the float32 rounding of the 32 outputs
         // is ~1e-5 of a finite difference, as large as the smallest entries (query and key weights,
         // which the softmax barely feels): errors count relative to at least 1e-3 of the largest entry,
-        // and the worst measured is 3.5e-3 (cpu) / 2.1e-3 (wasm). A gradient off by 10% scores ~5e-2.
+        // and the worst measured is 3.5e-3 (cpu) / 2.1e-3 (wasm) / 4.1e-3 (native). A gradient off by 10% scores ~5e-2.
         const res = checkVarGradients(() => utcIeLogits(x, head, { training: false }), store.trainable(), { coords: 3, tol: 1e-2, floorShare: 1e-3 });
         t.log(`${backend} columnTransposeBack=${columnTransposeBack}: max relative error ${res.maxRelError.toExponential(2)} over ${store.names().length} parameters`);
         t.true(res.ok, `${backend}: ${JSON.stringify(res.worst)}`);
@@ -123,23 +123,25 @@ test.serial('factory: parameter names and groups, options switch parameters off,
   t.deepEqual([d.cnnDim, d.depth, d.biaffineSize, d.attnDropout], [32, 3, 200, 0.15]);
 });
 
-test.serial('overfit: a tiny model reaches F1 = 1.0 on two synthetic documents (wasm)', async (t) => {
-  // The documents of cnn-ner.test.ts (one entity per type per document). Wasm: the cpu backend's 3D
-  // slices make the convolutions about 20x slower there.
-  await initBackend('wasm', { quiet: true });
-  try {
-    const data = syntheticSegments({ seed: 60, types: ['PER', 'ORG', 'LOC'], entitiesPerDoc: 3, entityLength: { dist: 'uniform', min: 2, max: 4 } });
-    const config = tinyConfig({ method: 'utc-ie', train: { seed: 4 }, utcIe: { biaffineSize: 16, cnnDim: 16, depth: 1, dropout: 0, attnDropout: 0 } });
-    const model = createUtcIeModel(config, { types: data.types, vocabSize: data.vocabSize });
-    const before = tf.memory().numTensors;
-    // Measured: train seeds 1-4 reach F1 = 1.0 after 125-215 steps (seed 4: 125).
-    const fit = fitTwoRates(model, data, { encoderLr: 1e-3, headLr: 3e-2, maxSteps: 250 });
-    const words = data.segments.reduce((n, s) => n + s.words, 0);
-    t.log(`utc-ie: F1 ${fit.f1} after ${fit.steps} steps, ${fit.msPerStep.toFixed(0)} ms per step (prediction included), ${words} words`);
-    t.is(fit.f1, 1);
-    t.is(tf.memory().numTensors, before, 'training and prediction leave no tensors behind');
-    model.params.dispose();
-  } finally {
-    await setupBackend();
-  }
-});
+for (const backend of trainingBackendsUnderTest()) {
+  test.serial(`${backend}: overfit: a tiny model reaches F1 = 1.0 on two synthetic documents`, async (t) => {
+    // The documents of cnn-ner.test.ts (one entity per type per document). On the training backends
+    // (wasm, native): the cpu backend's 3D slices make the convolutions about 20x slower there.
+    await initBackend(backend, { quiet: true });
+    try {
+      const data = syntheticSegments({ seed: 60, types: ['PER', 'ORG', 'LOC'], entitiesPerDoc: 3, entityLength: { dist: 'uniform', min: 2, max: 4 } });
+      const config = tinyConfig({ method: 'utc-ie', train: { seed: 4 }, utcIe: { biaffineSize: 16, cnnDim: 16, depth: 1, dropout: 0, attnDropout: 0 } });
+      const model = createUtcIeModel(config, { types: data.types, vocabSize: data.vocabSize });
+      const before = tf.memory().numTensors;
+      // Measured: train seeds 1-4 reach F1 = 1.0 after 125-215 steps (seed 4: 125).
+      const fit = fitTwoRates(model, data, { encoderLr: 1e-3, headLr: 3e-2, maxSteps: 250 });
+      const words = data.segments.reduce((n, s) => n + s.words, 0);
+      t.log(`utc-ie: F1 ${fit.f1} after ${fit.steps} steps, ${fit.msPerStep.toFixed(0)} ms per step (prediction included), ${words} words`);
+      t.is(fit.f1, 1);
+      t.is(tf.memory().numTensors, before, 'training and prediction leave no tensors behind');
+      model.params.dispose();
+    } finally {
+      await setupBackend();
+    }
+  });
+}

@@ -11,7 +11,9 @@ import {
   windowAttention,
   windowPattern,
 } from '../../src/nn/attention.js';
+import { initBackend } from '../../src/backend/index.js';
 import { checkGradients } from '../../src/backend/gradcheck.js';
+import { backendsUnderTest } from '../backend/helpers.js';
 import { maxAbsDiff, randomTensor, setupBackend } from './helpers.js';
 
 test.before(async () => {
@@ -46,17 +48,29 @@ for (const [L, w] of [[16, 4], [13, 4], [3, 4], [1, 2], [40, 8], [9, 1]] as cons
   });
 }
 
-for (const [L, w] of [[16, 4], [13, 4], [3, 4], [2, 1], [40, 8], [9, 1]] as const) {
-  for (const logN of [null, 1.37]) {
-    test(`arrow attention equals dense attention with the arrow mask (L=${L}, w=${w}, logN=${logN})`, (t) => {
-      const [q, k, v] = qkv(L, 6, L * 10 + w + 3);
-      const out = arrowAttention(q, k, v, w, logN);
-      t.deepEqual(out.shape, [L, 6]);
-      const rowScale = new Float32Array(L).fill(1);
-      rowScale[0] = logN ?? 1;
-      t.true(maxAbsDiff(out, denseMaskedAttention(q, k, v, arrowPattern(L, w), rowScale)) < 1e-5);
-      if (L > 2 * w + 1) t.true(maxAbsDiff(out, windowAttention(q, k, v, w)) > 1e-2);
-    });
+// On every backend under test (serial: each switches the global backend, then restores the default
+// for the concurrent tests, which ava runs after the serial ones).
+for (const backend of backendsUnderTest()) {
+  for (const [L, w] of [[16, 4], [13, 4], [3, 4], [2, 1], [40, 8], [9, 1]] as const) {
+    for (const logN of [null, 1.37]) {
+      test.serial(`${backend}: arrow attention equals dense attention with the arrow mask (L=${L}, w=${w}, logN=${logN})`, async (t) => {
+        await initBackend(backend, { quiet: true });
+        try {
+          tf.tidy(() => {
+            const [q, k, v] = qkv(L, 6, L * 10 + w + 3);
+            const out = arrowAttention(q, k, v, w, logN);
+            t.deepEqual(out.shape, [L, 6]);
+            const rowScale = new Float32Array(L).fill(1);
+            rowScale[0] = logN ?? 1;
+            const diff = maxAbsDiff(out, denseMaskedAttention(q, k, v, arrowPattern(L, w), rowScale));
+            t.true(diff < 1e-5, `max difference ${diff}`);
+            if (L > 2 * w + 1) t.true(maxAbsDiff(out, windowAttention(q, k, v, w)) > 1e-2);
+          });
+        } finally {
+          await setupBackend();
+        }
+      });
+    }
   }
 }
 

@@ -1,11 +1,12 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendName } from '../../src/backend/index.js';
+import { initBackend } from '../../src/backend/index.js';
 import { checkGradients, type GradCheckResult } from '../../src/backend/gradcheck.js';
 import { bandedBiaffine, bandIndex, bandLabels, bandPair, bandValidity, rollFlip } from '../../src/nn/band.js';
+import { backendsUnderTest } from '../backend/helpers.js';
 import { maxAbsDiff, randomTensor } from './helpers.js';
 
-const backends: BackendName[] = ['cpu', 'wasm'];
+const backends = backendsUnderTest();
 
 const report = (r: GradCheckResult): string =>
   `max relative error ${r.maxRelError.toExponential(2)} at input ${r.worst.input}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`;

@@ -1,13 +1,14 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendName } from '../../src/backend/index.js';
+import { initBackend } from '../../src/backend/index.js';
 import { checkGradients, type GradCheckResult } from '../../src/backend/gradcheck.js';
 import { maskedConv3x3, rowAttention, type RowAttentionWeights } from '../../src/nn/grid.js';
 import { ropeTables } from '../../src/nn/rope.js';
 import { createRng } from '../../src/util/rng.js';
+import { backendsUnderTest } from '../backend/helpers.js';
 import { maxAbsDiff, randomTensor } from './helpers.js';
 
-const backends: BackendName[] = ['cpu', 'wasm'];
+const backends = backendsUnderTest();
 
 /** A seeded 0/1 mask [R, C] with about `share` valid cells. */
 function randomMask(R: number, C: number, seed: number, share = 0.7): Float32Array {

@@ -4,10 +4,15 @@ import { numericDerivative, relativeError, type GradCheckOptions, type GradCheck
 import { initBackend, type BackendName } from '../../src/backend/index.js';
 import { createRng } from '../../src/util/rng.js';
 
-/** cpu by default; LONGNER_TEST_BACKEND=wasm runs the same tests on wasm. */
+/** The backend LONGNER_TEST_BACKEND names (wasm or native), else cpu. */
+export function defaultTestBackend(): BackendName {
+  const wanted = process.env.LONGNER_TEST_BACKEND;
+  return wanted === 'wasm' || wanted === 'native' ? wanted : 'cpu';
+}
+
+/** cpu by default; LONGNER_TEST_BACKEND=wasm or =native runs the same tests on that backend. */
 export async function setupBackend(): Promise<BackendName> {
-  const wanted = process.env.LONGNER_TEST_BACKEND === 'wasm' ? 'wasm' : 'cpu';
-  const info = await initBackend(wanted, { quiet: true });
+  const info = await initBackend(defaultTestBackend(), { quiet: true });
   return info.name;
 }
 

@@ -1,14 +1,35 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { createLayerNorm, createLinear, dropout, embedding, gelu, initBiasToPrior, layerNorm, linear, linearSplit } from '../../src/nn/layers.js';
 import { ParamStore } from '../../src/nn/params.js';
 import { createRng } from '../../src/util/rng.js';
+import { fusedGelu, fusedLayerNorm } from '../../src/backend/fused.js';
 import { checkGradients } from '../../src/backend/gradcheck.js';
+import { initBackend, type BackendName } from '../../src/backend/index.js';
+import { backendsUnderTest } from '../backend/helpers.js';
 import { checkVarGradients, maxAbsDiff, randomTensor, setupBackend } from './helpers.js';
 
 test.before(async () => {
   await setupBackend();
 });
+
+/**
+ * A serial test per backend under test (layerNorm and gelu are fused kernels on native): each
+ * switches the global backend and restores the default afterwards, since ava runs the concurrent
+ * tests after the serial ones.
+ */
+function onEachBackend(title: string, body: (t: ExecutionContext, backend: BackendName) => void): void {
+  for (const backend of backendsUnderTest()) {
+    test.serial(`${backend}: ${title}`, async (t) => {
+      await initBackend(backend, { quiet: true });
+      try {
+        tf.tidy(() => body(t, backend));
+      } finally {
+        await setupBackend();
+      }
+    });
+  }
+}
 
 function randomize(v: tf.Tensor, seed: number): void {
   if (!(v instanceof tf.Variable)) throw new Error('not a variable');
@@ -48,7 +69,7 @@ test('linearSplit equals column groups of linear', (t) => {
   s.dispose();
 });
 
-test('layerNorm gives rows of mean 0 and variance 1 before the affine part', (t) => {
+onEachBackend('layerNorm gives rows of mean 0 and variance 1 before the affine part', (t) => {
   const s = new ParamStore(3);
   const n = createLayerNorm(s, 'ln', 8);
   const x = randomTensor([3, 8], 7, 5) as tf.Tensor2D;
@@ -58,7 +79,7 @@ test('layerNorm gives rows of mean 0 and variance 1 before the affine part', (t)
   s.dispose();
 });
 
-test('gelu matches the tanh approximation at known points', (t) => {
+onEachBackend('gelu matches the tanh approximation at known points', (t) => {
   const y = gelu(tf.tensor1d([-3, -1, 0, 1, 2])).dataSync();
   const ref = (x: number): number => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
   [-3, -1, 0, 1, 2].forEach((x, i) => t.true(Math.abs(y[i]! - ref(x)) < 1e-6));
@@ -84,7 +105,7 @@ test('embedding picks table rows', (t) => {
   t.deepEqual([...embedding(table, Int32Array.from([2, 0, 2])).dataSync()], [4, 5, 0, 1, 4, 5]);
 });
 
-test('gradients: linear with LoRA (x, W, b, A, B) and linearSplit', (t) => {
+onEachBackend('gradients: linear with LoRA (x, W, b, A, B) and linearSplit', (t) => {
   const inputs = [[5, 4], [4, 6], [6], [4, 2], [2, 6]].map((shape, i) => randomTensor(shape, 10 + i));
   const lin = (x: tf.Tensor, W: tf.Tensor, b: tf.Tensor, A: tf.Tensor, B: tf.Tensor) => ({
     x: x as tf.Tensor2D,
@@ -102,15 +123,20 @@ test('gradients: linear with LoRA (x, W, b, A, B) and linearSplit', (t) => {
   t.true(r2.ok, JSON.stringify(r2));
 });
 
-test('gradients: layerNorm (x, gamma, beta) and gelu', (t) => {
+onEachBackend('gradients: layerNorm (x, gamma, beta) and gelu', (t, backend) => {
   const inputs = [randomTensor([4, 6], 3, 2), randomTensor([6], 4), randomTensor([6], 5)];
+  // On native both run as fused kernels (src/backend/fused.ts), so this checks their hand-written gradients.
+  if (backend === 'native') {
+    t.not(fusedLayerNorm(inputs[0]!, inputs[1]!, inputs[2]!, 1e-5), null);
+    t.not(fusedGelu(inputs[0]!), null);
+  }
   const r1 = checkGradients((x, g, b) => layerNorm(x as tf.Tensor2D, { gamma: g as tf.Tensor1D, beta: b as tf.Tensor1D }), inputs);
   t.true(r1.ok, JSON.stringify(r1));
   const r2 = checkGradients((x) => gelu(x), [inputs[0]!], { coords: 12 });
   t.true(r2.ok, JSON.stringify(r2));
 });
 
-test('gradients: embedding w.r.t. its table', (t) => {
+onEachBackend('gradients: embedding w.r.t. its table', (t) => {
   const ids = Int32Array.from([4, 1, 4, 0]);
   const r = checkGradients((table) => embedding(table as tf.Tensor2D, ids), [randomTensor([5, 3], 1)], { coords: 10 });
   t.true(r.ok, JSON.stringify(r));

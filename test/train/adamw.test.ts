@@ -3,7 +3,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { initBackend } from '../../src/backend/index.js';
 import { AdamW, clipByGlobalNorm, decaysWeight, globalNorm, type AdamWParam } from '../../src/train/adamw.js';
+import { backendsUnderTest } from '../backend/helpers.js';
 import { setupBackend } from './helpers.js';
 import { ToyModel } from './toy-model.js';
 
@@ -37,29 +39,38 @@ function param(name: string, values: number[], group = 'head'): AdamWParam {
   return { name, variable: tf.variable(tf.tensor1d(values)), group, decay: decaysWeight(name) };
 }
 
-test('two AdamW steps match the hand computation (decayed weight and undecayed bias, two groups)', (t) => {
-  const w = param('lin.W', [1, -2, 0.5]);
-  const b = param('lin.b', [0.3, -0.1], 'encoder');
-  const opt = new AdamW([w, b], { weightDecay: 0.01 });
-  const gw = [[0.5, -1, 0.02], [-0.3, 2, 0.02]];
-  const gb = [[1, -1], [0.5, 0.25]];
-  const lrs = [{ head: 0.1, encoder: 0.05 }, { head: 0.08, encoder: 0.04 }];
-  for (const k of [0, 1]) {
-    const grads = { [w.variable.name]: tf.tensor1d(gw[k]!), [b.variable.name]: tf.tensor1d(gb[k]!) };
-    opt.step(grads, lrs[k]!);
-    tf.dispose(Object.values(grads));
-  }
-  const expectW = reference([1, -2, 0.5], gw, [0.1, 0.08], 0.01);
-  const expectB = reference([0.3, -0.1], gb, [0.05, 0.04], 0);
-  t.true(close(w.variable.dataSync(), expectW), `${w.variable.dataSync()} vs ${expectW}`);
-  t.true(close(b.variable.dataSync(), expectB), `${b.variable.dataSync()} vs ${expectB}`);
-  // Decay matters at this size: the same step without it lands elsewhere.
-  t.false(close(w.variable.dataSync(), reference([1, -2, 0.5], gw, [0.1, 0.08], 0), 1e-7));
-  t.deepEqual(opt.stepCounts().steps, { 'lin.W': 2, 'lin.b': 2 });
-  opt.dispose();
-  w.variable.dispose();
-  b.variable.dispose();
-});
+// On every backend under test: native runs the update as one fused kernel (src/backend/fused.ts).
+// Serial, restoring the default backend for the concurrent tests, which ava runs after the serial ones.
+for (const backend of backendsUnderTest()) {
+  test.serial(`${backend}: two AdamW steps match the hand computation (decayed weight and undecayed bias, two groups)`, async (t) => {
+    await initBackend(backend, { quiet: true });
+    try {
+      const w = param('lin.W', [1, -2, 0.5]);
+      const b = param('lin.b', [0.3, -0.1], 'encoder');
+      const opt = new AdamW([w, b], { weightDecay: 0.01 });
+      const gw = [[0.5, -1, 0.02], [-0.3, 2, 0.02]];
+      const gb = [[1, -1], [0.5, 0.25]];
+      const lrs = [{ head: 0.1, encoder: 0.05 }, { head: 0.08, encoder: 0.04 }];
+      for (const k of [0, 1]) {
+        const grads = { [w.variable.name]: tf.tensor1d(gw[k]!), [b.variable.name]: tf.tensor1d(gb[k]!) };
+        opt.step(grads, lrs[k]!);
+        tf.dispose(Object.values(grads));
+      }
+      const expectW = reference([1, -2, 0.5], gw, [0.1, 0.08], 0.01);
+      const expectB = reference([0.3, -0.1], gb, [0.05, 0.04], 0);
+      t.true(close(w.variable.dataSync(), expectW), `${w.variable.dataSync()} vs ${expectW}`);
+      t.true(close(b.variable.dataSync(), expectB), `${b.variable.dataSync()} vs ${expectB}`);
+      // Decay matters at this size: the same step without it lands elsewhere.
+      t.false(close(w.variable.dataSync(), reference([1, -2, 0.5], gw, [0.1, 0.08], 0), 1e-7));
+      t.deepEqual(opt.stepCounts().steps, { 'lin.W': 2, 'lin.b': 2 });
+      opt.dispose();
+      w.variable.dispose();
+      b.variable.dispose();
+    } finally {
+      await setupBackend();
+    }
+  });
+}
 
 test('weight decay skips biases and LayerNorm weights (names as src/nn makes them)', (t) => {
   for (const name of ['encoder.l0.q.W', 'encoder.tok_embed', 'encoder.l1.v.lora_A', 'encoder.l1.v.lora_B', 'head.kiln.W', 'sener.conv0.filter']) {

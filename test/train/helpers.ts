@@ -2,17 +2,17 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend } from '../../src/backend/index.js';
 import { resolveConfigFromObject } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { LENGTH_BUCKETS, prf, type Metrics } from '../../src/eval/metrics.js';
 import { LOG_FILE, RunRecord } from '../../src/runs/record.js';
 import type { TrainData } from '../../src/train/trainer.js';
+import { setupBackend as setupNnBackend } from '../nn/helpers.js';
 import { makeDocs, segmentToy } from './toy-model.js';
 
-/** cpu by default; LONGNER_TEST_BACKEND=wasm runs the same tests on wasm. */
+/** cpu by default; LONGNER_TEST_BACKEND=wasm or =native runs the same tests on that backend. */
 export async function setupBackend(): Promise<void> {
-  await initBackend(process.env.LONGNER_TEST_BACKEND === 'wasm' ? 'wasm' : 'cpu', { quiet: true });
+  await setupNnBackend();
 }
 
 export function trainConfig(train: Record<string, unknown> = {}): Config {
