@@ -3,7 +3,7 @@
  * tool that decides which kernels the native engine must make native (issue: "make native whatever
  * stays above a few percent").
  *
- *   node dist/scripts/profile.js --method sener --words 510 [--backend native] [--mode train] [--top 20]
+ *   node dist/scripts/profile.js --method sener --words 510 [--backend native] [--mode train] [--top 20] [--set k=v ...]
  *
  * Runs the memory experiment's probe (experiments/memory-frontier.yaml: method config, synthetic
  * SciREX-like document, one segment) with the bench's encoder, one warm-up step, then one step under
@@ -24,10 +24,12 @@ interface Args {
   backend: string;
   mode: 'train' | 'infer';
   top: number;
+  /** `key.path=value` config overrides, as on the command line */
+  set: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { method: 'sener', words: 510, backend: 'native', mode: 'train', top: 20 };
+  const args: Args = { method: 'sener', words: 510, backend: 'native', mode: 'train', top: 20, set: [] };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i], value = argv[i + 1] ?? '';
     if (key === '--method') args.method = value;
@@ -35,7 +37,8 @@ function parseArgs(argv: string[]): Args {
     else if (key === '--backend') args.backend = value;
     else if (key === '--mode' && (value === 'train' || value === 'infer')) args.mode = value;
     else if (key === '--top') args.top = Number(value);
-    else throw new Error(`profile: unknown argument ${key} (expected --method, --words, --backend, --mode train|infer, --top)`);
+    else if (key === '--set') args.set.push(value);
+    else throw new Error(`profile: unknown argument ${key} (expected --method, --words, --backend, --mode train|infer, --top, --set k=v)`);
   }
   if (!(BACKENDS as readonly string[]).includes(args.backend)) throw new Error(`profile: --backend must be one of ${BACKENDS.join(', ')}`);
   return args;
@@ -46,7 +49,10 @@ async function main(): Promise<void> {
   const settings = loadMemorySettings(fromRoot('experiments', 'memory-frontier.yaml'));
   const [plan] = planMethods(settings, [args.method]);
   if (plan === undefined) throw new Error(`profile: unknown method ${args.method}`);
-  const task = parseProbeTask(buildProbeTask(settings, plan, args.words, args.mode, { encoder: BENCH_ENCODER, set: { backend: args.backend } }));
+  const task = parseProbeTask({
+    ...buildProbeTask(settings, plan, args.words, args.mode, { encoder: BENCH_ENCODER, set: { backend: args.backend } }),
+    set: args.set,
+  });
   const config = probeConfig(task);
   const backend = await initBackend(config.backend);
   const probe = buildProbeStep(config, task);

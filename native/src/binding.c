@@ -187,19 +187,20 @@ static napi_value Compare(napi_env env, napi_callback_info info) {
   if (c.failed) return NULL;
   if (op < 0 || op >= CMP_COUNT) return fail(&c, "unknown op"), NULL;
   if (ra != rank || rb != rank) return fail(&c, "strides and shape differ in rank"), NULL;
-  int64_t lastA = 0, lastB = 0;
+  /* the last element each input is read at, in double like every size check here (see f32) */
+  double lastA = 0, lastB = 0;
   for (int d = 0; d < rank; d++) {
     if (shape[d] < 0 || sa[d] < 0 || sb[d] < 0) return fail(&c, "negative dim or stride"), NULL;
     if (shape[d] == 0) lastA = lastB = -1;
-    if (lastA >= 0) lastA += (shape[d] - 1) * sa[d];
-    if (lastB >= 0) lastB += (shape[d] - 1) * sb[d];
+    if (lastA >= 0) lastA += (double)(shape[d] - 1) * sa[d];
+    if (lastB >= 0) lastB += (double)(shape[d] - 1) * sb[d];
   }
-  int64_t total = product(shape, rank);
+  double total = product(shape, rank);
   const float *a = f32(&c, 1, lastA + 1), *b = f32(&c, 3, lastB + 1);
   size_t nOut = 0;
   uint8_t *out = typed(&c, 5, napi_uint8_array, &nOut);
   if (c.failed) return NULL;
-  if ((int64_t)nOut < total) return fail(&c, "output shorter than the shape"), NULL;
+  if ((double)nOut < total) return fail(&c, "output shorter than the shape"), NULL;
   if (total > 0) ln_compare((compare_op)op, a, sa, b, sb, out, shape, rank);
   return undefined(env);
 }
@@ -433,6 +434,21 @@ static napi_value Fill(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* dropoutMask(out, rate, keep, state) -> the state after out.length draws */
+static napi_value DropoutMask(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "dropoutMask", 4)) return NULL;
+  size_t n = 0;
+  float *out = typed(&c, 0, napi_float32_array, &n);
+  double rate = real(&c, 1), keep = real(&c, 2), state = real(&c, 3);
+  if (c.failed) return NULL;
+  if (!(rate >= 0.0 && rate < 1.0)) return fail(&c, "rate must be in [0, 1)"), NULL;
+  if (!(state >= 0.0 && state <= 4294967295.0)) return fail(&c, "state must be a uint32"), NULL;
+  napi_value result;
+  napi_create_uint32(env, ln_dropout_mask(out, (int64_t)n, rate, (float)keep, (uint32_t)state), &result);
+  return result;
+}
+
 /* adamw(p, g, m, v, pOut, mOut, vOut, b1, b2, eps, decay, stepSize, biasCorrection2Sqrt) */
 static napi_value AdamW(napi_env env, napi_callback_info info) {
   call_t c;
@@ -571,6 +587,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   EXPORT("select", Select);
   EXPORT("addN", AddN);
   EXPORT("fill", Fill);
+  EXPORT("dropoutMask", DropoutMask);
   EXPORT("adamw", AdamW);
   EXPORT("layerNorm", LayerNorm);
   EXPORT("layerNormGrad", LayerNormGrad);

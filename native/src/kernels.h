@@ -63,6 +63,12 @@ void ln_segment_sum(const float *x, const int32_t *ids, float *out, int64_t coun
 void ln_select(const uint8_t *cond, const float *a, const float *b, float *out, int64_t n, int64_t inner);
 void ln_add_n(const float *const *xs, int count, float *out, int64_t n);
 void ln_fill(float *out, int64_t n, float value);
+/*
+ * Inverted-dropout mask: out[i] = u_i < rate ? 0 : keep, with u_i the mulberry32 stream of
+ * src/util/rng.ts continued from `state` (bit for bit the JS generator's numbers); returns the
+ * state after n draws.
+ */
+uint32_t ln_dropout_mask(float *out, int64_t n, double rate, float keep, uint32_t state);
 
 /*
  * AdamW with decoupled decay; writes the new parameter and moments to fresh outputs. The betas come

@@ -12,6 +12,7 @@
  * stridedSlice or gatherND (research/backends.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fillDropoutMask } from '../backend/random.js';
 import type { Rng } from '../util/rng.js';
 import { linearSplit, type LinearWeights } from './layers.js';
 import type { RopeTables } from './rope.js';
@@ -110,14 +111,13 @@ function ropeColumns(flat: tf.Tensor2D, R: number, C: number, t: RopeTables): tf
 
 /**
  * Inverted-dropout mask with layers.ts dropout's rule and random stream (values 0 or 1 / (1 - rate),
- * drawn in JS from `rng`), as a tensor of its own so the attention gradient can reuse it.
+ * drawn from `rng`), as a tensor of its own so the attention gradient can reuse it.
  */
 function dropoutMask(shape: number[], rate: number, rng: Rng | undefined): tf.Tensor {
   if (rate >= 1) throw new Error(`dropout rate must be below 1, got ${rate}`);
   if (rng === undefined) throw new Error('dropout in training needs an rng');
-  const keep = 1 / (1 - rate);
   const mask = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < rate ? 0 : keep;
+  fillDropoutMask(mask, rate, rng);
   return tf.tensor(mask, shape, 'float32');
 }
 

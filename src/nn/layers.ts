@@ -6,6 +6,7 @@
  * so a freshly added LoRA pair leaves the layer's output unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fillDropoutMask } from '../backend/random.js';
 import { fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad } from '../backend/fused.js';
 import type { Rng } from '../util/rng.js';
 import type { ParamStore } from './params.js';
@@ -185,16 +186,15 @@ export function gelu<T extends tf.Tensor>(x: T): T {
 }
 
 /**
- * Inverted dropout with a mask drawn from `rng` in JS, so a seed gives the same mask on every
+ * Inverted dropout with a mask drawn from `rng` (backend/random.ts), so a seed gives the same mask on every
  * backend. Identity when not training or when rate is 0.
  */
 export function dropout<T extends tf.Tensor>(x: T, rate: number, training: boolean, rng: Rng | undefined): T {
   if (!training || rate <= 0) return x;
   if (rate >= 1) throw new Error(`dropout rate must be below 1, got ${rate}`);
   if (rng === undefined) throw new Error('dropout in training needs an rng');
-  const keep = 1 / (1 - rate);
   const mask = new Float32Array(x.size);
-  for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < rate ? 0 : keep;
+  fillDropoutMask(mask, rate, rng);
   return tf.tidy(() => tf.mul(x, tf.tensor(mask, x.shape, 'float32')) as T);
 }
 

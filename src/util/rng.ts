@@ -4,6 +4,11 @@ export interface Rng {
   next(): number;
   /** Uniform integer in [lo, hi). */
   int(lo: number, hi: number): number;
+  /**
+   * The mulberry32 state, for code that draws long runs of the same stream elsewhere (the native
+   * engine's dropout masks) and hands the advanced state back. Absent on other generators.
+   */
+  state?: { get(): number; set(value: number): void };
 }
 
 export function createRng(seed: number): Rng {
@@ -15,7 +20,11 @@ export function createRng(seed: number): Rng {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, int: (lo, hi) => lo + Math.floor(next() * (hi - lo)) };
+  return {
+    next,
+    int: (lo, hi) => lo + Math.floor(next() * (hi - lo)),
+    state: { get: () => a, set: (value) => void (a = value >>> 0) },
+  };
 }
 
 /** Fisher-Yates shuffle into a new array. */

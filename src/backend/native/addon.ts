@@ -39,6 +39,7 @@ export interface NativeAddon {
   select(cond: Uint8Array, a: Float32Array, b: Float32Array, out: Float32Array, inner: number): void;
   addN(xs: Float32Array[], out: Float32Array): void;
   fill(out: Float32Array, value: number): void;
+  dropoutMask(out: Float32Array, rate: number, keep: number, state: number): number;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array,
     b1: number, b2: number, eps: number, decay: number, stepSize: number, biasCorrection2Sqrt: number): void;
   layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rsigma: Float32Array, rows: number, d: number, eps: number): void;

@@ -19,7 +19,7 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = { ...MATH_
 export interface NativeOptions {
   /** OpenMP threads for oneDNN and the kernels; default LONGNER_THREADS or the number of cores. */
   threads?: number;
-  /** Bytes the output pool may keep free; default LONGNER_POOL_MB or an eighth of RAM (at most 4 GiB). */
+  /** Bytes the output pool may keep free; default LONGNER_POOL_MB or a quarter of RAM. The pool never holds more than the step's own peak: it only keeps what the step freed, for the next step. */
   poolCapBytes?: number;
   /**
    * Live tensor bytes past which a kernel fails as out of memory (recorded as `oom`); default
@@ -52,7 +52,7 @@ export function resolveNativeOptions(opts: NativeOptions = {}): Required<NativeO
   const threads = opts.threads ?? positiveEnv('LONGNER_THREADS') ?? availableParallelism();
   const poolMb = positiveEnv('LONGNER_POOL_MB');
   const budgetBytes = opts.budgetBytes ?? budgetEnv() ?? Math.floor(DEFAULT_BUDGET_SHARE * totalmem());
-  const poolCapBytes = Math.min(budgetBytes, opts.poolCapBytes ?? (poolMb !== undefined ? poolMb * 2 ** 20 : Math.min(4 * 2 ** 30, totalmem() / 8)));
+  const poolCapBytes = Math.min(budgetBytes, opts.poolCapBytes ?? (poolMb !== undefined ? poolMb * 2 ** 20 : totalmem() / 4));
   return { threads: Math.max(1, Math.floor(threads)), poolCapBytes, budgetBytes };
 }
 
