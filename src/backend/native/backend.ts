@@ -30,10 +30,13 @@ function gib(bytes: number): string {
 export class NativeBackend extends MathBackendCPU {
   readonly pool: BufferPool;
   private budgetBytes: number | null = null;
+  /** The pool's cap without a budget: a budget lowers it (free bytes count against the budget) and lifting the budget restores it. */
+  private readonly poolCapBytes: number;
 
   constructor(readonly addon: NativeAddon, poolCapBytes: number) {
     super();
     this.pool = new BufferPool(poolCapBytes);
+    this.poolCapBytes = poolCapBytes;
     // MathBackendCPU prints a banner on first use telling Node users to install tfjs-node.
     (this as unknown as { firstUse: boolean }).firstUse = false;
   }
@@ -88,7 +91,7 @@ export class NativeBackend extends MathBackendCPU {
   /** Live tensor bytes above `bytes` fail with MemoryBudgetError; null lifts the limit. */
   setBudget(bytes: number | null): void {
     this.budgetBytes = bytes;
-    if (bytes !== null && this.pool.cap > bytes) this.pool.setCap(bytes);
+    this.pool.setCap(bytes === null ? this.poolCapBytes : Math.min(this.poolCapBytes, bytes));
   }
 
   get budget(): number | null {
