@@ -11,6 +11,14 @@ function has(kernelName: string): boolean {
   return typeof backend === 'string' && tf.getKernel(kernelName, backend) !== undefined;
 }
 
+/**
+ * True on the native engine, where a slice of an activation is a cheap copy and one wide matrix
+ * product runs faster than several narrow ones; on wasm both are the other way round.
+ */
+export function prefersWideProducts(): boolean {
+  return has(FUSED.layerNorm);
+}
+
 function run(kernelName: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}): tf.Tensor[] {
   const out: tf.Tensor | tf.Tensor[] = tf.engine().runKernel(kernelName, inputs, attrs);
   return Array.isArray(out) ? out : [out];

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fillDropoutMask } from '../backend/random.js';
-import { fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad } from '../backend/fused.js';
+import { fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad, prefersWideProducts } from '../backend/fused.js';
 import type { Rng } from '../util/rng.js';
 import type { ParamStore } from './params.js';
 
@@ -67,13 +67,16 @@ export function linear(x: tf.Tensor2D, w: LinearWeights): tf.Tensor2D {
 
 /**
  * linear(x) split into `parts` equal column groups, e.g. one [n, d_head] tensor per attention head.
- * The weights are sliced rather than the output: weights are small, and on wasm a slice costs the
- * whole input, which for activations grows with the sequence length.
+ * On wasm the weights are sliced rather than the output: weights are small, and there a slice costs
+ * the whole input, which for activations grows with the sequence length. On the native engine the
+ * output is split instead (one product instead of `parts`).
  */
 export function linearSplit(x: tf.Tensor2D, w: LinearWeights, parts: number): tf.Tensor2D[] {
   return tf.tidy(() => {
     const [dIn, dOut] = w.W.shape;
     if (dOut % parts !== 0) throw new Error(`linearSplit: ${dOut} columns do not split into ${parts} parts`);
+    // Where slicing activations is cheap (the native engine), one wide product beats `parts` narrow ones.
+    if (prefersWideProducts()) return tf.split(linear(x, w), parts, 1) as tf.Tensor2D[];
     const dp = dOut / parts;
     // x A is shared by every part; only B is sliced.
     const xA = w.lora ? tf.matMul(x, w.lora.A) : null;

@@ -6,6 +6,7 @@ import { activeBackend, backendMemory, initBackend, type BackendChoice } from '.
 import { broadcastSourceIndex } from '../../src/backend/batch-matmul.js';
 import { segmentSumInto } from '../../src/backend/segment-sum.js';
 import { loadTensorflowPackage, tensorflowUnavailableMessage, type Importer } from '../../src/backend/tensorflow.js';
+import { loadNativeAddon } from '../../src/backend/native/addon.js';
 import { randn } from './helpers.js';
 
 const require = createRequire(import.meta.url);
@@ -21,15 +22,34 @@ const hasTensorflow = installed('@tensorflow/tfjs-node-gpu') || installed('@tens
 
 // ---- backend selection ----
 
-(hasTensorflow ? test.serial.skip : test.serial)('auto picks wasm when no tensorflow package is installed', async (t) => {
+// auto = tensorflow -> native -> wasm -> cpu: here native when the engine is built, else wasm.
+const nativeBuilt = loadNativeAddon().ok;
+
+(hasTensorflow ? test.serial.skip : test.serial)('auto picks native when the engine is built, else wasm (no tensorflow package here)', async (t) => {
   const info = await initBackend('auto', { quiet: true });
-  t.is(info.name, 'wasm');
-  t.is(tf.getBackend(), 'wasm');
-  t.regex(info.detail, /^wasm \((no )?SIMD, \d+ threads?, shims: BatchMatMul override, UnsortedSegmentSum\)$/);
-  t.is(typeof info.simd, 'boolean');
+  if (nativeBuilt) {
+    t.is(info.name, 'native');
+    t.regex(info.detail, /^native \(oneDNN [\d.]+, \w+, \d+ threads?, memory budget [\d.]+ GiB, pool cap [\d.]+ GiB\)$/);
+    t.regex(info.library, /^oneDNN /);
+  } else {
+    t.is(info.name, 'wasm');
+    t.regex(info.detail, /^wasm \((no )?SIMD, \d+ threads?, shims: BatchMatMul override, UnsortedSegmentSum\)$/);
+    t.is(typeof info.simd, 'boolean');
+  }
+  t.is(tf.getBackend(), info.name);
+  t.true(info.threads >= 1);
   t.is(activeBackend(), info);
   // Repeating the choice is a no-op that returns the same record.
   t.is(await initBackend('auto', { quiet: true }), info);
+});
+
+test.serial('wasm and cpu name their library and threads', async (t) => {
+  const wasm = await initBackend('wasm', { quiet: true });
+  t.regex(wasm.library, /^XNNPACK \(wasm/);
+  t.true(wasm.threads >= 1);
+  const cpu = await initBackend('cpu', { quiet: true });
+  t.is(cpu.library, 'JavaScript');
+  t.is(cpu.threads, 1);
 });
 
 (hasTensorflow ? test.serial.skip : test.serial)('an explicit tensorflow choice fails with an install hint', async (t) => {
