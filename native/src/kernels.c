@@ -702,9 +702,13 @@ static void gelu_grad_range(void *p, int64_t lo, int64_t hi) {
     vf x = n == VL ? vload(c->x + i) : vload_part(c->x + i, n);
     vf dy = n == VL ? vload(c->dy + i) : vload_part(c->dy + i, n);
     vf x2 = x * x;
-    vf t = vtanh(GELU_C * x * (1.0f + GELU_A * x2));
+    vf u = GELU_C * x * (1.0f + GELU_A * x2);
+    vf t = vtanh(u);
+    /* 1 - tanh^2 u as 4e / (1 + e)^2 with e = exp(-2|u|): 1 - t * t cancels once t rounds to +-1 */
+    vf e = vexp(-2.0f * vsel(u < 0.0f, -u, u));
+    vf sech2 = 4.0f * e / ((1.0f + e) * (1.0f + e));
     vf du = GELU_C * (1.0f + 3.0f * GELU_A * x2);
-    vf dx = dy * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+    vf dx = dy * (0.5f * (1.0f + t) + 0.5f * x * sech2 * du);
     if (n == VL) vstore(c->out + i, dx);
     else vstore_part(c->out + i, dx, n);
   }

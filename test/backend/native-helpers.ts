@@ -34,15 +34,6 @@ export function nativeTest(title: string, impl: Impl): void {
   else test.serial.skip(title + skipNote, impl);
 }
 
-/**
- * nativeTest for a known, unfixed bug: passes while the assertions fail, and fails (so that it gets
- * turned into a plain test) once the bug is fixed.
- */
-export function nativeTestFailing(title: string, impl: Impl): void {
-  if (runNative) test.serial.failing(title, impl);
-  else test.serial.skip(title + skipNote, impl);
-}
-
 /** Registers both backends once per test file (initBackend installs the cpu shims first). */
 export function registerBackends(): void {
   test.before(async () => {

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { classifyExit, runProbeInChild } from '../../src/measure/child.js';
+import { loadNativeAddon } from '../../src/backend/native/addon.js';
 import { classifyProbeError, fakeTokenize, probeConfig, probeDocument, parseProbeTask, WASM_HEAP_CAP, type ProbeTaskInput } from '../../src/measure/task.js';
 
 /** A probe small enough to run in about a second: a 1-layer, 16-wide encoder on 24 words. */
@@ -122,4 +123,24 @@ test('fakeTokenize gives one token per word and never a special id', (t) => {
   const first = doc.words[0]!;
   const again = doc.words.indexOf(first, 1);
   if (again > 0) t.is(tok.ids[again], tok.ids[0]);
+});
+
+const nativeBuilt = loadNativeAddon().ok || process.env['CI'] !== undefined;
+
+(nativeBuilt ? test : test.skip)('on native, a step past the memory budget (--memory-budget) is recorded as oom', async (t) => {
+  // 1-layer, 64-wide encoder on 400 words: the full-attention scores alone are 640 KB per head.
+  const big: ProbeTaskInput = {
+    ...tiny,
+    overrides: { ...tiny.overrides, backend: 'native', encoder: { layers: 1, hidden: 64, heads: 2, ffn: 128, attention: 'full' } },
+    words: 400,
+  };
+  const [fits, over] = await Promise.all([
+    runProbeInChild(big, { timeoutMs: 120_000, env: { ...process.env, LONGNER_MEMORY_BUDGET: '4GiB' } }),
+    runProbeInChild(big, { timeoutMs: 120_000, env: { ...process.env, LONGNER_MEMORY_BUDGET: '6MB' } }),
+  ]);
+  t.is(fits.status, 'ok', fits.reason ?? '');
+  t.is(fits.backend, 'native');
+  t.regex(fits.backendDetail!, /memory budget 4\.00 GiB/);
+  t.is(over.status, 'oom', over.reason ?? '');
+  t.regex(over.reason!, /out of memory: .* would pass the memory budget of 0\.01 GiB/);
 });

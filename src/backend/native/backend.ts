@@ -105,11 +105,13 @@ export class NativeBackend extends MathBackendCPU {
   private checkBudget(bytes: number): void {
     if (this.budgetBytes === null) return;
     const stats = this.pool.snapshot();
-    if (stats.liveBytes + stats.freeBytes + bytes <= this.budgetBytes) return;
-    this.pool.trim(Math.max(0, this.budgetBytes - stats.liveBytes - bytes));
-    if (stats.liveBytes + bytes > this.budgetBytes) {
+    // In use: tensors' buffers, plus outputs a running kernel has taken but not yet wrapped.
+    const inUse = stats.liveBytes + stats.outstandingBytes;
+    if (inUse + stats.freeBytes + bytes <= this.budgetBytes) return;
+    this.pool.trim(Math.max(0, this.budgetBytes - inUse - bytes));
+    if (inUse + bytes > this.budgetBytes) {
       throw new MemoryBudgetError(
-        `out of memory: a ${gib(bytes)} tensor on top of ${gib(stats.liveBytes)} live would pass the memory budget of ${gib(this.budgetBytes)}`,
+        `out of memory: a ${gib(bytes)} tensor on top of ${gib(inUse)} in use would pass the memory budget of ${gib(this.budgetBytes)}`,
       );
     }
   }

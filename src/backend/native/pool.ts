@@ -14,6 +14,8 @@ export interface PoolStats {
   freeBytes: number;
   /** Bytes of buffers held by live tensors (every buffer counted once, pooled or not). */
   liveBytes: number;
+  /** Bytes handed out by take() that no tensor holds yet (a kernel's outputs while it runs). */
+  outstandingBytes: number;
   peakLiveBytes: number;
   /** Buffers served from a free list vs freshly allocated. */
   reused: number;
@@ -26,7 +28,7 @@ export class BufferPool {
   private readonly owned = new WeakMap<ArrayBufferLike, number>();
   /** Every buffer a live tensor uses, with the number of tensor data entries using it. */
   private readonly users = new Map<ArrayBufferLike, number>();
-  private stats: PoolStats = { freeBytes: 0, liveBytes: 0, peakLiveBytes: 0, reused: 0, allocated: 0 };
+  private stats: PoolStats = { freeBytes: 0, liveBytes: 0, outstandingBytes: 0, peakLiveBytes: 0, reused: 0, allocated: 0 };
 
   constructor(private capBytes: number) {}
 
@@ -36,11 +38,13 @@ export class BufferPool {
     const hit = list?.pop();
     if (hit !== undefined) {
       this.stats.freeBytes -= hit.byteLength;
+      this.stats.outstandingBytes += hit.byteLength;
       this.stats.reused++;
       return hit;
     }
     const fresh = new Float32Array(n);
     this.owned.set(fresh.buffer, n);
+    this.stats.outstandingBytes += fresh.byteLength;
     this.stats.allocated++;
     return fresh;
   }
@@ -52,6 +56,7 @@ export class BufferPool {
     const count = this.users.get(buffer) ?? 0;
     this.users.set(buffer, count + 1);
     if (count === 0) {
+      if (this.owned.has(buffer)) this.stats.outstandingBytes = Math.max(0, this.stats.outstandingBytes - buffer.byteLength);
       this.stats.liveBytes += buffer.byteLength;
       if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
     }
@@ -74,7 +79,9 @@ export class BufferPool {
 
   /** Gives back a scratch array that was never wrapped as a tensor. */
   recycle(values: Float32Array): void {
-    if (!this.users.has(values.buffer)) this.toFreeList(values.buffer);
+    if (this.users.has(values.buffer)) return;
+    if (this.owned.has(values.buffer)) this.stats.outstandingBytes = Math.max(0, this.stats.outstandingBytes - values.buffer.byteLength);
+    this.toFreeList(values.buffer);
   }
 
   private toFreeList(buffer: ArrayBufferLike): void {
