@@ -137,6 +137,7 @@ export function probeRunResult(config: Config, r: ProbeResult): RunResult {
     configHash: configHash(config),
     preset: config.preset,
     backend: r.backend,
+    backendDetail: r.backendDetail,
     status: r.status,
     ...(r.reason === null ? {} : { reason: r.reason }),
     metrics: emptyMetrics(),
