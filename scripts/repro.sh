@@ -5,7 +5,7 @@
 #
 #   npm run repro                      # PRESET=quick
 #   PRESET=cpu JOBS=2 npm run repro    # the cpu preset: about three hours on 2 cores (reports/*/cpu/)
-#   JOBS=2 npm run repro               # two training runs at once (each uses about one core on wasm)
+#   JOBS=2 npm run repro               # two training runs at once (on native each gets one of the 2 cores)
 #
 # Every step is idempotent: finished runs are skipped, so an interrupted repro continues where it
 # stopped when started again. A failed run does not stop the script (its report shows it); the exit

@@ -105,14 +105,14 @@ static double real(call_t *c, size_t i) {
 
 static int nonneg(call_t *c, int64_t v) { return v >= 0 || fail(c, "negative size"); }
 
-/* A JS array of integers (a shape, permutation, begin...); returns its length or -1. */
-static int dims(call_t *c, size_t i, int64_t *out) {
+/* A JS array of at most `max` integers; returns its length or -1. */
+static int int_list(call_t *c, size_t i, int64_t *out, uint32_t max) {
   if (c->failed) return -1;
   uint32_t len = 0;
   bool is = false;
   napi_is_array(c->env, c->argv[i], &is);
   if (!is || napi_get_array_length(c->env, c->argv[i], &len) != napi_ok) return fail(c, "expected an array of dims"), -1;
-  if (len > LN_MAX_RANK) return fail(c, "rank above 8"), -1;
+  if (len > max) return fail(c, "too many dims"), -1;
   for (uint32_t k = 0; k < len; k++) {
     napi_value v;
     double d;
@@ -123,6 +123,9 @@ static int dims(call_t *c, size_t i, int64_t *out) {
   }
   return (int)len;
 }
+
+/* A shape, permutation, begin...: at most LN_MAX_RANK integers. */
+static int dims(call_t *c, size_t i, int64_t *out) { return int_list(c, i, out, LN_MAX_RANK); }
 
 /* In double, like every size check here (see f32). */
 static double product(const int64_t *s, int rank) {
@@ -274,6 +277,23 @@ static napi_value Softmax(napi_env env, napi_callback_info info) {
   float *out = f32(&c, 1, (double)rows * cols);
   if (c.failed) return NULL;
   ln_softmax(x, out, rows, cols, lg);
+  return undefined(env);
+}
+
+/* softmaxGrad(p, dp, mask | null, ds, rows, cols) */
+static napi_value SoftmaxGrad(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "softmaxGrad", 6)) return NULL;
+  int64_t rows = num(&c, 4), cols = num(&c, 5);
+  if (!nonneg(&c, rows) || !nonneg(&c, cols)) return NULL;
+  const double n = (double)rows * cols;
+  const float *p = f32(&c, 0, n), *dp = f32(&c, 1, n), *m = NULL;
+  napi_valuetype maskType = napi_undefined;
+  if (!c.failed) napi_typeof(env, c.argv[2], &maskType);
+  if (maskType != napi_null) m = f32(&c, 2, n);
+  float *ds = f32(&c, 3, n);
+  if (c.failed) return NULL;
+  ln_softmax_grad(p, dp, m, ds, rows, cols);
   return undefined(env);
 }
 
@@ -465,6 +485,71 @@ static napi_value AdamW(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* The shared checks of the window products: starts within x of p rows, n rows per window. */
+#define MAX_TAPS 16
+
+static int window_args(call_t *c, size_t startsArg, int64_t *starts, int64_t p, int64_t n, int *taps) {
+  int k = int_list(c, startsArg, starts, MAX_TAPS);
+  if (c->failed) return 0;
+  if (k < 1) return fail(c, "at least one window");
+  if (p < 0 || n < 0) return fail(c, "negative size");
+  for (int t = 0; t < k; t++)
+    if (starts[t] < 0 || starts[t] + n > p) return fail(c, "window outside the input");
+  *taps = k;
+  return 1;
+}
+
+/* windowGemm(x, w, out, starts, n, cin, cout): x [p, cin] */
+static napi_value WindowGemm(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "windowGemm", 7)) return NULL;
+  int64_t starts[MAX_TAPS], n = num(&c, 4), cin = num(&c, 5), cout = num(&c, 6);
+  size_t xl = 0;
+  const float *x = typed(&c, 0, napi_float32_array, &xl);
+  if (c.failed || !nonneg(&c, n) || !nonneg(&c, cout)) return NULL;
+  if (cin < 1) return fail(&c, "cin must be positive"), NULL;
+  int taps = 0;
+  if (!window_args(&c, 3, starts, (int64_t)xl / cin, n, &taps)) return NULL;
+  const float *w = f32(&c, 1, (double)taps * cin * cout);
+  float *out = f32(&c, 2, (double)n * cout);
+  if (c.failed) return NULL;
+  if (!ln_window_gemm(x, w, out, starts, taps, n, cin, cout)) return fail(&c, "dnnl_sgemm failed"), NULL;
+  return undefined(env);
+}
+
+/* windowGemmGradInput(dOut, w, dx, starts, n, p, cin, cout) */
+static napi_value WindowGemmGradInput(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "windowGemmGradInput", 8)) return NULL;
+  int64_t starts[MAX_TAPS], n = num(&c, 4), p = num(&c, 5), cin = num(&c, 6), cout = num(&c, 7);
+  if (c.failed || !nonneg(&c, n) || !nonneg(&c, p) || !nonneg(&c, cin) || !nonneg(&c, cout)) return NULL;
+  int taps = 0;
+  if (!window_args(&c, 3, starts, p, n, &taps)) return NULL;
+  const float *dOut = f32(&c, 0, (double)n * cout), *w = f32(&c, 1, (double)taps * cin * cout);
+  float *dx = f32(&c, 2, (double)p * cin);
+  if (c.failed) return NULL;
+  if (!ln_window_gemm_grad_input(dOut, w, dx, starts, taps, n, p, cin, cout)) return fail(&c, "dnnl_sgemm failed"), NULL;
+  return undefined(env);
+}
+
+/* windowGemmGradWeights(x, dOut, dw, starts, n, cin, cout): x [p, cin] */
+static napi_value WindowGemmGradWeights(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "windowGemmGradWeights", 7)) return NULL;
+  int64_t starts[MAX_TAPS], n = num(&c, 4), cin = num(&c, 5), cout = num(&c, 6);
+  size_t xl = 0;
+  const float *x = typed(&c, 0, napi_float32_array, &xl);
+  if (c.failed || !nonneg(&c, n) || !nonneg(&c, cout)) return NULL;
+  if (cin < 1) return fail(&c, "cin must be positive"), NULL;
+  int taps = 0;
+  if (!window_args(&c, 3, starts, (int64_t)xl / cin, n, &taps)) return NULL;
+  const float *dOut = f32(&c, 1, (double)n * cout);
+  float *dw = f32(&c, 2, (double)taps * cin * cout);
+  if (c.failed) return NULL;
+  if (!ln_window_gemm_grad_weights(x, dOut, dw, starts, taps, n, cin, cout)) return fail(&c, "dnnl_sgemm failed"), NULL;
+  return undefined(env);
+}
+
 /* layerNorm(x, gamma, beta, y, xhat, rsigma, rows, d, eps) */
 static napi_value LayerNorm(napi_env env, napi_callback_info info) {
   call_t c;
@@ -578,6 +663,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   EXPORT("reduce", Reduce);
   EXPORT("argMinMax", ArgMinMax);
   EXPORT("softmax", Softmax);
+  EXPORT("softmaxGrad", SoftmaxGrad);
   EXPORT("transpose", Transpose);
   EXPORT("slice", Slice);
   EXPORT("pad", Pad);
@@ -589,6 +675,9 @@ static napi_value Init(napi_env env, napi_value exports) {
   EXPORT("fill", Fill);
   EXPORT("dropoutMask", DropoutMask);
   EXPORT("adamw", AdamW);
+  EXPORT("windowGemm", WindowGemm);
+  EXPORT("windowGemmGradInput", WindowGemmGradInput);
+  EXPORT("windowGemmGradWeights", WindowGemmGradWeights);
   EXPORT("layerNorm", LayerNorm);
   EXPORT("layerNormGrad", LayerNormGrad);
   EXPORT("gelu", Gelu);

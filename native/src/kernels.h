@@ -48,6 +48,11 @@ void ln_unary(unary_op op, const float *x, float *out, int64_t n);
 void ln_reduce(reduce_op op, const float *x, float *out, int64_t outer, int64_t r, int64_t inner);
 void ln_argmax(const float *x, int32_t *out, int64_t outer, int64_t r, int64_t inner, int isMin);
 void ln_softmax(const float *x, float *out, int64_t rows, int64_t cols, int logSoftmax);
+/*
+ * The gradient of p = softmax(s) over rows of `cols`: ds = p (g - rowsum(g p)), g = dp (times the
+ * dropout mask m when m is not NULL): one pass instead of five.
+ */
+void ln_softmax_grad(const float *p, const float *dp, const float *m, float *ds, int64_t rows, int64_t cols);
 
 void ln_transpose(const float *x, float *out, const int64_t *shape, const int64_t *perm, int rank);
 void ln_slice(const float *x, float *out, const int64_t *shape, const int64_t *begin, const int64_t *size, int rank);
@@ -76,6 +81,18 @@ uint32_t ln_dropout_mask(float *out, int64_t n, double rate, float keep, uint32_
  */
 void ln_adamw(const float *p, const float *g, const float *m, const float *v, float *pOut, float *mOut, float *vOut,
               int64_t n, double b1, double b2, float eps, float decay, float stepSize, float biasCorrection2Sqrt);
+
+/*
+ * Sums of products over row windows of one matrix (a 3x3 convolution on a flattened padded grid):
+ * out [n, cout] = sum_t x[starts[t] .. starts[t] + n) w[t], with x [p, cin] and w [taps, cin, cout].
+ * The gradients: dx [p, cin] = sum_t (dOut w[t]^T placed at rows starts[t]), dw[t] = x-window_t^T dOut.
+ */
+int ln_window_gemm(const float *x, const float *w, float *out, const int64_t *starts, int taps, int64_t n, int64_t cin,
+                   int64_t cout);
+int ln_window_gemm_grad_input(const float *dOut, const float *w, float *dx, const int64_t *starts, int taps, int64_t n,
+                              int64_t p, int64_t cin, int64_t cout);
+int ln_window_gemm_grad_weights(const float *x, const float *dOut, float *dw, const int64_t *starts, int taps, int64_t n,
+                                int64_t cin, int64_t cout);
 
 /* Layer norm over the last axis of x [rows, d]; saves x_hat and 1 / sigma for the gradient. */
 void ln_layer_norm(const float *x, const float *gamma, const float *beta, float *y, float *xhat, float *rsigma,

@@ -46,6 +46,27 @@ export function fusedGeluGrad(x: tf.Tensor, dy: tf.Tensor): tf.Tensor | null {
   return has(FUSED.geluGrad) ? run(FUSED.geluGrad, { x, dy })[0]! : null;
 }
 
+/** The gradient of softmax (last axis) given its output p and dp, with dp masked first when a mask is given. */
+export function fusedSoftmaxGrad<T extends tf.Tensor>(p: T, dp: T, mask: T | null): T | null {
+  if (!has(FUSED.softmaxGrad)) return null;
+  return run(FUSED.softmaxGrad, mask === null ? { p, dp } : { p, dp, mask })[0] as T;
+}
+
+/** out [n, cout] = sum_t x[starts[t] .. starts[t] + n) w[t], for x [p, cin] and w [taps, cin, cout]. */
+export function fusedWindowGemm(x: tf.Tensor2D, w: tf.Tensor3D, starts: readonly number[], rows: number): tf.Tensor2D | null {
+  return has(FUSED.windowGemm) ? (run(FUSED.windowGemm, { x, w }, { starts: [...starts], rows })[0] as tf.Tensor2D) : null;
+}
+
+/** The gradient of fusedWindowGemm with respect to x: [rowsIn, cin]. */
+export function fusedWindowGemmGradInput(dOut: tf.Tensor2D, w: tf.Tensor3D, starts: readonly number[], rowsIn: number): tf.Tensor2D | null {
+  return has(FUSED.windowGemmGradInput) ? (run(FUSED.windowGemmGradInput, { dOut, w }, { starts: [...starts], rowsIn })[0] as tf.Tensor2D) : null;
+}
+
+/** The gradient of fusedWindowGemm with respect to w: [taps, cin, cout]. */
+export function fusedWindowGemmGradWeights(x: tf.Tensor2D, dOut: tf.Tensor2D, starts: readonly number[]): tf.Tensor3D | null {
+  return has(FUSED.windowGemmGradWeights) ? (run(FUSED.windowGemmGradWeights, { x, dOut }, { starts: [...starts] })[0] as tf.Tensor3D) : null;
+}
+
 export interface AdamWStep {
   beta1: number;
   beta2: number;

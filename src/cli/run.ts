@@ -1,5 +1,6 @@
 /** `longner run EXPERIMENT`: run an experiment's grid (or one shard of it), each run in its own process. */
 import { relative } from 'node:path';
+import { availableParallelism } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { LongnerError } from '../errors.js';
 import type { GridCell } from '../runs/grid.js';
@@ -59,11 +60,19 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('retry-failed', { type: 'boolean', default: false, describe: 'run failed, oom and diverged runs again (default: keep their result)' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the expanded grid with what is on disk and what would run, and run nothing' })
       .option('runs-dir', { type: 'string', describe: 'runs root (default $LONGNER_RUNS_DIR, else runs/ in the project)' })
-      .option('jobs', { type: 'number', default: 1, describe: 'runs at once, each in its own process (each uses about one core on wasm)' })
+      .option('jobs', {
+        type: 'number',
+        default: 1,
+        describe: 'runs at once, each in its own process; on the native engine each gets cores / jobs threads unless --threads says otherwise',
+      })
       .option('timeout', { type: 'number', describe: 'minutes after which a run is killed and recorded as failed (default: no limit)' }) as never,
   handler: async (args) => {
     if (!Number.isInteger(args.jobs) || args.jobs < 1) throw new LongnerError(`--jobs ${args.jobs}: expected a whole number >= 1`);
     if (args.timeout !== undefined && !(args.timeout > 0)) throw new LongnerError(`--timeout ${args.timeout}: expected minutes > 0`);
+    // Two runs of two threads each on two cores would fight over them: share the cores out.
+    if (args.jobs > 1 && process.env['LONGNER_THREADS'] === undefined) {
+      process.env['LONGNER_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / args.jobs)));
+    }
     const shard = args.shard === undefined ? null : parseShard(args.shard);
     const headerOf = (s: Omit<RunSummary, 'outcomes' | 'wallSeconds'>): string => {
       const todo = s.plan.filter((p) => p.action !== 'skip').length;

@@ -16,6 +16,7 @@
  * block: on wasm every slice costs its whole input).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedSoftmaxGrad } from '../backend/fused.js';
 
 const NEG = -1e9;
 
@@ -58,7 +59,7 @@ function attend<T extends tf.Tensor2D | tf.Tensor3D>(q: T, k: T, v: T, bias: tf.
         const [sq, sk, sv, sp] = saved as [T, T, T, T];
         const dV = tf.matMul(sp, dO, true, false);
         const dP = tf.matMul(dO, sv, false, true);
-        const dS = tf.mul(sp, tf.sub(dP, tf.sum(tf.mul(dP, sp), -1, true)));
+        const dS = fusedSoftmaxGrad(sp, dP, null) ?? tf.mul(sp, tf.sub(dP, tf.sum(tf.mul(dP, sp), -1, true)));
         return [tf.matMul(dS, sk), tf.matMul(dS, sq, true, false), dV];
       },
     };

@@ -12,6 +12,7 @@
  * stridedSlice or gatherND (research/backends.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedSoftmaxGrad, fusedWindowGemm, fusedWindowGemmGradInput, fusedWindowGemmGradWeights } from '../backend/fused.js';
 import { fillDropoutMask } from '../backend/random.js';
 import type { Rng } from '../util/rng.js';
 import { linearSplit, type LinearWeights } from './layers.js';
@@ -34,6 +35,9 @@ const INVALID_KEY = -10000;
  * element; wasm copies its whole input per slice either way). The views that reach into the pad
  * columns wrap to the neighbouring row only at positions that are cut off.
  *
+ * On the native engine the nine products are one fused kernel each way (backend/fused.ts: each tap a
+ * product on a row window of the padded copy, accumulated in place; no slices, no sum of nine).
+ *
  * The gradient is written out (tf.customGrad) so that a training step keeps only the padded input
  * for the backward pass, not the 9 views and the intermediate reshapes (which the wasm backend
  * would also copy once more each): with a grid of L x (2w + 1) cells this is most of a BiSPA
@@ -51,6 +55,7 @@ export function maskedConv3x3(x: tf.Tensor3D, taps: tf.Tensor3D, mask: tf.Tensor
   const n = R * Cp;
   // Output position p (cell (1 + p div Cp, p mod Cp) of the padded grid) reads flat row p + start(t).
   const start = (t: number): number => Cp + 1 + (Math.floor(t / 3) - 1) * Cp + ((t % 3) - 1);
+  const starts = Array.from({ length: 9 }, (_, t) => start(t));
   const tap = (k: tf.Tensor3D, t: number): tf.Tensor2D => tf.reshape(tf.slice(k, [t, 0, 0], [1, cin, cout]), [cin, cout]);
   // customGrad passes the inputs and then the save function through one variadic parameter list.
   // The mask is a constant: it enters through the closure (and is saved for the backward pass).
@@ -60,8 +65,9 @@ export function maskedConv3x3(x: tf.Tensor3D, taps: tf.Tensor3D, mask: tf.Tensor
     const grid = tf.pad(tf.mul(xs, m), [[1, 1], [1, 1], [0, 0]]);
     // Flat row f is padded cell (f - 1) of the row-major [R + 2, C + 2] grid.
     const flat = tf.pad(tf.reshape(grid, [(R + 2) * Cp, cin]), [[1, 1], [0, 0]]) as tf.Tensor2D;
-    const terms = Array.from({ length: 9 }, (_, t) => tf.matMul(tf.slice(flat, [start(t), 0], [n, cin]), tap(k, t)));
-    const wide = tf.reshape(tf.addN(terms), [R, Cp, cout]);
+    const fused = fusedWindowGemm(flat, k, starts, n);
+    const sum = fused ?? tf.addN(Array.from({ length: 9 }, (_, t) => tf.matMul(tf.slice(flat, [start(t), 0], [n, cin]), tap(k, t))));
+    const wide = tf.reshape(sum, [R, Cp, cout]);
     save([flat, k, m]);
     return {
       value: tf.mul(tf.slice(wide, [0, 1, 0], [R, C, cout]), m) as tf.Tensor,
@@ -72,12 +78,14 @@ export function maskedConv3x3(x: tf.Tensor3D, taps: tf.Tensor3D, mask: tf.Tensor
         // dY on the padded width: zero at the cut-off columns and at invalid cells.
         const dWide = tf.reshape(tf.pad(tf.mul(dy, sMask), [[0, 0], [1, 1], [0, 0]]), [n, cout]) as tf.Tensor2D;
         const rows = (R + 2) * Cp + 2;
-        const dFlat = tf.addN(
-          Array.from({ length: 9 }, (_, t) => tf.pad(tf.matMul(dWide, tap(sTaps, t), false, true), [[start(t), rows - n - start(t)], [0, 0]])),
-        );
+        const dFlat =
+          fusedWindowGemmGradInput(dWide, sTaps, starts, rows) ??
+          tf.addN(Array.from({ length: 9 }, (_, t) => tf.pad(tf.matMul(dWide, tap(sTaps, t), false, true), [[start(t), rows - n - start(t)], [0, 0]])));
         const dGrid = tf.reshape(tf.slice(dFlat, [1, 0], [(R + 2) * Cp, cin]), [R + 2, Cp, cin]);
         const dx = tf.mul(tf.slice(dGrid, [1, 1, 0], [R, C, cin]), sMask);
-        const dTaps = tf.stack(Array.from({ length: 9 }, (_, t) => tf.matMul(tf.slice(sFlat, [start(t), 0], [n, cin]), dWide, true, false)));
+        const dTaps =
+          fusedWindowGemmGradWeights(sFlat, dWide, starts) ??
+          tf.stack(Array.from({ length: 9 }, (_, t) => tf.matMul(tf.slice(sFlat, [start(t), 0], [n, cin]), dWide, true, false)));
         return [dx, dTaps];
       }),
     };
@@ -129,6 +137,11 @@ function dropoutMask(shape: number[], rate: number, rng: Rng | undefined): tf.Te
  *   d(PM) = dY V^T, dV = (PM)^T dY, dS = P (dP - rowsum(dP P)) with dP = d(PM) M,
  *   dQa = dS Ka, dKa = dS^T Qa.
  */
+/** dS = P (dP - rowsum(dP P)), the softmax's gradient, from stock ops. */
+function softmaxGradOf(p: tf.Tensor3D, dp: tf.Tensor3D): tf.Tensor3D {
+  return tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true)));
+}
+
 function attend(qa: tf.Tensor3D, ka: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor3D | null): tf.Tensor3D {
   // The mask is a constant: it enters through the closure (and is saved for the backward pass), so
   // it needs no [R, C, C] zero gradient of its own.
@@ -145,9 +158,8 @@ function attend(qa: tf.Tensor3D, ka: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tenso
         const dy3 = dy as tf.Tensor3D;
         const pm = sm ? (tf.mul(sp, sm) as tf.Tensor3D) : sp;
         const dv = tf.matMul(pm, dy3, true, false);
-        let dp = tf.matMul(dy3, sv, false, true);
-        if (sm) dp = tf.mul(dp, sm);
-        const ds = tf.mul(sp, tf.sub(dp, tf.sum(tf.mul(dp, sp), -1, true))) as tf.Tensor3D;
+        const dpm = tf.matMul(dy3, sv, false, true) as tf.Tensor3D;
+        const ds = fusedSoftmaxGrad(sp, dpm, sm ?? null) ?? softmaxGradOf(sp, sm ? (tf.mul(dpm, sm) as tf.Tensor3D) : dpm);
         return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), dv];
       }),
     };

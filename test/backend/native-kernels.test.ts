@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { fusedAdamW, fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad, type AdamWStep } from '../../src/backend/fused.js';
+import { fusedAdamW, fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad, fusedSoftmaxGrad, fusedWindowGemm, fusedWindowGemmGradInput, fusedWindowGemmGradWeights, type AdamWStep } from '../../src/backend/fused.js';
 import { FUSED_KERNELS } from '../../src/backend/native/kernels-fused.js';
 import { NATIVE_KERNELS } from '../../src/backend/native/register.js';
 import { gelu, layerNorm } from '../../src/nn/layers.js';
@@ -46,7 +46,10 @@ test('the kernel lists name the kernels these tests cover', (t) => {
   ]);
   // A kernel added to the native backend without a test here shows up in this list.
   t.deepEqual(Object.keys(NATIVE_KERNELS).filter((k) => !covered.has(k)), []);
-  t.deepEqual(Object.keys(FUSED_KERNELS).sort(), ['LongnerAdamW', 'LongnerGelu', 'LongnerGeluGrad', 'LongnerLayerNorm', 'LongnerLayerNormGrad']);
+  t.deepEqual(Object.keys(FUSED_KERNELS).sort(), [
+    'LongnerAdamW', 'LongnerGelu', 'LongnerGeluGrad', 'LongnerLayerNorm', 'LongnerLayerNormGrad', 'LongnerSoftmaxGrad',
+    'LongnerWindowGemm', 'LongnerWindowGemmGradInput', 'LongnerWindowGemmGradWeights',
+  ]);
 });
 
 // ---- BatchMatMul ----
@@ -641,6 +644,37 @@ nativeTest('fusedGelu and fusedGeluGrad match the composite tanh-approximation G
   await fusedMatchesComposite(t, () => [present(fusedGeluGrad(rand([300, 200], 322, 2), rand([300, 200], 323)))],
     // (dy up to about 4 here scales the error above by as much)
     () => [geluGradComposite(rand([300, 200], 322, 2), rand([300, 200], 323))], { rtol: 2e-6, atol: 1.2e-5, label: 'geluGrad large' }, 'geluGrad');
+});
+
+nativeTest('fusedSoftmaxGrad matches P (G - rowsum(G P)) with and without a dropout mask', async (t) => {
+  for (const [label, shape] of [['[5, 7]', [5, 7]], ['[3, 17, 33]', [3, 17, 33]], ['[40, 300]', [40, 300]]] as const) {
+    const p = (): tf.Tensor => tf.softmax(rand([...shape], 401, 2));
+    const dp = (): tf.Tensor => rand([...shape], 402);
+    const mask = (): tf.Tensor => tf.mul(tf.cast(tf.greater(rand([...shape], 403), -0.8), 'float32'), 1.25);
+    const composite = (g: tf.Tensor, pp: tf.Tensor): tf.Tensor => tf.mul(pp, tf.sub(g, tf.sum(tf.mul(g, pp), -1, true)));
+    await fusedMatchesComposite(t, () => [present(fusedSoftmaxGrad(p(), dp(), null))], () => [composite(dp(), p())], { rtol: 1e-5, atol: 1e-6, label: `softmaxGrad ${label}` }, 'softmaxGrad');
+    await fusedMatchesComposite(t, () => [present(fusedSoftmaxGrad(p(), dp(), mask()))], () => [composite(tf.mul(dp(), mask()), p())], { rtol: 1e-5, atol: 1e-6, label: `softmaxGrad masked ${label}` }, 'softmaxGrad');
+  }
+});
+
+nativeTest('fusedWindowGemm and its gradients match sums of products over sliced row windows', async (t) => {
+  // A 3x3 convolution's layout (nn/grid.ts): 9 windows of n rows in a [p, cin] matrix, overlapping.
+  const [p, cin, cout, n] = [60, 5, 4, 40];
+  const starts = [0, 1, 2, 9, 10, 11, 18, 19, 20];
+  const x = (): tf.Tensor2D => rand([p, cin], 411) as tf.Tensor2D;
+  const w = (): tf.Tensor3D => rand([9, cin, cout], 412) as tf.Tensor3D;
+  const dOut = (): tf.Tensor2D => rand([n, cout], 413) as tf.Tensor2D;
+  const tap = (k: tf.Tensor3D, i: number): tf.Tensor2D => tf.reshape(tf.slice(k, [i, 0, 0], [1, cin, cout]), [cin, cout]);
+  const window = (m: tf.Tensor2D, i: number): tf.Tensor2D => tf.slice(m, [starts[i]!, 0], [n, cin]);
+  await fusedMatchesComposite(t, () => [present(fusedWindowGemm(x(), w(), starts, n))],
+    () => [tf.addN(starts.map((_, i) => tf.matMul(window(x(), i), tap(w(), i))))], { rtol: 1e-5, atol: 1e-5, label: 'windowGemm' }, 'windowGemm');
+  await fusedMatchesComposite(t, () => [present(fusedWindowGemmGradInput(dOut(), w(), starts, p))],
+    () => [tf.addN(starts.map((s0, i) => tf.pad(tf.matMul(dOut(), tap(w(), i), false, true), [[s0, p - n - s0], [0, 0]])))],
+    { rtol: 1e-5, atol: 1e-5, label: 'windowGemmGradInput' }, 'windowGemmGradInput');
+  await fusedMatchesComposite(t, () => [present(fusedWindowGemmGradWeights(x(), dOut(), starts))],
+    () => [tf.stack(starts.map((_, i) => tf.matMul(window(x(), i), dOut(), true, false)))], { rtol: 1e-5, atol: 1e-5, label: 'windowGemmGradWeights' }, 'windowGemmGradWeights');
+  // A window that leaves the input is refused at the boundary, not read past the end.
+  t.throws(() => tf.tidy(() => present(fusedWindowGemm(x(), w(), [0, 1, 2, 9, 10, 11, 18, 19, 21], n))), { instanceOf: RangeError, message: /windowGemm: window outside the input/ });
 });
 
 nativeTest('fusedAdamW matches the composite AdamW update', async (t) => {

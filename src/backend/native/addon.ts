@@ -30,6 +30,7 @@ export interface NativeAddon {
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, r: number, inner: number): void;
   argMinMax(x: Float32Array, out: Int32Array, outer: number, r: number, inner: number, isMin: number): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: number): void;
+  softmaxGrad(p: Float32Array, dp: Float32Array, mask: Float32Array | null, ds: Float32Array, rows: number, cols: number): void;
   transpose(x: Float32Array, out: Float32Array, shape: number[], perm: number[]): void;
   slice(x: Float32Array, out: Float32Array, shape: number[], begin: number[], size: number[]): void;
   pad(x: Float32Array, out: Float32Array, shape: number[], before: number[], after: number[], value: number): void;
@@ -42,6 +43,9 @@ export interface NativeAddon {
   dropoutMask(out: Float32Array, rate: number, keep: number, state: number): number;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array,
     b1: number, b2: number, eps: number, decay: number, stepSize: number, biasCorrection2Sqrt: number): void;
+  windowGemm(x: Float32Array, w: Float32Array, out: Float32Array, starts: number[], n: number, cin: number, cout: number): void;
+  windowGemmGradInput(dOut: Float32Array, w: Float32Array, dx: Float32Array, starts: number[], n: number, p: number, cin: number, cout: number): void;
+  windowGemmGradWeights(x: Float32Array, dOut: Float32Array, dw: Float32Array, starts: number[], n: number, cin: number, cout: number): void;
   layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rsigma: Float32Array, rows: number, d: number, eps: number): void;
   layerNormGrad(dy: Float32Array, xhat: Float32Array, rsigma: Float32Array, gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, d: number): void;
   gelu(x: Float32Array, y: Float32Array): void;

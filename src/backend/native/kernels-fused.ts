@@ -4,7 +4,7 @@
  * computation runs as a composition of stock tfjs ops, and the gradient checks hold the two equal.
  */
 import type { NativeBackend } from './backend.js';
-import { attrNumber, floats, input, isFloat, sizeOf, type KernelArgs, type KernelResult } from './kernel-util.js';
+import { attrNumber, attrNumbers, floats, input, isFloat, sizeOf, type KernelArgs, type KernelResult } from './kernel-util.js';
 
 export const FUSED = {
   adamW: 'LongnerAdamW',
@@ -12,6 +12,10 @@ export const FUSED = {
   layerNormGrad: 'LongnerLayerNormGrad',
   gelu: 'LongnerGelu',
   geluGrad: 'LongnerGeluGrad',
+  softmaxGrad: 'LongnerSoftmaxGrad',
+  windowGemm: 'LongnerWindowGemm',
+  windowGemmGradInput: 'LongnerWindowGemmGradInput',
+  windowGemmGradWeights: 'LongnerWindowGemmGradWeights',
 } as const;
 
 function requireFloat(name: string, ...ts: Parameters<typeof isFloat>): void {
@@ -68,10 +72,70 @@ function geluGrad(args: KernelArgs, b: NativeBackend): KernelResult {
   return b.output([...x.shape], dx);
 }
 
+/**
+ * The gradient of a softmax over the last axis from its output p and output gradient dp, with an
+ * optional dropout mask applied to dp first: ds = p (g - rowsum(g p)), g = dp (times mask).
+ * inputs p, dp (and mask), all of one shape; output ds.
+ */
+function softmaxGrad(args: KernelArgs, b: NativeBackend): KernelResult {
+  const p = input(args, 'p'), dp = input(args, 'dp');
+  const mask = args.inputs['mask'];
+  requireFloat(FUSED.softmaxGrad, p, dp, ...(mask === undefined ? [] : [mask]));
+  const cols = p.shape[p.shape.length - 1]!;
+  const n = sizeOf(p.shape);
+  for (const t of mask === undefined ? [dp] : [dp, mask]) {
+    if (sizeOf(t.shape) !== n) throw new Error(`longner native: ${FUSED.softmaxGrad} takes tensors of one shape`);
+  }
+  const ds = b.floats(n);
+  b.addon.softmaxGrad(floats(b, p), floats(b, dp), mask === undefined ? null : floats(b, mask), ds, cols === 0 ? 0 : n / cols, cols);
+  return b.output([...p.shape], ds);
+}
+
+/**
+ * Sums of products over row windows of x [p, cin] with w [taps, cin, cout]: a 3x3 convolution on a
+ * flattened padded grid (src/nn/grid.ts maskedConv3x3) without the nine slices and their sum.
+ * inputs x, w; attrs starts (one row offset per tap), rows n; output [n, cout].
+ */
+function windowGemm(args: KernelArgs, b: NativeBackend): KernelResult {
+  const x = input(args, 'x'), w = input(args, 'w');
+  requireFloat(FUSED.windowGemm, x, w);
+  const [, cin, cout] = w.shape as [number, number, number];
+  const n = attrNumber(args, 'rows');
+  const out = b.floats(n * cout);
+  b.addon.windowGemm(floats(b, x), floats(b, w), out, attrNumbers(args, 'starts'), n, cin, cout);
+  return b.output([n, cout], out);
+}
+
+/** inputs dOut [n, cout], w; attrs starts, rowsIn p; output dx [p, cin]. */
+function windowGemmGradInput(args: KernelArgs, b: NativeBackend): KernelResult {
+  const dOut = input(args, 'dOut'), w = input(args, 'w');
+  requireFloat(FUSED.windowGemmGradInput, dOut, w);
+  const [, cin, cout] = w.shape as [number, number, number];
+  const p = attrNumber(args, 'rowsIn');
+  const dx = b.floats(p * cin);
+  b.addon.windowGemmGradInput(floats(b, dOut), floats(b, w), dx, attrNumbers(args, 'starts'), dOut.shape[0]!, p, cin, cout);
+  return b.output([p, cin], dx);
+}
+
+/** inputs x [p, cin], dOut [n, cout]; attrs starts; output dw [taps, cin, cout]. */
+function windowGemmGradWeights(args: KernelArgs, b: NativeBackend): KernelResult {
+  const x = input(args, 'x'), dOut = input(args, 'dOut');
+  requireFloat(FUSED.windowGemmGradWeights, x, dOut);
+  const starts = attrNumbers(args, 'starts');
+  const cin = x.shape[1]!, cout = dOut.shape[1]!;
+  const dw = b.floats(starts.length * cin * cout);
+  b.addon.windowGemmGradWeights(floats(b, x), floats(b, dOut), dw, starts, dOut.shape[0]!, cin, cout);
+  return b.output([starts.length, cin, cout], dw);
+}
+
 export const FUSED_KERNELS = {
   [FUSED.adamW]: adamW,
   [FUSED.layerNorm]: layerNorm,
   [FUSED.layerNormGrad]: layerNormGrad,
   [FUSED.gelu]: gelu,
   [FUSED.geluGrad]: geluGrad,
+  [FUSED.softmaxGrad]: softmaxGrad,
+  [FUSED.windowGemm]: windowGemm,
+  [FUSED.windowGemmGradInput]: windowGemmGradInput,
+  [FUSED.windowGemmGradWeights]: windowGemmGradWeights,
 };
