@@ -85,6 +85,7 @@ function compare(op: (typeof COMPARE_OPS)[number]): NativeKernel {
     if (!isFloat(a, bb)) return null;
     const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, bb.shape);
     const plan = broadcastPlan([a.shape, bb.shape], outShape);
+    if (plan.shape.length > NATIVE_MAX_RANK) return null;
     const out = new Uint8Array(sizeOf(outShape));
     b.addon.compare(code, floats(b, a), plan.strides[0]!, floats(b, bb), plan.strides[1]!, out, plan.shape);
     return b.makeTensorInfo(outShape, 'bool', out);
@@ -141,22 +142,23 @@ function reduce(op: (typeof REDUCE_OPS)[number]): NativeKernel {
     const keepDims = attrBoolean(args, 'keepDims');
     const [outShapeNoKeep] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
     const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(outShapeNoKeep, axes) : outShapeNoKeep;
-    let src = floats(b, x);
-    let view = reduceView(x.shape, axes);
-    if (view === null) {
-      if (x.shape.length > NATIVE_MAX_RANK) return null;
-      const perm = [...x.shape.keys()].filter((d) => !axes.includes(d)).concat(axes);
-      const moved = b.floats(src.length);
-      b.addon.transpose(src, moved, [...x.shape], perm);
-      src = moved;
-      view = { outer: sizeOf(outShapeNoKeep), r: sizeOf(axes.map((d) => x.shape[d]!)), inner: 1 };
-      const out = b.floats(view.outer * view.inner);
+    const src = floats(b, x);
+    const view = reduceView(x.shape, axes);
+    const out = b.floats(sizeOf(outShapeNoKeep));
+    if (view !== null) {
       b.addon.reduce(code, src, out, view.outer, view.r, view.inner);
-      b.pool.recycle(moved);
       return b.output(outShape, out);
     }
-    const out = b.floats(view.outer * view.inner);
-    b.addon.reduce(code, src, out, view.outer, view.r, view.inner);
+    // Axes that are not adjacent: move them to the end first, into a scratch buffer.
+    if (x.shape.length > NATIVE_MAX_RANK) {
+      b.pool.recycle(out);
+      return null;
+    }
+    const perm = [...x.shape.keys()].filter((d) => !axes.includes(d)).concat(axes);
+    const moved = b.floats(src.length);
+    b.addon.transpose(src, moved, [...x.shape], perm);
+    b.addon.reduce(code, moved, out, sizeOf(outShapeNoKeep), sizeOf(axes.map((d) => x.shape[d]!)), 1);
+    b.pool.recycle(moved);
     return b.output(outShape, out);
   };
 }
