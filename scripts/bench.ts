@@ -264,7 +264,7 @@ async function main(): Promise<void> {
   });
 
   const wasmRow = (r: Row): Row | undefined => rows.find((w) => w.backend === 'wasm' && w.method === r.method && w.tokens === r.tokens);
-  const header = ['backend', 'method', 'attention', 'tokens', 'train step (ms)', 'vs wasm', 'inference (ms/doc)', 'peak train', 'peak infer', 'RSS train', 'effective GFLOP/s'];
+  const header = ['backend', 'method', 'attention', 'tokens', 'train step (ms)', 'vs wasm', 'inference (ms/doc)', 'vs wasm', 'peak train', 'peak infer', 'RSS train', 'effective GFLOP/s'];
   const cells = rows.map((r): Cell[] => [
     r.backend,
     r.method,
@@ -273,6 +273,7 @@ async function main(): Promise<void> {
     cellOf(r.train, r.train.ms, Math.round),
     r.backend === 'wasm' ? '' : ratio(r.train.ms, wasmRow(r)?.train.ms),
     cellOf(r.infer, r.infer.ms, Math.round),
+    r.backend === 'wasm' ? '' : ratio(r.infer.ms, wasmRow(r)?.infer.ms),
     cellOf(r.train, r.train.peakBytes, formatBytes),
     cellOf(r.infer, r.infer.peakBytes, formatBytes),
     r.train.rssBytes === null ? '-' : formatBytes(r.train.rssBytes),
@@ -314,7 +315,7 @@ async function main(): Promise<void> {
     '',
     markdownTable(header, cells),
     '',
-    `- train step: one training step (loss, gradients, global-norm clipping, AdamW update): the mean of ${REPEATS} unprofiled steps after the profiled one; "vs wasm" = wasm time / this time.`,
+    `- train step: one training step (loss, gradients, global-norm clipping, AdamW update): the mean of ${REPEATS} unprofiled steps after the profiled one; "vs wasm" = wasm time / this time ("-" where wasm ran out of memory).`,
     `- inference: one forward pass and decoding of the document, the mean of ${REPEATS} passes after the profiled one.`,
     '- peak: tf.profile\'s peak of live tensor bytes in the step, weights and optimizer moments included. RSS train: the peak resident set of the training probe\'s process.',
     '- effective GFLOP/s: encoder train FLOPs (per layer 8TH^2 + 4THF + 4PH over the P key-query pairs of the attention pattern, + 8THr for LoRA; ' +

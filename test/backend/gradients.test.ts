@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../../src/backend/index.js';
 import { checkGradients } from '../../src/backend/gradcheck.js';
-import { randn } from './helpers.js';
+import { backendsUnderTest, randn } from './helpers.js';
 
 /*
  * Finite-difference checks of every op the models differentiate, written the way the models write
@@ -113,7 +113,8 @@ const cases: GradCase[] = [
   },
 ];
 
-const backends: BackendName[] = ['wasm', 'cpu', 'native'];
+// native where its addon is built (always on CI)
+const backends: BackendName[] = backendsUnderTest();
 
 for (const backend of backends) {
   for (const c of cases) {
