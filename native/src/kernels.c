@@ -18,8 +18,11 @@
 /* Batched products at most this many multiply-adds each run one product per thread (ln_gemm). */
 #define GEMM_SMALL (8 * 1024 * 1024)
 
-/* Below this many elements a loop stays on one thread: waking the pool costs more than it saves. */
-#define PAR_MIN 32768
+/*
+ * Below this many elements a loop stays on one thread: waking a passively waiting thread costs tens
+ * of microseconds, about what a simple loop over 256 K floats takes on one.
+ */
+#define PAR_MIN 262144
 
 /*
  * oneDNN 2.6's sgemm crashes the process (heap corruption, segfault) when a signal handler runs on
