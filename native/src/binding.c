@@ -156,55 +156,57 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* The arguments binary and compare share: an op code, two strided inputs and the output shape. */
+typedef struct {
+  int64_t op, sa[LN_MAX_RANK], sb[LN_MAX_RANK], shape[LN_MAX_RANK];
+  int rank;
+  const float *a, *b;
+  double total;
+} broadcast_t;
+
+/* op, a, aStrides, b, bStrides, (out), shape at arguments 0-4 and 6; reads the inputs' arrays. */
+static int broadcast_args(call_t *c, int64_t opCount, broadcast_t *p) {
+  p->op = num(c, 0);
+  int ra = dims(c, 2, p->sa), rb = dims(c, 4, p->sb);
+  p->rank = dims(c, 6, p->shape);
+  if (c->failed) return 0;
+  if (p->op < 0 || p->op >= opCount) return fail(c, "unknown op");
+  if (ra != p->rank || rb != p->rank) return fail(c, "strides and shape differ in rank");
+  /* the last element each input is read at, in double like every size check here (see f32) */
+  double lastA = 0, lastB = 0;
+  for (int d = 0; d < p->rank; d++) {
+    if (p->shape[d] < 0 || p->sa[d] < 0 || p->sb[d] < 0) return fail(c, "negative dim or stride");
+    if (p->shape[d] == 0) lastA = lastB = -1;
+    if (lastA >= 0) lastA += (double)(p->shape[d] - 1) * p->sa[d];
+    if (lastB >= 0) lastB += (double)(p->shape[d] - 1) * p->sb[d];
+  }
+  p->total = product(p->shape, p->rank);
+  p->a = f32(c, 1, lastA + 1);
+  p->b = f32(c, 3, lastB + 1);
+  return !c->failed;
+}
+
 /* binary(op, a, aStrides, b, bStrides, out, shape) */
 static napi_value Binary(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!start(&c, env, info, "binary", 7)) return NULL;
-  int64_t op = num(&c, 0), sa[LN_MAX_RANK], sb[LN_MAX_RANK], shape[LN_MAX_RANK];
-  int ra = dims(&c, 2, sa), rb = dims(&c, 4, sb), rank = dims(&c, 6, shape);
+  broadcast_t p;
+  if (!start(&c, env, info, "binary", 7) || !broadcast_args(&c, BIN_COUNT, &p)) return NULL;
+  float *out = f32(&c, 5, p.total);
   if (c.failed) return NULL;
-  if (op < 0 || op >= BIN_COUNT) return fail(&c, "unknown op"), NULL;
-  if (ra != rank || rb != rank) return fail(&c, "strides and shape differ in rank"), NULL;
-  /* the last element each input is read at */
-  double lastA = 0, lastB = 0;
-  for (int d = 0; d < rank; d++) {
-    if (shape[d] < 0 || sa[d] < 0 || sb[d] < 0) return fail(&c, "negative dim or stride"), NULL;
-    if (shape[d] == 0) lastA = lastB = -1;
-    if (lastA >= 0) lastA += (double)(shape[d] - 1) * sa[d];
-    if (lastB >= 0) lastB += (double)(shape[d] - 1) * sb[d];
-  }
-  double total = product(shape, rank);
-  const float *a = f32(&c, 1, lastA + 1), *b = f32(&c, 3, lastB + 1);
-  float *out = f32(&c, 5, total);
-  if (c.failed) return NULL;
-  if (total > 0) ln_binary((binary_op)op, a, sa, b, sb, out, shape, rank);
+  if (p.total > 0) ln_binary((binary_op)p.op, p.a, p.sa, p.b, p.sb, out, p.shape, p.rank);
   return undefined(env);
 }
 
 /* compare(op, a, aStrides, b, bStrides, out, shape): out is a Uint8Array */
 static napi_value Compare(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!start(&c, env, info, "compare", 7)) return NULL;
-  int64_t op = num(&c, 0), sa[LN_MAX_RANK], sb[LN_MAX_RANK], shape[LN_MAX_RANK];
-  int ra = dims(&c, 2, sa), rb = dims(&c, 4, sb), rank = dims(&c, 6, shape);
-  if (c.failed) return NULL;
-  if (op < 0 || op >= CMP_COUNT) return fail(&c, "unknown op"), NULL;
-  if (ra != rank || rb != rank) return fail(&c, "strides and shape differ in rank"), NULL;
-  /* the last element each input is read at, in double like every size check here (see f32) */
-  double lastA = 0, lastB = 0;
-  for (int d = 0; d < rank; d++) {
-    if (shape[d] < 0 || sa[d] < 0 || sb[d] < 0) return fail(&c, "negative dim or stride"), NULL;
-    if (shape[d] == 0) lastA = lastB = -1;
-    if (lastA >= 0) lastA += (double)(shape[d] - 1) * sa[d];
-    if (lastB >= 0) lastB += (double)(shape[d] - 1) * sb[d];
-  }
-  double total = product(shape, rank);
-  const float *a = f32(&c, 1, lastA + 1), *b = f32(&c, 3, lastB + 1);
+  broadcast_t p;
+  if (!start(&c, env, info, "compare", 7) || !broadcast_args(&c, CMP_COUNT, &p)) return NULL;
   size_t nOut = 0;
   uint8_t *out = typed(&c, 5, napi_uint8_array, &nOut);
   if (c.failed) return NULL;
-  if ((double)nOut < total) return fail(&c, "output shorter than the shape"), NULL;
-  if (total > 0) ln_compare((compare_op)op, a, sa, b, sb, out, shape, rank);
+  if ((double)nOut < p.total) return fail(&c, "output shorter than the shape"), NULL;
+  if (p.total > 0) ln_compare((compare_op)p.op, p.a, p.sa, p.b, p.sb, out, p.shape, p.rank);
   return undefined(env);
 }
 

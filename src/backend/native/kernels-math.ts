@@ -64,31 +64,36 @@ export function broadcastPlan(shapes: readonly (readonly number[])[], outShape: 
   return { shape, strides: merged };
 }
 
+/** Two float operands broadcast to one output shape, as the C loop wants them; null: not ours to run. */
+function broadcastOperands(args: KernelArgs, b: NativeBackend): { a: Float32Array; b: Float32Array; outShape: number[]; plan: { shape: number[]; strides: number[][] } } | null {
+  const x = input(args, 'a'), y = input(args, 'b');
+  if (!isFloat(x, y)) return null;
+  const outShape = tf.backend_util.assertAndGetBroadcastShape(x.shape, y.shape);
+  const plan = broadcastPlan([x.shape, y.shape], outShape);
+  if (plan.shape.length > NATIVE_MAX_RANK) return null;
+  return { a: floats(b, x), b: floats(b, y), outShape, plan };
+}
+
 function binary(op: (typeof BINARY_OPS)[number]): NativeKernel {
   const code = BINARY_OPS.indexOf(op);
   return (args, b) => {
-    const a = input(args, 'a'), bb = input(args, 'b');
-    if (!isFloat(a, bb)) return null;
-    const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, bb.shape);
-    const plan = broadcastPlan([a.shape, bb.shape], outShape);
-    if (plan.shape.length > NATIVE_MAX_RANK) return null;
-    const out = b.floats(sizeOf(outShape));
-    b.addon.binary(code, floats(b, a), plan.strides[0]!, floats(b, bb), plan.strides[1]!, out, plan.shape);
-    return b.output(outShape, out);
+    const o = broadcastOperands(args, b);
+    if (o === null) return null;
+    const out = b.floats(sizeOf(o.outShape));
+    b.addon.binary(code, o.a, o.plan.strides[0]!, o.b, o.plan.strides[1]!, out, o.plan.shape);
+    return b.output(o.outShape, out);
   };
 }
 
+/** Comparisons give tfjs's bool tensors (one byte per element). */
 function compare(op: (typeof COMPARE_OPS)[number]): NativeKernel {
   const code = COMPARE_OPS.indexOf(op);
   return (args, b) => {
-    const a = input(args, 'a'), bb = input(args, 'b');
-    if (!isFloat(a, bb)) return null;
-    const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, bb.shape);
-    const plan = broadcastPlan([a.shape, bb.shape], outShape);
-    if (plan.shape.length > NATIVE_MAX_RANK) return null;
-    const out = new Uint8Array(sizeOf(outShape));
-    b.addon.compare(code, floats(b, a), plan.strides[0]!, floats(b, bb), plan.strides[1]!, out, plan.shape);
-    return b.makeTensorInfo(outShape, 'bool', out);
+    const o = broadcastOperands(args, b);
+    if (o === null) return null;
+    const out = new Uint8Array(sizeOf(o.outShape));
+    b.addon.compare(code, o.a, o.plan.strides[0]!, o.b, o.plan.strides[1]!, out, o.plan.shape);
+    return b.makeTensorInfo(o.outShape, 'bool', out);
   };
 }
 
