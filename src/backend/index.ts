@@ -12,7 +12,7 @@ import { isWasmBackend } from './kernel-backend.js';
 import { installShims, SHIMS } from './shims.js';
 import { loadNativeAddon, NATIVE_INSTALL_HINT } from './native/addon.js';
 import { NATIVE_BACKEND, NativeBackend } from './native/backend.js';
-import { registerNativeBackend, type NativeOptions } from './native/register.js';
+import { registerNativeBackend, resolveNativeOptions, type NativeOptions } from './native/register.js';
 import { loadTensorflowPackage, tensorflowUnavailableMessage } from './tensorflow.js';
 
 export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
@@ -107,6 +107,9 @@ function activate(name: BackendName, print: (line: string) => void, explicit: bo
 async function select(choice: BackendChoice, quiet: boolean, opts: NativeOptions): Promise<BackendInfo> {
   if (active !== undefined && active.choice === choice && tf.getBackend() === active.info.name && opts.threads === undefined) return active.info;
   installShims();
+  // Bad LONGNER_THREADS / LONGNER_MEMORY_BUDGET values are the user's error: raise them here, where
+  // auto mode cannot mistake them for "the native engine is unavailable" and fall back.
+  if (choice === 'auto' || choice === 'native') resolveNativeOptions(opts);
   const print = (line: string): void => {
     if (!quiet) process.stderr.write(line + '\n');
   };

@@ -24,6 +24,24 @@ test('an unknown dataset is a one-line error listing the known ones, exit 2', (t
   t.regex(r.stderr, /unknown dataset "nope" \(known: scholar-xl, profiling-07, scirex\)/);
 });
 
+test('--threads and --memory-budget are checked before any work, exit 2', (t) => {
+  const budget = longner('--memory-budget', 'lots', 'datasets', 'list');
+  t.is(budget.code, 2);
+  t.regex(budget.stderr, /--memory-budget must be a size such as 16GiB or 12000MB, got 'lots'/);
+  const threads = longner('--threads', '0', 'datasets', 'list');
+  t.is(threads.code, 2);
+  t.regex(threads.stderr, /--threads must be a positive integer, got 0/);
+});
+
+test('a bad memory budget in the environment is an error, not a silent fall-back to another backend', (t) => {
+  const r = spawnSync(process.execPath, [fromRoot('bin', 'longner.js'), 'train', fromRoot('configs', 'global-pointer', 'scholar-xl.yaml'), '--preset', 'quick'], {
+    encoding: 'utf8',
+    env: { ...process.env, LONGNER_MEMORY_BUDGET: 'xx' },
+  });
+  t.is(r.status, 2, r.stderr);
+  t.regex(r.stderr, /LONGNER_MEMORY_BUDGET \(--memory-budget\) must be a size such as 16GiB or 12000MB, got 'xx'/);
+});
+
 test('a bad config key names the key path and the file', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'longner-cli-'));
   const file = join(dir, 'bad.yaml');
