@@ -239,6 +239,20 @@ static napi_value Unary(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* clip(x, out, lo, hi) */
+static napi_value Clip(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "clip", 4)) return NULL;
+  size_t n = 0;
+  const float *x = typed(&c, 0, napi_float32_array, &n);
+  float *out = f32(&c, 1, (double)n);
+  double lo = real(&c, 2), hi = real(&c, 3);
+  if (c.failed) return NULL;
+  if (!(lo <= hi)) return fail(&c, "lo must not be above hi"), NULL;
+  ln_clip(x, out, (int64_t)n, (float)lo, (float)hi);
+  return undefined(env);
+}
+
 /* reduce(op, x, out, outer, r, inner) */
 static napi_value Reduce(napi_env env, napi_callback_info info) {
   call_t c;
@@ -660,6 +674,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   EXPORT("gemm", Gemm);
   EXPORT("binary", Binary);
   EXPORT("unary", Unary);
+  EXPORT("clip", Clip);
   EXPORT("compare", Compare);
   EXPORT("logical", Logical);
   EXPORT("reduce", Reduce);

@@ -274,6 +274,26 @@ void ln_unary(unary_op op, const float *x, float *out, int64_t n) {
   parallel_ranges(n, unary_range, &c);
 }
 
+typedef struct {
+  const float *x;
+  float *out;
+  float lo, hi;
+} clip_ctx;
+
+static void clip_range(void *p, int64_t lo, int64_t hi) {
+  const clip_ctx *c = p;
+#pragma omp simd
+  for (int64_t i = lo; i < hi; i++) {
+    const float v = c->x[i];
+    c->out[i] = v > c->hi ? c->hi : (v < c->lo ? c->lo : v);
+  }
+}
+
+void ln_clip(const float *x, float *out, int64_t n, float lo, float hi) {
+  clip_ctx c = {x, out, lo, hi};
+  parallel_ranges(n, clip_range, &c);
+}
+
 static inline float apply_binary(binary_op op, float a, float b) {
   switch (op) {
   case BIN_ADD: return a + b;

@@ -43,6 +43,8 @@ void ln_compare(compare_op op, const float *a, const int64_t *aStrides, const fl
 /* out = a && b (or ||) on bytes of equal length. */
 void ln_logical(int isOr, const uint8_t *a, const uint8_t *b, uint8_t *out, int64_t n);
 void ln_unary(unary_op op, const float *x, float *out, int64_t n);
+/* out = min(max(x, lo), hi), NaN kept (tfjs's ClipByValue). */
+void ln_clip(const float *x, float *out, int64_t n, float lo, float hi);
 
 /* x viewed as [outer, r, inner]; out [outer, inner]. */
 void ln_reduce(reduce_op op, const float *x, float *out, int64_t outer, int64_t r, int64_t inner);

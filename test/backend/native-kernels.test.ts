@@ -42,7 +42,7 @@ test('the kernel lists name the kernels these tests cover', (t) => {
     'Softplus', 'Erf', 'Sign', 'Expm1', 'Sum', 'Mean', 'Max', 'Min', 'Prod', 'ArgMax', 'ArgMin', 'Softmax',
     'AddN', 'Select', 'Fill', 'ZerosLike', 'OnesLike', 'Transpose', 'Slice', 'PadV2', 'Concat', 'SplitV',
     'GatherV2', 'UnsortedSegmentSum', 'Equal', 'NotEqual', 'Greater', 'GreaterEqual', 'Less', 'LessEqual',
-    'LogicalAnd', 'LogicalOr',
+    'LogicalAnd', 'LogicalOr', 'ClipByValue',
   ]);
   // A kernel added to the native backend without a test here shows up in this list.
   t.deepEqual(Object.keys(NATIVE_KERNELS).filter((k) => !covered.has(k)), []);
@@ -379,6 +379,15 @@ nativeTest('Select with a rank-1 condition picks whole rows', async (t) => {
   t.deepEqual(out.outputs[0]!.shape, [3, 4]);
   const want = Array.from({ length: 12 }, (_, i) => (cond[Math.floor(i / 4)] ? tv[i]! : ev[i]!));
   t.deepEqual(out.outputs[0]!.values, want);
+});
+
+nativeTest('ClipByValue: inside, at and beyond both bounds, NaN and infinities kept as on cpu', async (t) => {
+  await matchesCpu(t, () => tf.clipByValue(rand([7, 9], 131, 3), -1, 1), { uses: ['clip'], label: 'random' });
+  await matchesCpu(t, () => tf.clipByValue(rand([600, 700], 132, 2000), -1000, 1000), { uses: ['clip'], label: 'large (BiSPA input clip)' });
+  await matchesCpu(t, () => tf.clipByValue(tf.tensor1d([-Infinity, -2, -1, 0, 1, 2, Infinity, NaN]), -1, 1), { uses: ['clip'], label: 'specials' });
+  // tfjs's op turns lo = hi into a fill before any kernel runs.
+  await matchesCpu(t, () => tf.clipByValue(tf.tensor1d([-3, 0.5, 3]), 0.5, 0.5), { uses: ['fill'], label: 'lo = hi' });
+  await matchesCpu(t, () => tf.clipByValue(tf.tensor1d([-3, 5, 9], 'int32'), 0, 6), { uses: 'none', label: 'int32' });
 });
 
 nativeTest('Fill, ZerosLike and OnesLike', async (t) => {

@@ -25,6 +25,7 @@ export interface NativeAddon {
   gemm(a: Float32Array, b: Float32Array, c: Float32Array, batchA: number, batchB: number, m: number, n: number, k: number, transA: number, transB: number): void;
   binary(op: number, a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Float32Array, shape: number[]): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
+  clip(x: Float32Array, out: Float32Array, lo: number, hi: number): void;
   compare(op: number, a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Uint8Array, shape: number[]): void;
   logical(isOr: number, a: Uint8Array, b: Uint8Array, out: Uint8Array): void;
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, r: number, inner: number): void;

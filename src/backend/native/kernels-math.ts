@@ -120,6 +120,15 @@ function unary(op: (typeof UNARY_OPS)[number]): NativeKernel {
   };
 }
 
+function clipByValue(args: KernelArgs, b: NativeBackend): KernelResult | null {
+  const x = input(args, 'x');
+  const lo = attrNumber(args, 'clipValueMin'), hi = attrNumber(args, 'clipValueMax');
+  if (!isFloat(x) || !(lo <= hi)) return null;
+  const out = b.floats(sizeOf(x.shape));
+  b.addon.clip(floats(b, x), out, lo, hi);
+  return b.output([...x.shape], out);
+}
+
 /**
  * x viewed as [outer, r, inner] around the reduced axes when they are adjacent; otherwise null
  * (the caller transposes them to the end first).
@@ -241,6 +250,7 @@ export const MATH_KERNELS: Record<string, NativeKernel> = {
   LogicalAnd: logical(false),
   LogicalOr: logical(true),
   ...Object.fromEntries(UNARY_OPS.map((op) => [op, unary(op)])),
+  ClipByValue: clipByValue,
   ...Object.fromEntries(REDUCE_OPS.map((op) => [op, reduce(op)])),
   ArgMax: argMinMax(false),
   ArgMin: argMinMax(true),
