@@ -23,6 +23,9 @@ export class MemoryBudgetError extends Error {
   }
 }
 
+/** Requests at least this large also check the process's resident set (one /proc read, microseconds). */
+const RSS_CHECK_BYTES = 32 * 2 ** 20;
+
 function gib(bytes: number): string {
   return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
@@ -107,12 +110,24 @@ export class NativeBackend extends MathBackendCPU {
     const stats = this.pool.snapshot();
     // In use: tensors' buffers, plus outputs a running kernel has taken but not yet wrapped.
     const inUse = stats.liveBytes + stats.outstandingBytes;
-    if (inUse + stats.freeBytes + bytes <= this.budgetBytes) return;
-    this.pool.trim(Math.max(0, this.budgetBytes - inUse - bytes));
-    if (inUse + bytes > this.budgetBytes) {
-      throw new MemoryBudgetError(
-        `out of memory: a ${gib(bytes)} tensor on top of ${gib(inUse)} in use would pass the memory budget of ${gib(this.budgetBytes)}`,
-      );
+    if (inUse + stats.freeBytes + bytes > this.budgetBytes) {
+      this.pool.trim(Math.max(0, this.budgetBytes - inUse - bytes));
+      if (inUse + bytes > this.budgetBytes) {
+        throw new MemoryBudgetError(
+          `out of memory: a ${gib(bytes)} tensor on top of ${gib(inUse)} in use would pass the memory budget of ${gib(this.budgetBytes)}`,
+        );
+      }
+    }
+    // Disposed arrays outside the pool stay resident until V8 collects them, and stock kernels fill
+    // theirs before they are counted: a CNN-NER probe at 1,024 words met the kernel's OOM killer
+    // (SIGKILL) with its live tensors under the budget. So large requests also check the resident set.
+    if (bytes >= RSS_CHECK_BYTES) {
+      const rss = process.memoryUsage.rss();
+      if (rss + bytes > this.budgetBytes) {
+        throw new MemoryBudgetError(
+          `out of memory: a ${gib(bytes)} tensor on top of ${gib(rss)} resident (${gib(inUse)} in tensors) would pass the memory budget of ${gib(this.budgetBytes)}`,
+        );
+      }
     }
   }
 }
