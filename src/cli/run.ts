@@ -2,6 +2,7 @@
 import { relative } from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { CommandModule } from 'yargs';
+import { shareMemoryBudget } from '../backend/native/register.js';
 import { LongnerError } from '../errors.js';
 import type { GridCell } from '../runs/grid.js';
 import type { PlannedCell } from '../runs/plan.js';
@@ -63,16 +64,17 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('jobs', {
         type: 'number',
         default: 1,
-        describe: 'runs at once, each in its own process; on the native engine each gets cores / jobs threads unless --threads says otherwise',
+        describe: 'runs at once, each in its own process; on the native engine each gets cores / jobs threads and 1/jobs of the memory budget unless --threads or --memory-budget say otherwise',
       })
       .option('timeout', { type: 'number', describe: 'minutes after which a run is killed and recorded as failed (default: no limit)' }) as never,
   handler: async (args) => {
     if (!Number.isInteger(args.jobs) || args.jobs < 1) throw new LongnerError(`--jobs ${args.jobs}: expected a whole number >= 1`);
     if (args.timeout !== undefined && !(args.timeout > 0)) throw new LongnerError(`--timeout ${args.timeout}: expected minutes > 0`);
-    // Two runs of two threads each on two cores would fight over them: share the cores out.
+    // Two runs of two threads each on two cores would fight over them: share the cores and memory out.
     if (args.jobs > 1 && process.env['LONGNER_THREADS'] === undefined) {
       process.env['LONGNER_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / args.jobs)));
     }
+    shareMemoryBudget(args.jobs);
     const shard = args.shard === undefined ? null : parseShard(args.shard);
     const headerOf = (s: Omit<RunSummary, 'outcomes' | 'wallSeconds'>): string => {
       const todo = s.plan.filter((p) => p.action !== 'skip').length;

@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { mergeConfigObjects, parseSetArgument } from '../config/load.js';
+import { shareMemoryBudget } from '../backend/native/register.js';
 import { BACKENDS, type Config, type Method } from '../config/schema.js';
 import { formatBytes } from '../report/charts.js';
 import { displayPath } from '../report/sections/util.js';
@@ -245,6 +246,8 @@ export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}
   }));
   if (settings.frontier.enabled) {
     const f = settings.frontier;
+    // Probes run f.concurrency at a time: each gets its share of the machine's memory.
+    shareMemoryBudget(f.concurrency);
     const bar = new Progress({ label: 'memory: frontier', unit: ' probes' });
     await pool(frontiers, f.concurrency, async (mf) => {
       mf.search = await searchFrontier(

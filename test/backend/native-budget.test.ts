@@ -1,7 +1,9 @@
 import test from 'ava';
+import { totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, setMemoryBudget } from '../../src/backend/index.js';
 import { loadNativeAddon } from '../../src/backend/native/addon.js';
+import { defaultBudgetBytes, shareMemoryBudget } from '../../src/backend/native/register.js';
 import { isOutOfMemory } from '../../src/measure/oom.js';
 
 const native = loadNativeAddon().ok || process.env['CI'] !== undefined;
@@ -24,4 +26,22 @@ const native = loadNativeAddon().ok || process.env['CI'] !== undefined;
   }
   t.is(garbage.length, 4);
   t.notThrows(() => tf.tidy(() => tf.fill([16 * 2 ** 20], 1)).dispose());
+});
+
+test.serial('runs or probes started together share the default budget; a budget the user set is kept', (t) => {
+  const saved = process.env['LONGNER_MEMORY_BUDGET'];
+  try {
+    delete process.env['LONGNER_MEMORY_BUDGET'];
+    shareMemoryBudget(1);
+    t.is(process.env['LONGNER_MEMORY_BUDGET'], undefined);
+    shareMemoryBudget(2);
+    t.is(Number(process.env['LONGNER_MEMORY_BUDGET']), defaultBudgetBytes(2));
+    t.is(defaultBudgetBytes(2), Math.floor((0.75 * totalmem()) / 2));
+    process.env['LONGNER_MEMORY_BUDGET'] = '6GiB';
+    shareMemoryBudget(3);
+    t.is(process.env['LONGNER_MEMORY_BUDGET'], '6GiB');
+  } finally {
+    if (saved === undefined) delete process.env['LONGNER_MEMORY_BUDGET'];
+    else process.env['LONGNER_MEMORY_BUDGET'] = saved;
+  }
 });

@@ -29,8 +29,23 @@ export interface NativeOptions {
   budgetBytes?: number;
 }
 
-/** The default budget: a share of RAM that leaves room for the OS, V8's heap and a second process. */
+/** The default budget: a share of RAM that leaves room for the OS and V8's heap. */
 export const DEFAULT_BUDGET_SHARE = 0.75;
+
+/** The default budget of one of `processes` runs or probes sharing the machine. */
+export function defaultBudgetBytes(processes = 1): number {
+  return Math.floor((DEFAULT_BUDGET_SHARE * totalmem()) / processes);
+}
+
+/**
+ * Before starting `processes` runs or probes at once: unless the user set a budget, each gets an
+ * equal share of the default (two probes with 3/4 of RAM each met the kernel's OOM killer).
+ */
+export function shareMemoryBudget(processes: number): void {
+  if (processes > 1 && (process.env['LONGNER_MEMORY_BUDGET'] ?? '') === '') {
+    process.env['LONGNER_MEMORY_BUDGET'] = String(defaultBudgetBytes(processes));
+  }
+}
 
 function positiveEnv(name: string): number | undefined {
   const raw = process.env[name];
@@ -51,7 +66,7 @@ function budgetEnv(): number | undefined {
 export function resolveNativeOptions(opts: NativeOptions = {}): Required<NativeOptions> {
   const threads = opts.threads ?? positiveEnv('LONGNER_THREADS') ?? availableParallelism();
   const poolMb = positiveEnv('LONGNER_POOL_MB');
-  const budgetBytes = opts.budgetBytes ?? budgetEnv() ?? Math.floor(DEFAULT_BUDGET_SHARE * totalmem());
+  const budgetBytes = opts.budgetBytes ?? budgetEnv() ?? defaultBudgetBytes();
   const poolCapBytes = Math.min(budgetBytes, opts.poolCapBytes ?? (poolMb !== undefined ? poolMb * 2 ** 20 : totalmem() / 4));
   return { threads: Math.max(1, Math.floor(threads)), poolCapBytes, budgetBytes };
 }
