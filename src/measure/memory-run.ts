@@ -199,6 +199,9 @@ export interface MemoryOptions {
 export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}): Promise<MemoryOutcome> {
   const started = Date.now();
   const settings = loadMemorySettings(file, opts.preset);
+  // The frontier runs its probes `concurrency` at a time: every probe of the experiment gets the
+  // same share of the machine's memory, so the report states one budget.
+  shareMemoryBudget(settings.frontier.enabled ? settings.frontier.concurrency : 1);
   if (opts.backend !== undefined) settings.backend = z.enum(BACKENDS).parse(opts.backend);
   const plans = planMethods(settings, opts.methods);
   const set = mergeConfigObjects(...(opts.set ?? []).map((a) => {
@@ -246,8 +249,6 @@ export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}
   }));
   if (settings.frontier.enabled) {
     const f = settings.frontier;
-    // Probes run f.concurrency at a time: each gets its share of the machine's memory.
-    shareMemoryBudget(f.concurrency);
     const bar = new Progress({ label: 'memory: frontier', unit: ' probes' });
     await pool(frontiers, f.concurrency, async (mf) => {
       mf.search = await searchFrontier(
