@@ -67,24 +67,22 @@ static void *typed(call_t *c, size_t i, napi_typedarray_type want, size_t *lengt
  * dims() bound every factor by 2^53). An empty array has a NULL data pointer, so whether typed()
  * succeeded is told by c->failed, never by the pointer.
  */
-static float *f32(call_t *c, size_t i, double need) {
+static void *typed_at_least(call_t *c, size_t i, napi_typedarray_type type, double need, const char *tooShort) {
   size_t len = 0;
-  float *p = typed(c, i, napi_float32_array, &len);
+  void *p = typed(c, i, type, &len);
   if (!c->failed && (double)len < need) {
-    fail(c, "array shorter than the shape it is used with");
+    fail(c, tooShort);
     return NULL;
   }
   return p;
 }
 
+static float *f32(call_t *c, size_t i, double need) {
+  return typed_at_least(c, i, napi_float32_array, need, "array shorter than the shape it is used with");
+}
+
 static int32_t *i32(call_t *c, size_t i, double need) {
-  size_t len = 0;
-  int32_t *p = typed(c, i, napi_int32_array, &len);
-  if (!c->failed && (double)len < need) {
-    fail(c, "index array shorter than expected");
-    return NULL;
-  }
-  return p;
+  return typed_at_least(c, i, napi_int32_array, need, "index array shorter than expected");
 }
 
 /* A size, count or index: finite and at most 2^53 in magnitude, so products of three stay finite doubles. */
