@@ -6,6 +6,7 @@
 #define NAPI_VERSION 8
 #include <dnnl.h>
 #include <node_api.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -659,6 +660,53 @@ static napi_value Info(napi_env env, napi_callback_info cbinfo) {
   return obj;
 }
 
+/* Sizes and dropout settings shared by rowAttention and rowAttentionGrad; false after a fail(). */
+static int row_attention_args(call_t *c, size_t at, int64_t *dims4, double *rate, uint32_t *seed) {
+  for (int d = 0; d < 4; d++) dims4[d] = num(c, at + d);
+  *rate = real(c, at + 4);
+  double s = real(c, at + 5);
+  if (c->failed) return 0;
+  for (int d = 0; d < 4; d++)
+    if (!nonneg(c, dims4[d])) return 0;
+  if (!(*rate >= 0.0 && *rate < 1.0)) return fail(c, "rate must be in [0, 1)");
+  if (!(s >= 0.0 && s <= 4294967295.0 && s == floor(s))) return fail(c, "seed must be a uint32");
+  *seed = (uint32_t)s;
+  return 1;
+}
+
+/* rowAttention(q, k, v, out, R, C, a, e, rate, seed) */
+static napi_value RowAttention(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "rowAttention", 10)) return NULL;
+  int64_t d[4];
+  double rate;
+  uint32_t seed;
+  if (!row_attention_args(&c, 4, d, &rate, &seed)) return NULL;
+  const double qk = (double)d[0] * d[1] * d[2], ve = (double)d[0] * d[1] * d[3];
+  const float *q = f32(&c, 0, qk), *k = f32(&c, 1, qk), *v = f32(&c, 2, ve);
+  float *out = f32(&c, 3, ve);
+  if (c.failed) return NULL;
+  if (!ln_row_attention(q, k, v, out, d[0], d[1], d[2], d[3], rate, seed)) return fail(&c, "dnnl_sgemm or scratch allocation failed"), NULL;
+  return undefined(env);
+}
+
+/* rowAttentionGrad(q, k, v, dy, dq, dk, dv, R, C, a, e, rate, seed) */
+static napi_value RowAttentionGrad(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!start(&c, env, info, "rowAttentionGrad", 13)) return NULL;
+  int64_t d[4];
+  double rate;
+  uint32_t seed;
+  if (!row_attention_args(&c, 7, d, &rate, &seed)) return NULL;
+  const double qk = (double)d[0] * d[1] * d[2], ve = (double)d[0] * d[1] * d[3];
+  const float *q = f32(&c, 0, qk), *k = f32(&c, 1, qk), *v = f32(&c, 2, ve), *dy = f32(&c, 3, ve);
+  float *dq = f32(&c, 4, qk), *dk = f32(&c, 5, qk), *dv = f32(&c, 6, ve);
+  if (c.failed) return NULL;
+  if (!ln_row_attention_grad(q, k, v, dy, dq, dk, dv, d[0], d[1], d[2], d[3], rate, seed))
+    return fail(&c, "dnnl_sgemm or scratch allocation failed"), NULL;
+  return undefined(env);
+}
+
 #define EXPORT(name, fn)                                                           \
   do {                                                                             \
     napi_value f;                                                                  \
@@ -697,6 +745,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   EXPORT("layerNormGrad", LayerNormGrad);
   EXPORT("gelu", Gelu);
   EXPORT("geluGrad", GeluGrad);
+  EXPORT("rowAttention", RowAttention);
+  EXPORT("rowAttentionGrad", RowAttentionGrad);
   return exports;
 }
 

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Batched products at most this many multiply-adds each run one product per thread (ln_gemm). */
@@ -824,4 +825,122 @@ void ln_gelu(const float *x, float *y, int64_t n) {
 void ln_gelu_grad(const float *x, const float *dy, float *dx, int64_t n) {
   gelu_ctx c = {x, dy, dx};
   parallel_ranges(n, gelu_grad_range, &c);
+}
+
+/* ---- low-memory row attention (SeNER's BiSPA, UTC-IE's axis attention) ----
+ * softmax(q_r k_r^T) times a dropout mask times v_r for every row r of [R, C, .] operands, one row
+ * per thread with [C, C] scratch of its own: the [R, C, C] scores, probabilities and mask never
+ * exist. The backward pass recomputes the probabilities of a row from q and k, and the mask from
+ * its counter, so nothing but the inputs is kept between the passes.
+ */
+
+static inline uint32_t fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+uint32_t ln_dropout_row_key(uint32_t seed, int64_t row) { return fmix32(seed ^ fmix32((uint32_t)row * 0x9e3779b9u + 0x7f4a7c15u)); }
+
+uint32_t ln_dropout_threshold(double rate) { return rate <= 0 ? 0u : (uint32_t)ceil(rate * 16777216.0); }
+
+/* m[j] = keep, or 0 where the 24 top bits of the cell's hash fall below the threshold (u < rate). */
+static void dropout_row(uint32_t rowKey, int64_t first, int64_t n, uint32_t thr, float keep, float *m) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; j++) {
+    const uint32_t h = fmix32(rowKey ^ ((uint32_t)(first + j) * 0x9e3779b9u));
+    m[j] = (h >> 8) < thr ? 0.0f : keep;
+  }
+}
+
+int ln_row_attention(const float *q, const float *k, const float *v, float *out, int64_t R, int64_t C, int64_t a,
+                     int64_t e, double rate, uint32_t seed) {
+  if (R == 0 || C == 0 || e == 0) return 1;
+  const uint32_t thr = ln_dropout_threshold(rate);
+  const float keep = rate > 0 ? (float)(1.0 / (1.0 - rate)) : 1.0f;
+  sigset_t old;
+  int ok = 1;
+  block_signals(&old);
+#pragma omp parallel if (R > 1 && omp_get_max_threads() > 1)
+  {
+    float *s = malloc(sizeof(float) * (size_t)(C * C + C));
+    if (s == NULL) ok = 0;
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t r = 0; r < R; r++) {
+      if (s == NULL) continue;
+      const float *qr = q + r * C * a, *kr = k + r * C * a, *vr = v + r * C * e;
+      float *m = s + C * C;
+      if (a == 0) memset(s, 0, sizeof(float) * (size_t)(C * C));
+      else if (dnnl_sgemm('N', 'T', C, C, a, 1.0f, qr, a, kr, a, 0.0f, s, C) != dnnl_success) ok = 0;
+      const uint32_t key = ln_dropout_row_key(seed, r);
+      for (int64_t i = 0; i < C; i++) {
+        float *si = s + i * C;
+        softmax_row(si, si, C, 0);
+        if (thr > 0) {
+          dropout_row(key, i * C, C, thr, keep, m);
+#pragma omp simd
+          for (int64_t j = 0; j < C; j++) si[j] *= m[j];
+        }
+      }
+      if (dnnl_sgemm('N', 'N', C, e, C, 1.0f, s, C, vr, e, 0.0f, out + r * C * e, e) != dnnl_success) ok = 0;
+    }
+    free(s);
+  }
+  restore_signals(&old);
+  return ok;
+}
+
+int ln_row_attention_grad(const float *q, const float *k, const float *v, const float *dy, float *dq, float *dk,
+                          float *dv, int64_t R, int64_t C, int64_t a, int64_t e, double rate, uint32_t seed) {
+  if (R == 0 || C == 0) return 1;
+  const uint32_t thr = ln_dropout_threshold(rate);
+  const float keep = rate > 0 ? (float)(1.0 / (1.0 - rate)) : 1.0f;
+  sigset_t old;
+  int ok = 1;
+  block_signals(&old);
+#pragma omp parallel if (R > 1 && omp_get_max_threads() > 1)
+  {
+    /* p: probabilities, g: d(P M) then dS, pm: P M; m: one row of the mask */
+    float *p = malloc(sizeof(float) * (size_t)(3 * C * C + C));
+    if (p == NULL) ok = 0;
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t r = 0; r < R; r++) {
+      if (p == NULL) continue;
+      float *g = p + C * C, *pm = g + C * C, *m = pm + C * C;
+      const float *qr = q + r * C * a, *kr = k + r * C * a, *vr = v + r * C * e, *dyr = dy + r * C * e;
+      float *dqr = dq + r * C * a, *dkr = dk + r * C * a, *dvr = dv + r * C * e;
+      if (a == 0) memset(p, 0, sizeof(float) * (size_t)(C * C));
+      else if (dnnl_sgemm('N', 'T', C, C, a, 1.0f, qr, a, kr, a, 0.0f, p, C) != dnnl_success) ok = 0;
+      if (e == 0) memset(g, 0, sizeof(float) * (size_t)(C * C));
+      else if (dnnl_sgemm('N', 'T', C, C, e, 1.0f, dyr, e, vr, e, 0.0f, g, C) != dnnl_success) ok = 0;
+      const uint32_t key = ln_dropout_row_key(seed, r);
+      for (int64_t i = 0; i < C; i++) {
+        float *pi = p + i * C, *gi = g + i * C, *pmi = pm + i * C;
+        softmax_row(pi, pi, C, 0);
+        if (thr > 0) dropout_row(key, i * C, C, thr, keep, m);
+        else
+          for (int64_t j = 0; j < C; j++) m[j] = 1.0f;
+        /* dS = P (G M - rowsum(G M P)) */
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < C; j++) {
+          pmi[j] = pi[j] * m[j];
+          sum += gi[j] * pmi[j];
+        }
+#pragma omp simd
+        for (int64_t j = 0; j < C; j++) gi[j] = pi[j] * (gi[j] * m[j] - sum);
+      }
+      if (e > 0 && dnnl_sgemm('T', 'N', C, e, C, 1.0f, pm, C, dyr, e, 0.0f, dvr, e) != dnnl_success) ok = 0;
+      if (a > 0) {
+        if (dnnl_sgemm('N', 'N', C, a, C, 1.0f, g, C, kr, a, 0.0f, dqr, a) != dnnl_success) ok = 0;
+        if (dnnl_sgemm('T', 'N', C, a, C, 1.0f, g, C, qr, a, 0.0f, dkr, a) != dnnl_success) ok = 0;
+      }
+    }
+    free(p);
+  }
+  restore_signals(&old);
+  return ok;
 }

@@ -105,4 +105,17 @@ void ln_layer_norm_grad(const float *dy, const float *xhat, const float *rsigma,
 void ln_gelu(const float *x, float *y, int64_t n);
 void ln_gelu_grad(const float *x, const float *dy, float *dx, int64_t n);
 
+/*
+ * Low-memory row attention: out_r = (softmax(q_r k_r^T) * M_r) v_r for r < R, with q, k [R, C, a],
+ * v [R, C, e] and M the inverted-dropout mask of `rate` drawn from a counter (ln_dropout_row_key):
+ * cell (r, i, j) is dropped when the top 24 bits of fmix32(key_r ^ (i C + j) 0x9e3779b9) fall below
+ * ln_dropout_threshold(rate). The gradient recomputes the probabilities and the mask.
+ */
+uint32_t ln_dropout_row_key(uint32_t seed, int64_t row);
+uint32_t ln_dropout_threshold(double rate);
+int ln_row_attention(const float *q, const float *k, const float *v, float *out, int64_t R, int64_t C, int64_t a,
+                     int64_t e, double rate, uint32_t seed);
+int ln_row_attention_grad(const float *q, const float *k, const float *v, const float *dy, float *dq, float *dk,
+                          float *dv, int64_t R, int64_t C, int64_t a, int64_t e, double rate, uint32_t seed);
+
 #endif

@@ -67,6 +67,26 @@ export function fusedWindowGemmGradWeights(x: tf.Tensor2D, dOut: tf.Tensor2D, st
   return has(FUSED.windowGemmGradWeights) ? (run(FUSED.windowGemmGradWeights, { x, dOut }, { starts: [...starts] })[0] as tf.Tensor3D) : null;
 }
 
+/**
+ * Low-memory row attention: (softmax(q_r k_r^T) * M_r) v_r for every row r of q, k [R, C, a] and
+ * v [R, C, e], M the counter-drawn dropout mask of `rate` and `seed` (random.ts counterDropoutMask
+ * gives the same mask). The [R, C, C] tensors never leave the kernel.
+ */
+export function hasFusedRowAttention(): boolean {
+  return has(FUSED.rowAttention) && has(FUSED.rowAttentionGrad);
+}
+
+export function fusedRowAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, rate: number, seed: number): tf.Tensor3D | null {
+  return has(FUSED.rowAttention) ? (run(FUSED.rowAttention, { q, k, v }, { rate, seed })[0] as tf.Tensor3D) : null;
+}
+
+/** The gradients of fusedRowAttention for dy [R, C, e]: [dq, dk, dv], recomputing the probabilities and the mask. */
+export function fusedRowAttentionGrad(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, dy: tf.Tensor3D, rate: number, seed: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] | null {
+  if (!has(FUSED.rowAttentionGrad)) return null;
+  const [dq, dk, dv] = run(FUSED.rowAttentionGrad, { q, k, v, dy }, { rate, seed });
+  return [dq as tf.Tensor3D, dk as tf.Tensor3D, dv as tf.Tensor3D];
+}
+
 export interface AdamWStep {
   beta1: number;
   beta2: number;

@@ -147,6 +147,14 @@ const TrainSection = section({
   weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay; norms and biases get none (reference: 0.01).'),
   warmup: z.number().min(0).lt(1).default(0.1).describe('Share of the total steps with linear warm-up, then linear decay (reference: 0.1).'),
   clip: z.number().positive().nullable().default(1.0).describe('Global gradient-norm clip; null = no clipping (reference: 1.0).'),
+  recompute: z
+    .enum(['none', 'encoder', 'head', 'all'])
+    .default('none')
+    .describe(
+      'Recomputation (gradient checkpointing): keep only the inputs of each encoder layer (`encoder`), of each block of the span ' +
+        "head (`head`: SeNER's BiSPA blocks, CNN-NER's convolution layers, UTC-IE's cross blocks) or of both (`all`), and run the " +
+        'block again in the backward pass. Same gradients, less memory, about one more forward pass of time (reference: none).',
+    ),
   patience: posInt()
     .nullable()
     .default(10)

@@ -45,7 +45,8 @@ import { maskedConv3x3 } from '../nn/grid.js';
 import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import type { Rng } from '../util/rng.js';
-import { createEncoder, encodeWords, isEncoderParam } from './encode.js';
+import { checkpoint } from '../nn/checkpoint.js';
+import { createEncoder, encodeWords, isEncoderParam, recomputes } from './encode.js';
 import type { Batch, LossOptions, ModelContext, SpanModel } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -58,6 +59,8 @@ export interface CnnNerConfig {
   dropout: number;
   logitDropout: number;
   symmetric: boolean;
+  /** recompute each convolution layer in the backward pass (train.recompute head or all) */
+  recompute: boolean;
 }
 
 /** What a forward pass needs besides the weights. */
@@ -175,18 +178,24 @@ export function fullGridMask(L: number): tf.Tensor3D {
   return tf.ones([L, L, 1]);
 }
 
-/** The reference MaskCNN on a [L L, c] grid: residual, channel LayerNorm, GELU between layers. */
-function cnn(grid: tf.Tensor2D, layers: CnnLayer[], L: number): tf.Tensor2D {
+/**
+ * The reference MaskCNN on a [L L, c] grid: residual, channel LayerNorm, GELU between layers
+ * (r_0 = the grid; r_l = LN(conv_l(a_l) + r_{l-1}) with a_1 = r_0 and a_l = GELU(r_{l-1}) after).
+ */
+function cnn(grid: tf.Tensor2D, layers: CnnLayer[], L: number, recompute: boolean, rng?: Rng): tf.Tensor2D {
   return tf.tidy(() => {
     const c = grid.shape[1];
     const mask = fullGridMask(L);
+    const step = (residual: tf.Tensor2D, w: { layer: CnnLayer; mask: tf.Tensor3D; first: boolean }): tf.Tensor2D => {
+      const act = w.first ? residual : gelu(residual);
+      const conv = tf.reshape(maskedConv3x3(tf.reshape(act, [L, L, c]), w.layer.taps, w.mask), [L * L, c]) as tf.Tensor2D;
+      return layerNorm(tf.add(conv, residual), w.layer.norm);
+    };
     let residual = grid;
-    let act = grid;
-    for (const layer of layers) {
-      const conv = tf.reshape(maskedConv3x3(tf.reshape(act, [L, L, c]), layer.taps, mask), [L * L, c]) as tf.Tensor2D;
-      residual = layerNorm(tf.add(conv, residual), layer.norm);
-      act = gelu(residual);
-    }
+    layers.forEach((layer, l) => {
+      const w = { layer, mask, first: l === 0 };
+      residual = recompute ? checkpoint(step, residual, w, rng) : step(residual, w);
+    });
     return residual;
   });
 }
@@ -197,7 +206,7 @@ export function cnnNerLogits(x: tf.Tensor2D, head: CnnNerHead, opts: ForwardOpti
     const L = x.shape[0];
     const S = biaffineGrid(x, head.biaffine, head.cfg.dropout, opts);
     if (head.cnn.length === 0) return linear(S, head.out);
-    const G = cnn(dropout(S, head.cfg.logitDropout, opts.training, opts.rng), head.cnn, L);
+    const G = cnn(dropout(S, head.cfg.logitDropout, opts.training, opts.rng), head.cnn, L, head.cfg.recompute && opts.training, opts.rng);
     return linear(tf.add(S, G), head.out);
   });
 }
@@ -331,7 +340,7 @@ export function requireTypes(method: string, ctx: ModelContext): void {
 
 export function createCnnNerModel(config: Config, ctx: ModelContext, params: ParamStore = new ParamStore(config.train.seed)): CnnNerModel {
   requireTypes('cnn-ner', ctx);
-  const cfg: CnnNerConfig = { ...config.cnnNer };
+  const cfg: CnnNerConfig = { ...config.cnnNer, recompute: recomputes(config, 'head') };
   const encoder = createEncoder(config, ctx, params);
   const head = createCnnNerHead(params, config.encoder.hidden, ctx.types.length, cfg);
   initBiasToPrior(head.out, config.train.outputBiasPrior);

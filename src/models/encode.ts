@@ -26,6 +26,12 @@ export function isEncoderParam(name: string): boolean {
  * The encoder described by `config.encoder` with the run's vocabulary size. `overrides` lets a
  * method change what the shared config section does not hold (e.g. SeNER's LoRA on Q and V).
  */
+/** Whether train.recompute asks for recomputation of the encoder layers or of the span head's blocks. */
+export function recomputes(config: Config, part: 'encoder' | 'head'): boolean {
+  const r = config.train.recompute;
+  return r === 'all' || r === part;
+}
+
 export function createEncoder(config: Config, ctx: ModelContext, params: ParamStore, overrides: Partial<EncoderConfig> = {}): Encoder {
   const e = config.encoder;
   const cfg: EncoderConfig = {
@@ -39,6 +45,7 @@ export function createEncoder(config: Config, ctx: ModelContext, params: ParamSt
     window: e.window,
     logN: e.logN,
     lora: null,
+    recompute: recomputes(config, 'encoder'),
     ...overrides,
   };
   return new Encoder(cfg, params, ENCODER_PREFIX);

@@ -61,7 +61,8 @@ import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNor
 import { ParamStore } from '../nn/params.js';
 import { ropeTables, type RopeTables } from '../nn/rope.js';
 import type { Rng } from '../util/rng.js';
-import { createEncoder, encodeWords, isEncoderParam } from './encode.js';
+import { checkpoint } from '../nn/checkpoint.js';
+import { createEncoder, encodeWords, isEncoderParam, recomputes } from './encode.js';
 import type { Batch, LossOptions, ModelContext, SpanModel } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -77,6 +78,10 @@ export interface SenerConfig {
   attnDropout: number;
   bispa: boolean;
   unrollVertical: boolean;
+  /** BiSPA attention as the fused low-memory kernel (grid.ts rowAttention lowMemory) */
+  lowMemory: boolean;
+  /** recompute each BiSPA block in the backward pass (train.recompute head or all) */
+  recompute: boolean;
   decodeAverage: 'probability' | 'logit';
   multiType: boolean;
   referenceSortBug: boolean;
@@ -95,6 +100,8 @@ export function senerConfig(config: Config): SenerConfig {
     attnDropout: s.attnDropout,
     bispa: s.bispa,
     unrollVertical: s.unrollVertical,
+    lowMemory: s.lowMemory,
+    recompute: recomputes(config, 'head'),
     decodeAverage: s.decodeAverage,
     multiType: s.multiType,
     referenceSortBug: s.referenceSortBug,
@@ -210,12 +217,12 @@ export function bandContext(L: number, w: number, c: number): BandContext {
 }
 
 /** One BiSPA block on X [L, K, c] (see the header). */
-export function bispaBlock(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, cfg: Pick<SenerConfig, 'attnDropout' | 'unrollVertical'>, opts: ForwardOptions): tf.Tensor3D {
+export function bispaBlock(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, cfg: Pick<SenerConfig, 'attnDropout' | 'unrollVertical' | 'lowMemory'>, opts: ForwardOptions): tf.Tensor3D {
   return tf.tidy(() => {
     const { L, K } = ctx;
     const c = X.shape[2];
     const drop = <T extends tf.Tensor>(t: T): T => dropout(t, cfg.attnDropout, opts.training, opts.rng);
-    const attn = { rope: ctx.rope, validMask: ctx.valid, dropout: cfg.attnDropout, training: opts.training, ...(opts.rng ? { rng: opts.rng } : {}) };
+    const attn = { rope: ctx.rope, validMask: ctx.valid, dropout: cfg.attnDropout, training: opts.training, lowMemory: cfg.lowMemory, ...(opts.rng ? { rng: opts.rng } : {}) };
     const x = tf.add(tf.clipByValue(X, -1000, 1000), tf.reshape(tf.matMul(ctx.side, b.pos), [1, K, c])) as tf.Tensor3D;
     const h = rowAttention(x, { qkv: b.hQkv }, attn);
     let v = rowAttention(rollFlip(x), { qkv: b.vQkv }, attn);
@@ -255,7 +262,9 @@ export function senerLogits(x: tf.Tensor2D, head: SenerHead, opts: ForwardOption
     let X: tf.Tensor3D = D;
     if (head.blocks.length > 0) {
       const ctx = bandContext(L, w, c);
-      for (const b of head.blocks) X = bispaBlock(X, b, ctx, head.cfg, opts);
+      const block = (x: tf.Tensor3D, w: { b: BispaBlock; ctx: BandContext }): tf.Tensor3D => bispaBlock(x, w.b, w.ctx, head.cfg, opts);
+      const recompute = head.cfg.recompute && opts.training;
+      for (const b of head.blocks) X = recompute ? checkpoint(block, X, { b, ctx }, opts.rng) : block(X, { b, ctx });
       X = tf.add(X, D);
     }
     return linear(tf.reshape(X, [L * K, c]), head.out);

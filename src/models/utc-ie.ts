@@ -33,7 +33,8 @@ import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNor
 import { ParamStore } from '../nn/params.js';
 import { ropeTables } from '../nn/rope.js';
 import { biaffineGrid, createBiaffine, createConvTaps, fullGridMask, GridSpanModel, requireTypes, type BiaffineWeights, type ForwardOptions } from './cnn-ner.js';
-import { createEncoder } from './encode.js';
+import { checkpoint } from '../nn/checkpoint.js';
+import { createEncoder, recomputes } from './encode.js';
 import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -49,6 +50,10 @@ export interface UtcIeConfig {
   triangleEmbedding: boolean;
   columnTransposeBack: boolean;
   symmetric: boolean;
+  /** row and column attention as the fused low-memory kernel (grid.ts rowAttention lowMemory) */
+  lowMemory: boolean;
+  /** recompute each cross block in the backward pass (train.recompute head or all) */
+  recompute: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,7 +132,7 @@ export function crossBlock(X: tf.Tensor2D, blk: CrossBlock, L: number, cfg: UtcI
     let x = X;
     if (blk.tri) x = tf.add(x, tf.matMul(constants.tri, blk.tri));
     const grid = tf.reshape(x, [L, L, c]) as tf.Tensor3D;
-    const attn = { rope: constants.rope, validMask: constants.valid, dropout: cfg.attnDropout, training: opts.training, rng: opts.rng };
+    const attn = { rope: constants.rope, validMask: constants.valid, dropout: cfg.attnDropout, training: opts.training, rng: opts.rng, lowMemory: cfg.lowMemory };
     const rows = tf.reshape(rowAttention(grid, { qkv: blk.rowQkv }, attn), [L * L, c]);
     // Column attention is row attention on the transposed grid; its output is in transposed order.
     let cols = rowAttention(tf.transpose(grid, [1, 0, 2]), { qkv: blk.colQkv }, attn);
@@ -150,7 +155,9 @@ export function utcIeLogits(x: tf.Tensor2D, head: UtcIeHead, opts: ForwardOption
     // Built once per pass and shared by the blocks; the tidy disposes them.
     const constants = blockConstants(L, cfg.cnnDim);
     let X = S;
-    for (const blk of head.blocks) X = crossBlock(X, blk, L, cfg, opts, constants);
+    const block = (x: tf.Tensor2D, w: { blk: CrossBlock; constants: BlockConstants }): tf.Tensor2D => crossBlock(x, w.blk, L, cfg, opts, w.constants);
+    const recompute = cfg.recompute && opts.training;
+    for (const blk of head.blocks) X = recompute ? checkpoint(block, X, { blk, constants }, opts.rng) : block(X, { blk, constants });
     return linear(tf.add(S, X), head.out);
   });
 }
@@ -164,7 +171,7 @@ export interface UtcIeModel extends GridSpanModel {
 
 export function createUtcIeModel(config: Config, ctx: ModelContext, params: ParamStore = new ParamStore(config.train.seed)): UtcIeModel {
   requireTypes('utc-ie', ctx);
-  const cfg: UtcIeConfig = { ...config.utcIe };
+  const cfg: UtcIeConfig = { ...config.utcIe, recompute: recomputes(config, 'head') };
   const encoder = createEncoder(config, ctx, params);
   const head = createUtcIeHead(params, config.encoder.hidden, ctx.types.length, cfg);
   initBiasToPrior(head.out, config.train.outputBiasPrior);

@@ -14,10 +14,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../util/rng.js';
+import { checkpoint } from './checkpoint.js';
 import { arrowAttention, bandPlan, fullAttention, logNFactor, windowAttention, type AttentionKind, type BandPlan, type LogNMode } from './attention.js';
 import { createLayerNorm, createLinear, dropout, embedding, gelu, layerNorm, linear, linearSplit, type LinearWeights, type NormWeights } from './layers.js';
 import type { ParamStore } from './params.js';
-import { applyRope, ropeTables } from './rope.js';
+import { applyRope, ropeTables, type RopeTables } from './rope.js';
 
 export interface EncoderConfig {
   vocabSize: number;
@@ -32,6 +33,8 @@ export interface EncoderConfig {
   /** LogN factor of the [CLS] row; arrow only (attention.ts logNFactor) */
   logN: LogNMode;
   lora?: { rank: number; alpha: number; targets: ('q' | 'v')[] } | null;
+  /** Recompute each layer in the backward pass instead of keeping its intermediates (checkpoint.ts). */
+  recompute?: boolean;
 }
 
 interface LayerWeights {
@@ -43,6 +46,12 @@ interface LayerWeights {
   ln2: NormWeights;
   ffn1: LinearWeights;
   ffn2: LinearWeights;
+}
+
+interface LayerInputs {
+  l: LayerWeights;
+  rope: RopeTables;
+  band: BandPlan | null;
 }
 
 export class Encoder {
@@ -89,22 +98,28 @@ export class Encoder {
       const rope = ropeTables(T, this.dh);
       const plan: BandPlan | null = cfg.attention === 'full' ? null : bandPlan(T, cfg.window, cfg.attention);
       const logN = cfg.attention === 'arrow' ? logNFactor(T, cfg.window, cfg.logN) : null;
-      const attend = (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D): tf.Tensor2D => {
+      const attend = (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, band: BandPlan | null): tf.Tensor2D => {
         if (cfg.attention === 'full') return fullAttention(q, k, v);
-        if (cfg.attention === 'window') return windowAttention(q, k, v, cfg.window, plan!);
-        return arrowAttention(q, k, v, cfg.window, logN, plan!);
+        if (cfg.attention === 'window') return windowAttention(q, k, v, cfg.window, band!);
+        return arrowAttention(q, k, v, cfg.window, logN, band!);
       };
-      let x = drop(embedding(this.embed, tokenIds));
-      for (const l of this.layers) {
+      // The layer's tensors come in as one structure, so that checkpoint() can replay it on saved copies.
+      const layer = (x: tf.Tensor2D, { l, rope: r, band }: LayerInputs): tf.Tensor2D => {
         const h = layerNorm(x, l.ln1);
         const qs = linearSplit(h, l.q, cfg.heads);
         const ks = linearSplit(h, l.k, cfg.heads);
         const vs = linearSplit(h, l.v, cfg.heads);
-        const heads = qs.map((q, i) => attend(applyRope(q, rope), applyRope(ks[i]!, rope), vs[i]!));
+        const heads = qs.map((q, i) => attend(applyRope(q, r), applyRope(ks[i]!, r), vs[i]!, band));
         const merged = heads.length === 1 ? heads[0]! : (tf.concat(heads, 1) as tf.Tensor2D);
-        x = tf.add(x, drop(linear(merged, l.o)));
-        const f = linear(gelu(linear(layerNorm(x, l.ln2), l.ffn1)), l.ffn2);
-        x = tf.add(x, drop(f));
+        const y: tf.Tensor2D = tf.add(x, drop(linear(merged, l.o)));
+        const f = linear(gelu(linear(layerNorm(y, l.ln2), l.ffn1)), l.ffn2);
+        return tf.add(y, drop(f));
+      };
+      let x: tf.Tensor2D = drop(embedding(this.embed, tokenIds));
+      const recompute = cfg.recompute === true && opts.training;
+      for (const l of this.layers) {
+        const weights: LayerInputs = { l, rope, band: plan };
+        x = recompute ? checkpoint(layer, x, weights, opts.rng) : layer(x, weights);
       }
       return layerNorm(x, this.lnF);
     });

@@ -12,8 +12,8 @@
  * stridedSlice or gatherND (research/backends.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedSoftmaxGrad, fusedWindowGemm, fusedWindowGemmGradInput, fusedWindowGemmGradWeights } from '../backend/fused.js';
-import { fillDropoutMask } from '../backend/random.js';
+import { fusedRowAttention, fusedRowAttentionGrad, hasFusedRowAttention, fusedSoftmaxGrad, fusedWindowGemm, fusedWindowGemmGradInput, fusedWindowGemmGradWeights } from '../backend/fused.js';
+import { counterDropoutMask, drawSeed, fillDropoutMask } from '../backend/random.js';
 import type { Rng } from '../util/rng.js';
 import { linearSplit, type LinearWeights } from './layers.js';
 import type { RopeTables } from './rope.js';
@@ -107,6 +107,13 @@ export interface RowAttentionOptions {
   dropout?: number;
   training?: boolean;
   rng?: Rng;
+  /**
+   * The low-memory form: on the native engine one fused kernel per direction that keeps none of the
+   * [R, C, C] tensors (the backward pass recomputes the probabilities), with the dropout mask drawn
+   * from a counter instead of the stream (a different mask than the reference form's, same law).
+   * Elsewhere the same counter mask goes through the stock-op composition. Default false.
+   */
+  lowMemory?: boolean;
 }
 
 /** Rotates [R, C, c] features by their column index: x cos + (x P) sin with [C, c] tables broadcast over rows. */
@@ -140,6 +147,30 @@ function dropoutMask(shape: number[], rate: number, rng: Rng | undefined): tf.Te
 /** dS = P (dP - rowsum(dP P)), the softmax's gradient, from stock ops. */
 function softmaxGradOf(p: tf.Tensor3D, dp: tf.Tensor3D): tf.Tensor3D {
   return tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true)));
+}
+
+/**
+ * attend() with the counter mask of `rate` and `seed`, as one native kernel each way: the forward
+ * pass saves only its inputs, and the backward kernel recomputes the probabilities and the mask row by
+ * row. Off the native engine, the same mask goes through attend().
+ */
+function attendLowMemory(qa: tf.Tensor3D, ka: tf.Tensor3D, v: tf.Tensor3D, rate: number, seed: number): tf.Tensor3D {
+  if (!hasFusedRowAttention()) {
+    const [R, C] = qa.shape;
+    return attend(qa, ka, v, rate > 0 ? tf.tensor3d(counterDropoutMask(R, C, rate, seed), [R, C, C]) : null);
+  }
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [q, k, vv, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+    save([q, k, vv]);
+    return {
+      value: fusedRowAttention(q, k, vv, rate, seed)!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+        const [sq, sk, sv] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+        return fusedRowAttentionGrad(sq, sk, sv, dy as tf.Tensor3D, rate, seed)!;
+      },
+    };
+  });
+  return f(qa, ka, v) as tf.Tensor3D;
 }
 
 function attend(qa: tf.Tensor3D, ka: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor3D | null): tf.Tensor3D {
@@ -199,8 +230,14 @@ export function rowAttention(x: tf.Tensor3D, w: RowAttentionWeights, opts: RowAt
     const keyBias = tf.reshape(tf.mul(tf.sub(1, validMask), INVALID_KEY), [R, C, 1]);
     const qa = tf.concat([qr, tf.ones([R, C, 1])], 2) as tf.Tensor3D;
     const ka = tf.concat([kr, keyBias], 2) as tf.Tensor3D;
-    const mask = opts.training && rate > 0 ? (dropoutMask([R, C, C], rate, opts.rng) as tf.Tensor3D) : null;
-    const out = attend(qa, ka, tf.reshape(v, [R, C, c]), mask);
+    const drops = opts.training === true && rate > 0;
+    let out: tf.Tensor3D;
+    if (opts.lowMemory === true) {
+      if (drops && opts.rng === undefined) throw new Error('dropout in training needs an rng');
+      out = attendLowMemory(qa, ka, tf.reshape(v, [R, C, c]), drops ? rate : 0, drops ? drawSeed(opts.rng!) : 0);
+    } else {
+      out = attend(qa, ka, tf.reshape(v, [R, C, c]), drops ? (dropoutMask([R, C, C], rate, opts.rng) as tf.Tensor3D) : null);
+    }
     const rowAny = tf.reshape(tf.cast(tf.greater(tf.max(validMask, 1), 0), 'float32'), [R, 1, 1]);
     return tf.mul(out, rowAny) as tf.Tensor3D;
   });

@@ -100,6 +100,8 @@ function headConfig(over: Partial<SenerConfig> = {}): SenerConfig {
     attnDropout: 0,
     bispa: true,
     unrollVertical: false,
+    lowMemory: false,
+    recompute: false,
     decodeAverage: 'probability',
     multiType: false,
     referenceSortBug: false,
@@ -137,7 +139,7 @@ for (const backend of backends) {
         // default step (5e-2) the truncation error of a LayerNorm shift reaches 1e-3, at 1e-2 the
         // float32 noise of small entries reaches 7e-4 (measured); 3e-2 with a bar of 1e-3 passes
         // both, while a gradient wrong by a factor of 1.1 scores about 5e-2 (src/backend/gradcheck.ts).
-        const r = checkVarGradients(() => bispaBlock(X, block, ctx, { attnDropout: 0, unrollVertical }, { training: false }), [X, ...store.trainable()], {
+        const r = checkVarGradients(() => bispaBlock(X, block, ctx, { attnDropout: 0, unrollVertical, lowMemory: false }, { training: false }), [X, ...store.trainable()], {
           coords: 4,
           eps: 3e-2,
           tol: 1e-3,

@@ -22,6 +22,8 @@ const small: UtcIeConfig = {
   triangleEmbedding: true,
   columnTransposeBack: true,
   symmetric: true,
+  lowMemory: false,
+  recompute: false,
 };
 
 /**

@@ -4,6 +4,8 @@ import { initBackend } from '../../src/backend/index.js';
 import { checkGradients, type GradCheckResult } from '../../src/backend/gradcheck.js';
 import { maskedConv3x3, rowAttention, type RowAttentionWeights } from '../../src/nn/grid.js';
 import { ropeTables } from '../../src/nn/rope.js';
+import { hasFusedRowAttention } from '../../src/backend/fused.js';
+import { counterDropoutMask, drawSeed } from '../../src/backend/random.js';
 import { createRng } from '../../src/util/rng.js';
 import { backendsUnderTest } from '../backend/helpers.js';
 import { maxAbsDiff, randomTensor } from './helpers.js';
@@ -54,8 +56,11 @@ test.serial('maskedConv3x3: tap t reads the neighbour at (dr, dc) = (t div 3 - 1
   });
 });
 
-/** Per-row reference: each row attended alone with plain 2D ops and an explicit RoPE rotation. */
-function rowAttentionReference(x: tf.Tensor3D, { qkv: w }: RowAttentionWeights, mask: Float32Array): tf.Tensor3D {
+/**
+ * Per-row reference: each row attended alone with plain 2D ops and an explicit RoPE rotation; with
+ * `dropMask` [R, C, C], the probabilities are multiplied by it.
+ */
+function rowAttentionReference(x: tf.Tensor3D, { qkv: w }: RowAttentionWeights, mask: Float32Array, dropMask?: Float32Array): tf.Tensor3D {
   return tf.tidy(() => {
     const [R, C, c] = x.shape;
     const rows: tf.Tensor2D[] = [];
@@ -86,7 +91,7 @@ function rowAttentionReference(x: tf.Tensor3D, { qkv: w }: RowAttentionWeights, 
       }
       const bias = tf.tensor2d(Array.from(valid, (m) => (m ? 0 : -1e9)), [1, C]);
       const p = tf.softmax(tf.add(tf.div(tf.matMul(qr, kr, false, true), Math.sqrt(c)), bias));
-      rows.push(tf.matMul(p, v));
+      rows.push(tf.matMul(dropMask ? tf.mul(p, tf.tensor2d(dropMask.slice(r * C * C, (r + 1) * C * C), [C, C])) : p, v));
     }
     return tf.stack(rows) as tf.Tensor3D;
   });
@@ -191,6 +196,67 @@ for (const backend of backends) {
     }
   });
 }
+
+for (const backend of backends) {
+  test.serial(`${backend}: low-memory rowAttention equals the reference form given the same mask, and its gradients check`, async (t) => {
+    await initBackend(backend, { quiet: true });
+    const [R, C, c] = [4, 6, 4];
+    const m = randomMask(R, C, 61, 0.7);
+    m.fill(0, C, 2 * C); // row 1 fully invalid
+    const validMask = tf.tensor2d(m, [R, C]);
+    const rope = ropeTables(C, c);
+    const x = randomTensor([R, C, c], 62);
+    const W = randomTensor([c, 3 * c], 63, 0.7);
+    const b = randomTensor([3 * c], 64, 0.3);
+    const weights = (WW: tf.Tensor): RowAttentionWeights => ({ qkv: { W: WW as tf.Tensor2D, b: b as tf.Tensor1D, lora: null } });
+    // On the native engine the fused kernel must be what runs, not the composition.
+    t.is(hasFusedRowAttention(), backend === 'native');
+    const lowMem = (xx: tf.Tensor, WW: tf.Tensor, training: boolean): tf.Tensor =>
+      rowAttention(xx as tf.Tensor3D, weights(WW), { rope, validMask, dropout: 0.3, training, rng: createRng(7), lowMemory: true });
+    try {
+      // Without dropout (inference) the two forms compute the same function.
+      tf.tidy(() => {
+        const ref = rowAttention(x as tf.Tensor3D, weights(W), { rope, validMask, dropout: 0.3, training: false });
+        t.true(maxAbsDiff(lowMem(x, W, false), ref) < 1e-5);
+      });
+      // With dropout: the reference composition fed the counter mask (built in JS) matches the
+      // kernel, which draws the same mask in C; the seed is the first draw of the rng.
+      tf.tidy(() => {
+        const seed = drawSeed(createRng(7));
+        const mask = counterDropoutMask(R, C, 0.3, seed);
+        t.true(mask.includes(0) && mask.some((v) => v > 1));
+        const drop = 1 - mask.filter((v) => v > 0).length / mask.length;
+        t.true(Math.abs(drop - 0.3) < 0.12, `dropped share ${drop}`);
+        const trained = lowMem(x, W, true);
+        t.true(maxAbsDiff(trained, lowMem(x, W, false)) > 1e-3);
+        // The same computation by hand: the reference form's per-row loop with this mask.
+        t.true(maxAbsDiff(trained, rowAttentionReference(x as tf.Tensor3D, weights(W), m, mask)) < 1e-5);
+      });
+      const report = (r: GradCheckResult): string =>
+        `max relative error ${r.maxRelError.toExponential(2)} at input ${r.worst.input}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`;
+      const r = checkGradients((xx, WW) => lowMem(xx!, WW!, true), [x, W], { coords: 12 });
+      t.true(r.ok, report(r));
+      const r0 = checkGradients((xx, WW) => lowMem(xx!, WW!, false), [x, W], { coords: 12 });
+      t.true(r0.ok, report(r0));
+    } finally {
+      tf.dispose([validMask, x, W, b]);
+      rope.dispose();
+    }
+  });
+}
+
+test.serial('counterDropoutMask: a function of (seed, row, cell) only, with the asked drop rate', (t) => {
+  const a = counterDropoutMask(3, 17, 0.2, 99);
+  t.deepEqual(a, counterDropoutMask(3, 17, 0.2, 99));
+  t.notDeepEqual(a, counterDropoutMask(3, 17, 0.2, 100));
+  // Row r of a bigger mask is the same row: the counter does not depend on R.
+  t.deepEqual(counterDropoutMask(5, 17, 0.2, 99).subarray(0, 3 * 17 * 17), a);
+  const big = counterDropoutMask(64, 64, 0.2, 1);
+  const dropped = big.filter((v) => v === 0).length / big.length;
+  t.true(Math.abs(dropped - 0.2) < 0.01, `dropped share ${dropped}`);
+  t.true(big.every((v) => v === 0 || Math.abs(v - 1.25) < 1e-6));
+  t.true(counterDropoutMask(2, 3, 0, 5).every((v) => v === 1));
+});
 
 test.serial('grid ops leave no tensors behind', async (t) => {
   await initBackend('cpu', { quiet: true });

@@ -3,6 +3,7 @@
  * through src/backend/fused.ts, which says whether the active backend has them; elsewhere the same
  * computation runs as a composition of stock tfjs ops, and the gradient checks hold the two equal.
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeBackend } from './backend.js';
 import { attrNumber, attrNumbers, floats, input, isFloat, sizeOf, type KernelArgs, type KernelResult } from './kernel-util.js';
 
@@ -16,6 +17,8 @@ export const FUSED = {
   windowGemm: 'LongnerWindowGemm',
   windowGemmGradInput: 'LongnerWindowGemmGradInput',
   windowGemmGradWeights: 'LongnerWindowGemmGradWeights',
+  rowAttention: 'LongnerRowAttention',
+  rowAttentionGrad: 'LongnerRowAttentionGrad',
 } as const;
 
 function requireFloat(name: string, ...ts: Parameters<typeof isFloat>): void {
@@ -128,6 +131,39 @@ function windowGemmGradWeights(args: KernelArgs, b: NativeBackend): KernelResult
   return b.output([starts.length, cin, cout], dw);
 }
 
+/** The [R, C, a] / [R, C, e] sizes of row attention's q, k and v; throws on operands that disagree. */
+function rowAttentionSizes(name: string, q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo): [number, number, number, number] {
+  requireFloat(name, q, k, v);
+  const [R, C, a] = q.shape as [number, number, number];
+  const e = v.shape[2]!;
+  const same = (t: tf.TensorInfo, last: number): boolean => t.shape.length === 3 && t.shape[0] === R && t.shape[1] === C && t.shape[2] === last;
+  if (q.shape.length !== 3 || !same(k, a) || !same(v, e)) {
+    throw new Error(`longner native: ${name} takes q, k [R, C, a] and v [R, C, e], got [${q.shape}], [${k.shape}], [${v.shape}]`);
+  }
+  return [R, C, a, e];
+}
+
+/**
+ * (softmax(q_r k_r^T) * M_r) v_r per row r, with the dropout mask M drawn from a counter
+ * (attrs rate, seed): the [R, C, C] tensors stay inside the kernel. inputs q, k, v; output [R, C, e].
+ */
+function rowAttention(args: KernelArgs, b: NativeBackend): KernelResult {
+  const q = input(args, 'q'), k = input(args, 'k'), v = input(args, 'v');
+  const [R, C, a, e] = rowAttentionSizes(FUSED.rowAttention, q, k, v);
+  const out = b.floats(R * C * e);
+  b.addon.rowAttention(floats(b, q), floats(b, k), floats(b, v), out, R, C, a, e, attrNumber(args, 'rate'), attrNumber(args, 'seed'));
+  return b.output([R, C, e], out);
+}
+
+/** inputs q, k, v, dy; attrs rate, seed (those of the forward call); outputs [dq, dk, dv]. */
+function rowAttentionGrad(args: KernelArgs, b: NativeBackend): KernelResult {
+  const q = input(args, 'q'), k = input(args, 'k'), v = input(args, 'v'), dy = input(args, 'dy');
+  const [R, C, a, e] = rowAttentionSizes(FUSED.rowAttentionGrad, q, k, v);
+  const [dq, dk, dv] = [b.floats(R * C * a), b.floats(R * C * a), b.floats(R * C * e)];
+  b.addon.rowAttentionGrad(floats(b, q), floats(b, k), floats(b, v), floats(b, dy), dq, dk, dv, R, C, a, e, attrNumber(args, 'rate'), attrNumber(args, 'seed'));
+  return [b.output([R, C, a], dq), b.output([R, C, a], dk), b.output([R, C, e], dv)];
+}
+
 export const FUSED_KERNELS = {
   [FUSED.adamW]: adamW,
   [FUSED.layerNorm]: layerNorm,
@@ -138,4 +174,6 @@ export const FUSED_KERNELS = {
   [FUSED.windowGemm]: windowGemm,
   [FUSED.windowGemmGradInput]: windowGemmGradInput,
   [FUSED.windowGemmGradWeights]: windowGemmGradWeights,
+  [FUSED.rowAttention]: rowAttention,
+  [FUSED.rowAttentionGrad]: rowAttentionGrad,
 };

@@ -59,6 +59,15 @@ export const SenerSection = section({
         'false reproduces the reference code: the vertical output stays in the roll+flip frame, so cell (i, k) fuses its pair\'s row ' +
         'context with the column context of the transposed pair (sener.md 2.3) (reference: false).',
     ),
+  lowMemory: z
+    .boolean()
+    .default(false)
+    .describe(
+      "BiSPA's row and column attention as one fused native kernel each way, keeping none of the L x (2w + 1) x (2w + 1) scores, " +
+        'probabilities or dropout masks: the backward pass recomputes the probabilities, and the dropout mask is drawn from a ' +
+        'counter (same rate, different draws than the stored mask). Off the native engine the same counter mask goes through the ' +
+        'stock-op composition. false = the reference composition (reference: false).',
+    ),
   lora: LoraSection.nullable()
     .default({ rank: 8, alpha: 16 })
     .describe(

@@ -31,6 +31,14 @@ export const UtcIeSection = section({
     .lt(1)
     .default(0.15)
     .describe('Dropout on the attention probabilities, the fused attention output and the convolution output of each block (reference: 0.15).'),
+  lowMemory: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Row and column attention as the fused native kernel of sener.lowMemory (none of the L x L x L attention tensors kept; ' +
+        'probabilities recomputed in the backward pass, dropout from a counter): the "every method at its most efficient" ' +
+        'comparison. false = the reference composition (reference: false).',
+    ),
   biaffineNorm: z
     .boolean()
     .default(true)
