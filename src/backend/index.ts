@@ -14,6 +14,7 @@ import { loadNativeAddon, NATIVE_INSTALL_HINT } from './native/addon.js';
 import { NATIVE_BACKEND, NativeBackend } from './native/backend.js';
 import { registerNativeBackend, resolveNativeOptions, type NativeOptions } from './native/register.js';
 import { loadTensorflowPackage, tensorflowUnavailableMessage } from './tensorflow.js';
+import { installGradientRelease } from './tape.js';
 
 export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -141,6 +142,7 @@ async function select(choice: BackendChoice, quiet: boolean, opts: NativeOptions
 export async function initBackend(choice: BackendChoice = 'auto', opts: { quiet?: boolean; threads?: number } = {}): Promise<BackendInfo> {
   if (!isChoice(choice)) throw new LongnerError(`unknown backend '${String(choice)}' (expected one of ${BACKEND_CHOICES.join(', ')})`);
   const native: NativeOptions = opts.threads === undefined ? {} : { threads: opts.threads };
+  installGradientRelease();
   const run = queue.then(() => select(choice, opts.quiet === true, native));
   queue = run.catch(() => undefined);
   return run;
@@ -169,6 +171,18 @@ export function backendMemory(): BackendMemory {
   if (isWasmBackend(backend)) return { tfBytes: numBytes, tfTensors: numTensors, wasmHeapBytes: backend.wasm.HEAPU8.length };
   if (backend instanceof NativeBackend) return { tfBytes: numBytes, tfTensors: numTensors, poolFreeBytes: backend.poolStats().freeBytes };
   return { tfBytes: numBytes, tfTensors: numTensors };
+}
+
+/**
+ * On the native engine: starts a new high-water mark of live tensor buffers (at the bytes live now)
+ * and returns a function that reads it. Each buffer counts once, views included, which is what the
+ * memory budget counts. Null on other backends.
+ */
+export function watchBufferPeak(): (() => number) | null {
+  const backend: unknown = tf.getBackend() ? tf.backend() : undefined;
+  if (!(backend instanceof NativeBackend)) return null;
+  backend.pool.resetPeak();
+  return () => backend.poolStats().peakLiveBytes;
 }
 
 /**

@@ -7,9 +7,12 @@
  * sample of steps and only time the rest (`timeStep`).
  *
  * Memory figures:
- * - peakBytes: the largest total of live tensor bytes seen after any kernel of the step
- *   (tf.profile's peakBytes). It is an absolute figure: it includes everything alive before the
- *   step (weights, optimizer moments, cached tables), which is what has to fit in memory.
+ * - peakBytes: the largest total of live tensor bytes during the step. It is an absolute figure: it
+ *   includes everything alive before the step (weights, optimizer moments, cached tables), which is
+ *   what has to fit in memory. On the native engine it is the high-water mark of live tensor
+ *   buffers, each buffer once (what the memory budget counts), and the step runs without the
+ *   profiler; elsewhere it is tf.profile's peakBytes, taken after each kernel, which counts a
+ *   reshaped view of a tensor again.
  * - baselineBytes: live tensor bytes just before the step, so peakBytes - baselineBytes is what
  *   the step itself allocates at its peak.
  * - wasmHeapBytes: the wasm heap after the step (it grows to the high-water mark and never
@@ -17,7 +20,7 @@
  * - rssBytes: the process's resident set after the step.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { backendMemory } from '../backend/index.js';
+import { backendMemory, watchBufferPeak } from '../backend/index.js';
 
 export interface Timed<T> {
   value: T;
@@ -49,8 +52,12 @@ export async function measureStep<T>(fn: () => T, opts: { profile?: boolean } = 
   let peakBytes: number | null = null;
   let value: T | undefined;
   let ms: number;
+  const bufferPeak = opts.profile === false ? null : watchBufferPeak();
   if (opts.profile === false) {
     ({ value, ms } = timeStep(fn));
+  } else if (bufferPeak !== null) {
+    ({ value, ms } = timeStep(fn));
+    peakBytes = bufferPeak();
   } else {
     const start = performance.now();
     // The error is caught inside the query: tfjs leaves its engine in profiling mode (every later

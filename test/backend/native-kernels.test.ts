@@ -47,8 +47,8 @@ test('the kernel lists name the kernels these tests cover', (t) => {
   // A kernel added to the native backend without a test here shows up in this list.
   t.deepEqual(Object.keys(NATIVE_KERNELS).filter((k) => !covered.has(k)), []);
   t.deepEqual(Object.keys(FUSED_KERNELS).sort(), [
-    'LongnerAdamW', 'LongnerGelu', 'LongnerGeluGrad', 'LongnerLayerNorm', 'LongnerLayerNormGrad', 'LongnerSoftmaxGrad',
-    'LongnerWindowGemm', 'LongnerWindowGemmGradInput', 'LongnerWindowGemmGradWeights',
+    'LongnerAdamW', 'LongnerGelu', 'LongnerGeluGrad', 'LongnerLayerNorm', 'LongnerLayerNormGrad', 'LongnerRowAttention',
+    'LongnerRowAttentionGrad', 'LongnerSoftmaxGrad', 'LongnerWindowGemm', 'LongnerWindowGemmGradInput', 'LongnerWindowGemmGradWeights',
   ]);
 });
 
@@ -796,6 +796,14 @@ nativeTest('addon: arrays too short for the shape they are used with throw a Ran
   throwsRange(t, 'layerNormGrad', () => a.layerNormGrad(f32(12), f32(11), f32(3), f32(4), f32(12), f32(4), f32(4), 3, 4), short);
   throwsRange(t, 'gelu', () => a.gelu(f32(5), f32(4)), short);
   throwsRange(t, 'geluGrad', () => a.geluGrad(f32(5), f32(5), f32(4)), short);
+  // R 2, C 3, a 4, e 5: q and k need 24, v and out 30.
+  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(23), f32(24), f32(30), f32(30), 2, 3, 4, 5, 0, 1), short);
+  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(24), f32(24), f32(30), f32(29), 2, 3, 4, 5, 0, 1), short);
+  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(24), f32(24), f32(30), f32(30), 2, 3, 4, 5, 1, 1), /rate/);
+  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(24), f32(24), f32(30), f32(30), 2, 3, 4, 5, 0.1, -1), /seed/);
+  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(24), f32(24), f32(30), f32(30), 2, -3, 4, 5, 0.1, 1), /negative/);
+  throwsRange(t, 'rowAttentionGrad', () => a.rowAttentionGrad(f32(24), f32(24), f32(30), f32(29), f32(24), f32(24), f32(30), 2, 3, 4, 5, 0, 1), short);
+  throwsRange(t, 'rowAttentionGrad', () => a.rowAttentionGrad(f32(24), f32(24), f32(30), f32(30), f32(24), f32(23), f32(30), 2, 3, 4, 5, 0, 1), short);
   throwsRange(t, 'setThreads', () => a.setThreads(0), /threads/);
 });
 
