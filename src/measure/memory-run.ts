@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { mergeConfigObjects, parseSetArgument } from '../config/load.js';
-import { shareMemoryBudget } from '../backend/native/register.js';
+import { defaultBudgetBytes, shareMemoryBudget } from '../backend/native/register.js';
 import { BACKENDS, type Config, type Method } from '../config/schema.js';
 import { formatBytes } from '../report/charts.js';
 import { displayPath } from '../report/sections/util.js';
@@ -22,6 +22,7 @@ import { configHash, runDir } from '../runs/id.js';
 import { RunRecord } from '../runs/record.js';
 import { emptyMetrics, type RunResult } from '../runs/result.js';
 import { writeJsonAtomic } from '../util/atomic.js';
+import { parseByteSize } from '../util/bytes.js';
 import { pool } from '../util/pool.js';
 import { Progress } from '../util/progress.js';
 import { runProbeInChild } from './child.js';
@@ -182,6 +183,8 @@ export interface MemoryOutcome {
   frontiers: MethodFrontier[];
   backend: string | null;
   backendDetail: string | null;
+  /** The native engine's memory budget of each probe (the limit a native frontier is measured under). */
+  budgetBytes: number;
   wallSeconds: number;
 }
 
@@ -201,7 +204,10 @@ export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}
   const settings = loadMemorySettings(file, opts.preset);
   // The frontier runs its probes `concurrency` at a time: every probe of the experiment gets the
   // same share of the machine's memory, so the report states one budget.
-  shareMemoryBudget(settings.frontier.enabled ? settings.frontier.concurrency : 1);
+  const concurrency = settings.frontier.enabled ? settings.frontier.concurrency : 1;
+  if (settings.memoryBudget !== null && (process.env['LONGNER_MEMORY_BUDGET'] ?? '') === '') process.env['LONGNER_MEMORY_BUDGET'] = settings.memoryBudget;
+  shareMemoryBudget(concurrency);
+  const budgetBytes = parseByteSize(process.env['LONGNER_MEMORY_BUDGET'] ?? '') ?? defaultBudgetBytes(1);
   if (opts.backend !== undefined) settings.backend = z.enum(BACKENDS).parse(opts.backend);
   const plans = planMethods(settings, opts.methods);
   const set = mergeConfigObjects(...(opts.set ?? []).map((a) => {
@@ -287,6 +293,7 @@ export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}
     frontiers,
     backend: firstOk?.result.backend ?? null,
     backendDetail: firstOk?.result.backendDetail ?? null,
+    budgetBytes,
     wallSeconds: (Date.now() - started) / 1000,
   };
 }

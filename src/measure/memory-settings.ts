@@ -11,6 +11,7 @@ import { mergeConfigObjects } from '../config/load.js';
 import { BACKENDS, MethodSchema, type Method } from '../config/schema.js';
 import { LongnerError } from '../errors.js';
 import { SPAN_METHODS } from '../models/index.js';
+import { parseByteSize } from '../util/bytes.js';
 import { fromRoot } from '../util/paths.js';
 import { DEFAULT_TIMEOUT_MS } from './child.js';
 import { DocumentShapeSchema, SCHOLAR_XL_LIKE, type ProbeMode, type ProbeTaskInput } from './task.js';
@@ -52,6 +53,15 @@ const SettingsSchema = z.strictObject({
   /** Config preset (configs/presets/) applied to every method config. */
   preset: z.string().min(1).nullable().default('cpu-long'),
   backend: z.enum(BACKENDS).default('auto'),
+  /**
+   * The native engine's memory budget for every probe (e.g. 16GiB): past it a probe is oom. null =
+   * the engine's default (3/4 of RAM, shared by the probes that run at once). --memory-budget wins.
+   */
+  memoryBudget: z
+    .string()
+    .nullable()
+    .default(null)
+    .refine((v) => v === null || parseByteSize(v) !== null, 'a size such as 16GiB or 12000MB'),
   /** The encoder shape shared by every method. */
   encoder: Fragment.default({}),
   /** Any other config keys shared by every method. */

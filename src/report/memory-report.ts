@@ -108,8 +108,9 @@ export function frontierRows(o: Pick<MemoryOutcome, 'frontiers' | 'settings'>): 
   });
 }
 
-function limitName(backend: string | null): string {
+function limitName(backend: string | null, budgetBytes?: number): string {
   if (backend === 'wasm') return 'wasm 4 GiB heap';
+  if (backend === 'native' && budgetBytes !== undefined) return `memory budget ${formatBytes(budgetBytes)}`;
   if (backend === 'tensorflow') return 'device memory';
   if (backend === 'cpu') return 'process memory';
   return 'backend limit';
@@ -120,7 +121,7 @@ function frontierTable(o: MemoryOutcome, rows: FrontierRow[]): { header: string[
   const header = [
     'method',
     'attention',
-    `max train length, measured (${limitName(o.backend)})`,
+    `max train length, measured (${limitName(o.backend, o.budgetBytes)})`,
     'first OOM',
     ...budgets.map((b) => `max length, ${b} (prediction)`),
     'SeNER / method, measured',
@@ -232,14 +233,19 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
   const frontierEncoder = s.frontier.encoder ?? s.encoder;
 
   const xTicks = powerTicks(lengths[0]!, lengths[lengths.length - 1]!);
-  const refLines = o.backend === 'wasm' ? [{ y: 2 ** 32, label: 'wasm heap cap (4 GiB)' }] : [];
+  const refLines =
+    o.backend === 'wasm'
+      ? [{ y: 2 ** 32, label: 'wasm heap cap (4 GiB)' }]
+      : o.backend === 'native'
+        ? [{ y: o.budgetBytes, label: `memory budget (${formatBytes(o.budgetBytes)})` }]
+        : [];
   const memorySeries = curveSeries(o, 'train', (r) => r.peakBytes, true);
   const memorySpan = spans(memorySeries);
   const charts: Record<string, Buffer> = {
     'memory.png': lineChart({
       title: 'Peak tensor memory of one training step (batch 1) vs input length',
       xLabel: 'input length (words = tokens); x = first length that ran out of memory',
-      yLabel: 'peak bytes (tf.profile)',
+      yLabel: o.backend === 'native' ? 'peak bytes (live tensor buffers)' : 'peak bytes (tf.profile)',
       logX: true,
       logY: true,
       series: memorySeries,
@@ -292,14 +298,14 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     '',
     `Every probe ran in its own process: one synthetic document (${describeDocument(s)}), one token per word, one segment, batch 1, random weights. ` +
       `"Train" is one full training step (loss, gradients, clipping, AdamW update; a second, unprofiled step gives the time); "infer" is one inference pass (forward and decoding). ` +
-      `Peak bytes are tf.profile's peak of live tensor bytes, weights and optimizer moments included (tfjs counts a reshaped view of a tensor again, so this can exceed the real heap). ` +
+      `${peakNote(o.backend)} ` +
       `Encoder shared by all methods: ${JSON.stringify(s.encoder)}; config preset ${s.preset ?? 'none'}; attention pattern as each method's config says.`,
     '',
     '## Longest trainable input',
     '',
     markdownTable(ft.header, ft.cells),
     '',
-    `- **measured**: the longest input (words, one token each) for which a training step and a second one ran under the ${limitName(o.backend)}, ` +
+    `- **measured**: the longest input (words, one token each) for which a training step and a second one ran under the ${limitName(o.backend, o.budgetBytes)}, ` +
       `by doubling from ${s.frontier.start} until an OOM, then bisection to within ${Math.round(s.frontier.tolerance * 100)}%; frontier encoder ${JSON.stringify(frontierEncoder)}; searches capped at ${s.frontier.maxLength}.`,
     `- **prediction**: the largest L with a + bL + cL^2 <= budget, fitted by least squares to the measured peaks of the training probes that ran (same encoder), ` +
       `at the lengths within a factor ${s.frontier.fitRange} of the longest that trained (and at least the three longest; short inputs sit in another regime). ` +
@@ -332,11 +338,11 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
           'The paper (SciREX, A100): about the same as CNN-NER, about 20% less than UTC-IE. "-": one of the two did not run at that length.',
           '',
         ]),
-    '## Peak memory of a training step (MiB, tf.profile)',
+    `## Peak memory of a training step (MiB, ${peakUnit(o.backend)})`,
     '',
     markdownTable(trainPeak.header, trainPeak.cells),
     '',
-    '## Peak memory of inference (MiB, tf.profile)',
+    `## Peak memory of inference (MiB, ${peakUnit(o.backend)})`,
     '',
     markdownTable(inferPeak.header, inferPeak.cells),
     '',
@@ -366,7 +372,7 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
       method: f.method,
       config: f.config,
       attention: f.attention,
-      measured: f.search === null ? null : { limit: limitName(o.backend), maxOk: f.search.maxOk, firstOom: f.search.firstOom, end: f.search.end, steps: f.search.steps },
+      measured: f.search === null ? null : { limit: limitName(o.backend, o.budgetBytes), maxOk: f.search.maxOk, firstOom: f.search.firstOom, end: f.search.end, steps: f.search.steps },
       fit: f.fit,
       predictions: f.predictions.map((p) => ({ ...p, kind: 'prediction' })),
       ratioToSener: { measured: rows[i]!.ratioMeasured, predicted: rows[i]!.ratioPredicted },
@@ -381,7 +387,7 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
   });
 
   const text = [
-    `Longest trainable input (measured under the ${limitName(o.backend)}; budget columns are predictions):`,
+    `Longest trainable input (measured under the ${limitName(o.backend, o.budgetBytes)}; budget columns are predictions):`,
     textTable(ft.header, ft.cells),
     '',
     'Training step (ms):',
@@ -396,6 +402,16 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     `Report: ${displayPath(join(dir, 'frontier.md'))} (${timeNote(o)})`,
   ].join('\n');
   return { dir, text };
+}
+
+function peakUnit(backend: string | null): string {
+  return backend === 'native' ? 'live tensor buffers' : 'tf.profile';
+}
+
+function peakNote(backend: string | null): string {
+  return backend === 'native'
+    ? 'Peak bytes are the high-water mark of live tensor buffers during the step, each buffer once, weights and optimizer moments included: what the memory budget counts (the process\'s resident set adds V8 and the runtime).'
+    : "Peak bytes are tf.profile's peak of live tensor bytes, weights and optimizer moments included (tfjs counts a reshaped view of a tensor again, so this can exceed the real heap).";
 }
 
 /** Seconds spent in probe processes, each distinct probe once (reused ones count their original time). */
