@@ -660,49 +660,59 @@ static napi_value Info(napi_env env, napi_callback_info cbinfo) {
   return obj;
 }
 
-/* Sizes and dropout settings shared by rowAttention and rowAttentionGrad; false after a fail(). */
-static int row_attention_args(call_t *c, size_t at, int64_t *dims4, double *rate, uint32_t *seed) {
-  for (int d = 0; d < 4; d++) dims4[d] = num(c, at + d);
+/* The sizes R, C, c and scale, rate, seed of rowAttention and rowAttentionGrad, from argument `at` on; false after a fail(). */
+static int row_attention_args(call_t *c, size_t at, int64_t *dims3, float *scale, double *rate, uint32_t *seed) {
+  for (int d = 0; d < 3; d++) dims3[d] = num(c, at + d);
+  double sc = real(c, at + 3);
   *rate = real(c, at + 4);
   double s = real(c, at + 5);
   if (c->failed) return 0;
-  for (int d = 0; d < 4; d++)
-    if (!nonneg(c, dims4[d])) return 0;
+  for (int d = 0; d < 3; d++)
+    if (!nonneg(c, dims3[d])) return 0;
+  if (dims3[2] % 2 != 0) return fail(c, "the feature count must be even (RoPE pairs features)");
+  if (!isfinite(sc)) return fail(c, "scale must be finite");
   if (!(*rate >= 0.0 && *rate < 1.0)) return fail(c, "rate must be in [0, 1)");
   if (!(s >= 0.0 && s <= 4294967295.0 && s == floor(s))) return fail(c, "seed must be a uint32");
+  *scale = (float)sc;
   *seed = (uint32_t)s;
   return 1;
 }
 
-/* rowAttention(q, k, v, out, R, C, a, e, rate, seed) */
+/* rowAttention(q, k, v, cos, sin, valid, out, R, C, c, scale, rate, seed) */
 static napi_value RowAttention(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!start(&c, env, info, "rowAttention", 10)) return NULL;
-  int64_t d[4];
+  if (!start(&c, env, info, "rowAttention", 13)) return NULL;
+  int64_t d[3];
+  float scale;
   double rate;
   uint32_t seed;
-  if (!row_attention_args(&c, 4, d, &rate, &seed)) return NULL;
-  const double qk = (double)d[0] * d[1] * d[2], ve = (double)d[0] * d[1] * d[3];
-  const float *q = f32(&c, 0, qk), *k = f32(&c, 1, qk), *v = f32(&c, 2, ve);
-  float *out = f32(&c, 3, ve);
+  if (!row_attention_args(&c, 7, d, &scale, &rate, &seed)) return NULL;
+  const double n = (double)d[0] * d[1] * d[2], table = (double)d[1] * d[2];
+  const float *q = f32(&c, 0, n), *k = f32(&c, 1, n), *v = f32(&c, 2, n);
+  const float *cosT = f32(&c, 3, table), *sinT = f32(&c, 4, table), *valid = f32(&c, 5, (double)d[0] * d[1]);
+  float *out = f32(&c, 6, n);
   if (c.failed) return NULL;
-  if (!ln_row_attention(q, k, v, out, d[0], d[1], d[2], d[3], rate, seed)) return fail(&c, "dnnl_sgemm or scratch allocation failed"), NULL;
+  if (!ln_row_attention(q, k, v, cosT, sinT, valid, out, d[0], d[1], d[2], scale, rate, seed))
+    return fail(&c, "dnnl_sgemm or scratch allocation failed"), NULL;
   return undefined(env);
 }
 
-/* rowAttentionGrad(q, k, v, dy, dq, dk, dv, R, C, a, e, rate, seed) */
+/* rowAttentionGrad(q, k, v, cos, sin, valid, dy, dq, dk, dv, R, C, c, scale, rate, seed) */
 static napi_value RowAttentionGrad(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!start(&c, env, info, "rowAttentionGrad", 13)) return NULL;
-  int64_t d[4];
+  if (!start(&c, env, info, "rowAttentionGrad", 16)) return NULL;
+  int64_t d[3];
+  float scale;
   double rate;
   uint32_t seed;
-  if (!row_attention_args(&c, 7, d, &rate, &seed)) return NULL;
-  const double qk = (double)d[0] * d[1] * d[2], ve = (double)d[0] * d[1] * d[3];
-  const float *q = f32(&c, 0, qk), *k = f32(&c, 1, qk), *v = f32(&c, 2, ve), *dy = f32(&c, 3, ve);
-  float *dq = f32(&c, 4, qk), *dk = f32(&c, 5, qk), *dv = f32(&c, 6, ve);
+  if (!row_attention_args(&c, 10, d, &scale, &rate, &seed)) return NULL;
+  const double n = (double)d[0] * d[1] * d[2], table = (double)d[1] * d[2];
+  const float *q = f32(&c, 0, n), *k = f32(&c, 1, n), *v = f32(&c, 2, n);
+  const float *cosT = f32(&c, 3, table), *sinT = f32(&c, 4, table), *valid = f32(&c, 5, (double)d[0] * d[1]);
+  const float *dy = f32(&c, 6, n);
+  float *dq = f32(&c, 7, n), *dk = f32(&c, 8, n), *dv = f32(&c, 9, n);
   if (c.failed) return NULL;
-  if (!ln_row_attention_grad(q, k, v, dy, dq, dk, dv, d[0], d[1], d[2], d[3], rate, seed))
+  if (!ln_row_attention_grad(q, k, v, cosT, sinT, valid, dy, dq, dk, dv, d[0], d[1], d[2], scale, rate, seed))
     return fail(&c, "dnnl_sgemm or scratch allocation failed"), NULL;
   return undefined(env);
 }

@@ -856,9 +856,54 @@ static void dropout_row(uint32_t rowKey, int64_t first, int64_t n, uint32_t thr,
   }
 }
 
-int ln_row_attention(const float *q, const float *k, const float *v, float *out, int64_t R, int64_t C, int64_t a,
-                     int64_t e, double rate, uint32_t seed) {
-  if (R == 0 || C == 0 || e == 0) return 1;
+/*
+ * RoPE by column index and a scale, written into rows of stride ld (out[2t] = x[2t] cos - x[2t+1] sin,
+ * out[2t+1] = x[2t+1] cos + x[2t] sin, as src/nn/rope.ts), and its transpose for the gradient.
+ */
+static void rope_rows(const float *x, const float *cosT, const float *sinT, float *out, int64_t C, int64_t c, int64_t ld,
+                      float scale) {
+  for (int64_t i = 0; i < C; i++) {
+    const float *xi = x + i * c, *co = cosT + i * c, *si = sinT + i * c;
+    float *o = out + i * ld;
+    for (int64_t t = 0; t + 1 < c; t += 2) {
+      o[t] = (xi[t] * co[t] - xi[t + 1] * si[t]) * scale;
+      o[t + 1] = (xi[t + 1] * co[t + 1] + xi[t] * si[t + 1]) * scale;
+    }
+  }
+}
+
+static void rope_rows_grad(const float *d, int64_t ld, const float *cosT, const float *sinT, float *dx, int64_t C, int64_t c,
+                           float scale) {
+  for (int64_t i = 0; i < C; i++) {
+    const float *di = d + i * ld, *co = cosT + i * c, *si = sinT + i * c;
+    float *o = dx + i * c;
+    for (int64_t t = 0; t + 1 < c; t += 2) {
+      o[t] = (di[t] * co[t] + di[t + 1] * si[t + 1]) * scale;
+      o[t + 1] = (di[t + 1] * co[t + 1] - di[t] * si[t]) * scale;
+    }
+  }
+}
+
+/* q_a = [RoPE(q_r) scale, 1] and k_a = [RoPE(k_r), key bias] of one row, [C, c + 1] each; false when no key is valid. */
+static int row_operands(const float *qr, const float *kr, const float *cosT, const float *sinT, const float *validRow, float *qa,
+                        float *ka, int64_t C, int64_t c, float scale) {
+  int any = 0;
+  for (int64_t j = 0; j < C; j++) any |= validRow[j] > 0.5f;
+  if (!any) return 0;
+  const int64_t a = c + 1;
+  rope_rows(qr, cosT, sinT, qa, C, c, a, scale);
+  rope_rows(kr, cosT, sinT, ka, C, c, a, 1.0f);
+  for (int64_t j = 0; j < C; j++) {
+    qa[j * a + c] = 1.0f;
+    ka[j * a + c] = validRow[j] > 0.5f ? 0.0f : LN_INVALID_KEY;
+  }
+  return 1;
+}
+
+int ln_row_attention(const float *q, const float *k, const float *v, const float *cosT, const float *sinT, const float *valid,
+                     float *out, int64_t R, int64_t C, int64_t c, float scale, double rate, uint32_t seed) {
+  if (R == 0 || C == 0 || c == 0) return 1;
+  const int64_t a = c + 1;
   const uint32_t thr = ln_dropout_threshold(rate);
   const float keep = rate > 0 ? (float)(1.0 / (1.0 - rate)) : 1.0f;
   sigset_t old;
@@ -866,15 +911,19 @@ int ln_row_attention(const float *q, const float *k, const float *v, float *out,
   block_signals(&old);
 #pragma omp parallel if (R > 1 && omp_get_max_threads() > 1)
   {
-    float *s = malloc(sizeof(float) * (size_t)(C * C + C));
+    /* s: scores then probabilities [C, C]; qa, ka [C, a]; m: one row of the mask */
+    float *s = malloc(sizeof(float) * (size_t)(C * C + 2 * C * a + C));
     if (s == NULL) ok = 0;
 #pragma omp for schedule(dynamic, 4)
     for (int64_t r = 0; r < R; r++) {
       if (s == NULL) continue;
-      const float *qr = q + r * C * a, *kr = k + r * C * a, *vr = v + r * C * e;
-      float *m = s + C * C;
-      if (a == 0) memset(s, 0, sizeof(float) * (size_t)(C * C));
-      else if (dnnl_sgemm('N', 'T', C, C, a, 1.0f, qr, a, kr, a, 0.0f, s, C) != dnnl_success) ok = 0;
+      float *qa = s + C * C, *ka = qa + C * a, *m = ka + C * a;
+      float *outr = out + r * C * c;
+      if (!row_operands(q + r * C * c, k + r * C * c, cosT, sinT, valid + r * C, qa, ka, C, c, scale)) {
+        memset(outr, 0, sizeof(float) * (size_t)(C * c));
+        continue;
+      }
+      if (dnnl_sgemm('N', 'T', C, C, a, 1.0f, qa, a, ka, a, 0.0f, s, C) != dnnl_success) ok = 0;
       const uint32_t key = ln_dropout_row_key(seed, r);
       for (int64_t i = 0; i < C; i++) {
         float *si = s + i * C;
@@ -885,7 +934,7 @@ int ln_row_attention(const float *q, const float *k, const float *v, float *out,
           for (int64_t j = 0; j < C; j++) si[j] *= m[j];
         }
       }
-      if (dnnl_sgemm('N', 'N', C, e, C, 1.0f, s, C, vr, e, 0.0f, out + r * C * e, e) != dnnl_success) ok = 0;
+      if (dnnl_sgemm('N', 'N', C, c, C, 1.0f, s, C, v + r * C * c, c, 0.0f, outr, c) != dnnl_success) ok = 0;
     }
     free(s);
   }
@@ -893,9 +942,11 @@ int ln_row_attention(const float *q, const float *k, const float *v, float *out,
   return ok;
 }
 
-int ln_row_attention_grad(const float *q, const float *k, const float *v, const float *dy, float *dq, float *dk,
-                          float *dv, int64_t R, int64_t C, int64_t a, int64_t e, double rate, uint32_t seed) {
-  if (R == 0 || C == 0) return 1;
+int ln_row_attention_grad(const float *q, const float *k, const float *v, const float *cosT, const float *sinT,
+                          const float *valid, const float *dy, float *dq, float *dk, float *dv, int64_t R, int64_t C, int64_t c,
+                          float scale, double rate, uint32_t seed) {
+  if (R == 0 || C == 0 || c == 0) return 1;
+  const int64_t a = c + 1;
   const uint32_t thr = ln_dropout_threshold(rate);
   const float keep = rate > 0 ? (float)(1.0 / (1.0 - rate)) : 1.0f;
   sigset_t old;
@@ -903,19 +954,25 @@ int ln_row_attention_grad(const float *q, const float *k, const float *v, const 
   block_signals(&old);
 #pragma omp parallel if (R > 1 && omp_get_max_threads() > 1)
   {
-    /* p: probabilities, g: d(P M) then dS, pm: P M; m: one row of the mask */
-    float *p = malloc(sizeof(float) * (size_t)(3 * C * C + C));
+    /* p: probabilities, g: d(P M) then dS, pm: P M, all [C, C]; qa, ka, dqa, dka [C, a]; m: one row of the mask */
+    float *p = malloc(sizeof(float) * (size_t)(3 * C * C + 4 * C * a + C));
     if (p == NULL) ok = 0;
 #pragma omp for schedule(dynamic, 4)
     for (int64_t r = 0; r < R; r++) {
       if (p == NULL) continue;
-      float *g = p + C * C, *pm = g + C * C, *m = pm + C * C;
-      const float *qr = q + r * C * a, *kr = k + r * C * a, *vr = v + r * C * e, *dyr = dy + r * C * e;
-      float *dqr = dq + r * C * a, *dkr = dk + r * C * a, *dvr = dv + r * C * e;
-      if (a == 0) memset(p, 0, sizeof(float) * (size_t)(C * C));
-      else if (dnnl_sgemm('N', 'T', C, C, a, 1.0f, qr, a, kr, a, 0.0f, p, C) != dnnl_success) ok = 0;
-      if (e == 0) memset(g, 0, sizeof(float) * (size_t)(C * C));
-      else if (dnnl_sgemm('N', 'T', C, C, e, 1.0f, dyr, e, vr, e, 0.0f, g, C) != dnnl_success) ok = 0;
+      float *g = p + C * C, *pm = g + C * C, *qa = pm + C * C, *ka = qa + C * a, *dqa = ka + C * a, *dka = dqa + C * a;
+      float *m = dka + C * a;
+      const float *vr = v + r * C * c, *dyr = dy + r * C * c;
+      float *dqr = dq + r * C * c, *dkr = dk + r * C * c, *dvr = dv + r * C * c;
+      if (!row_operands(q + r * C * c, k + r * C * c, cosT, sinT, valid + r * C, qa, ka, C, c, scale)) {
+        /* the row's output is 0 whatever its inputs */
+        memset(dqr, 0, sizeof(float) * (size_t)(C * c));
+        memset(dkr, 0, sizeof(float) * (size_t)(C * c));
+        memset(dvr, 0, sizeof(float) * (size_t)(C * c));
+        continue;
+      }
+      if (dnnl_sgemm('N', 'T', C, C, a, 1.0f, qa, a, ka, a, 0.0f, p, C) != dnnl_success) ok = 0;
+      if (dnnl_sgemm('N', 'T', C, C, c, 1.0f, dyr, c, vr, c, 0.0f, g, C) != dnnl_success) ok = 0;
       const uint32_t key = ln_dropout_row_key(seed, r);
       for (int64_t i = 0; i < C; i++) {
         float *pi = p + i * C, *gi = g + i * C, *pmi = pm + i * C;
@@ -933,11 +990,11 @@ int ln_row_attention_grad(const float *q, const float *k, const float *v, const 
 #pragma omp simd
         for (int64_t j = 0; j < C; j++) gi[j] = pi[j] * (gi[j] * m[j] - sum);
       }
-      if (e > 0 && dnnl_sgemm('T', 'N', C, e, C, 1.0f, pm, C, dyr, e, 0.0f, dvr, e) != dnnl_success) ok = 0;
-      if (a > 0) {
-        if (dnnl_sgemm('N', 'N', C, a, C, 1.0f, g, C, kr, a, 0.0f, dqr, a) != dnnl_success) ok = 0;
-        if (dnnl_sgemm('T', 'N', C, a, C, 1.0f, g, C, qr, a, 0.0f, dkr, a) != dnnl_success) ok = 0;
-      }
+      if (dnnl_sgemm('T', 'N', C, c, C, 1.0f, pm, C, dyr, c, 0.0f, dvr, c) != dnnl_success) ok = 0;
+      if (dnnl_sgemm('N', 'N', C, a, C, 1.0f, g, C, ka, a, 0.0f, dqa, a) != dnnl_success) ok = 0;
+      if (dnnl_sgemm('T', 'N', C, a, C, 1.0f, g, C, qa, a, 0.0f, dka, a) != dnnl_success) ok = 0;
+      rope_rows_grad(dqa, a, cosT, sinT, dqr, C, c, scale);
+      rope_rows_grad(dka, a, cosT, sinT, dkr, C, c, 1.0f);
     }
     free(p);
   }

@@ -106,16 +106,22 @@ void ln_gelu(const float *x, float *y, int64_t n);
 void ln_gelu_grad(const float *x, const float *dy, float *dx, int64_t n);
 
 /*
- * Low-memory row attention: out_r = (softmax(q_r k_r^T) * M_r) v_r for r < R, with q, k [R, C, a],
- * v [R, C, e] and M the inverted-dropout mask of `rate` drawn from a counter (ln_dropout_row_key):
- * cell (r, i, j) is dropped when the top 24 bits of fmix32(key_r ^ (i C + j) 0x9e3779b9) fall below
- * ln_dropout_threshold(rate). The gradient recomputes the probabilities and the mask.
+ * Low-memory row attention (SeNER's BiSPA, UTC-IE's axis attention; src/nn/grid.ts rowAttention):
+ * for every row r of q, k, v [R, C, c], with RoPE by column index (tables cos, sin [C, c]) on q and k,
+ * q scaled by `scale`, keys with valid[r, j] = 0 biased by LN_INVALID_KEY, and the inverted-dropout
+ * mask M of `rate` drawn from a counter:
+ *   out_r = (softmax(RoPE(q_r) scale RoPE(k_r)^T + bias_r) * M_r) v_r,  0 for a row without a valid key.
+ * Cell (r, i, j) is dropped when the top 24 bits of fmix32(key_r ^ (i C + j) 0x9e3779b9) fall below
+ * ln_dropout_threshold(rate), key_r = ln_dropout_row_key(seed, r). The [C, C] tensors live in
+ * per-thread scratch; the gradient recomputes the probabilities and the mask.
  */
+#define LN_INVALID_KEY (-10000.0f)
 uint32_t ln_dropout_row_key(uint32_t seed, int64_t row);
 uint32_t ln_dropout_threshold(double rate);
-int ln_row_attention(const float *q, const float *k, const float *v, float *out, int64_t R, int64_t C, int64_t a,
-                     int64_t e, double rate, uint32_t seed);
-int ln_row_attention_grad(const float *q, const float *k, const float *v, const float *dy, float *dq, float *dk,
-                          float *dv, int64_t R, int64_t C, int64_t a, int64_t e, double rate, uint32_t seed);
+int ln_row_attention(const float *q, const float *k, const float *v, const float *cosT, const float *sinT, const float *valid,
+                     float *out, int64_t R, int64_t C, int64_t c, float scale, double rate, uint32_t seed);
+int ln_row_attention_grad(const float *q, const float *k, const float *v, const float *cosT, const float *sinT,
+                          const float *valid, const float *dy, float *dq, float *dk, float *dv, int64_t R, int64_t C, int64_t c,
+                          float scale, double rate, uint32_t seed);
 
 #endif

@@ -67,23 +67,40 @@ export function fusedWindowGemmGradWeights(x: tf.Tensor2D, dOut: tf.Tensor2D, st
   return has(FUSED.windowGemmGradWeights) ? (run(FUSED.windowGemmGradWeights, { x, dOut }, { starts: [...starts] })[0] as tf.Tensor3D) : null;
 }
 
-/**
- * Low-memory row attention: (softmax(q_r k_r^T) * M_r) v_r for every row r of q, k [R, C, a] and
- * v [R, C, e], M the counter-drawn dropout mask of `rate` and `seed` (random.ts counterDropoutMask
- * gives the same mask). The [R, C, C] tensors never leave the kernel.
- */
+/** The inputs of the low-memory row attention: q, k, v [R, C, c], RoPE tables cos, sin [C, c], key validity [R, C]. */
+export interface RowAttentionInputs {
+  q: tf.Tensor3D;
+  k: tf.Tensor3D;
+  v: tf.Tensor3D;
+  cos: tf.Tensor2D;
+  sin: tf.Tensor2D;
+  valid: tf.Tensor2D;
+}
+
+/** scale on the RoPE'd q; the counter-drawn dropout mask of `rate` and `seed` (random.ts counterDropoutMask gives the same mask). */
+export interface RowAttentionAttrs {
+  scale: number;
+  rate: number;
+  seed: number;
+}
+
 export function hasFusedRowAttention(): boolean {
   return has(FUSED.rowAttention) && has(FUSED.rowAttentionGrad);
 }
 
-export function fusedRowAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, rate: number, seed: number): tf.Tensor3D | null {
-  return has(FUSED.rowAttention) ? (run(FUSED.rowAttention, { q, k, v }, { rate, seed })[0] as tf.Tensor3D) : null;
+/**
+ * Low-memory row attention (grid.ts rowAttention's lowMemory form): per row r,
+ * (softmax(RoPE(q_r) scale RoPE(k_r)^T - 10000 on invalid keys) * M_r) v_r, 0 for a row without a
+ * valid key. The [R, C, C] tensors never leave the kernel.
+ */
+export function fusedRowAttention(x: RowAttentionInputs, attrs: RowAttentionAttrs): tf.Tensor3D | null {
+  return has(FUSED.rowAttention) ? (run(FUSED.rowAttention, { ...x }, { ...attrs })[0] as tf.Tensor3D) : null;
 }
 
-/** The gradients of fusedRowAttention for dy [R, C, e]: [dq, dk, dv], recomputing the probabilities and the mask. */
-export function fusedRowAttentionGrad(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, dy: tf.Tensor3D, rate: number, seed: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] | null {
+/** The gradients [dq, dk, dv] of fusedRowAttention for dy [R, C, c], recomputing the probabilities and the mask. */
+export function fusedRowAttentionGrad(x: RowAttentionInputs, dy: tf.Tensor3D, attrs: RowAttentionAttrs): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] | null {
   if (!has(FUSED.rowAttentionGrad)) return null;
-  const [dq, dk, dv] = run(FUSED.rowAttentionGrad, { q, k, v, dy }, { rate, seed });
+  const [dq, dk, dv] = run(FUSED.rowAttentionGrad, { ...x, dy }, { ...attrs });
   return [dq as tf.Tensor3D, dk as tf.Tensor3D, dv as tf.Tensor3D];
 }
 

@@ -216,12 +216,13 @@ export function bandContext(L: number, w: number, c: number): BandContext {
   return { L, w, K, valid, valid3, rope, side, dispose: () => (tf.dispose([valid, valid3, side]), rope.dispose()) };
 }
 
-/** One BiSPA block on X [L, K, c] (see the header). */
-export function bispaBlock(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, cfg: Pick<SenerConfig, 'attnDropout' | 'unrollVertical' | 'lowMemory'>, opts: ForwardOptions): tf.Tensor3D {
+type BlockConfig = Pick<SenerConfig, 'attnDropout' | 'unrollVertical' | 'lowMemory'>;
+
+/** The attention half of a BiSPA block: F = LN_1(X + Dropout(W_f [A_h; A_v] + b_f)), as [L K, c]. */
+export function bispaAttention(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor2D {
   return tf.tidy(() => {
     const { L, K } = ctx;
     const c = X.shape[2];
-    const drop = <T extends tf.Tensor>(t: T): T => dropout(t, cfg.attnDropout, opts.training, opts.rng);
     const attn = { rope: ctx.rope, validMask: ctx.valid, dropout: cfg.attnDropout, training: opts.training, lowMemory: cfg.lowMemory, ...(opts.rng ? { rng: opts.rng } : {}) };
     const x = tf.add(tf.clipByValue(X, -1000, 1000), tf.reshape(tf.matMul(ctx.side, b.pos), [1, K, c])) as tf.Tensor3D;
     const h = rowAttention(x, { qkv: b.hQkv }, attn);
@@ -232,10 +233,24 @@ export function bispaBlock(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, cfg:
     const Wf = b.fuse.W;
     let fused: tf.Tensor2D = tf.add(tf.matMul(flat(h), tf.slice(Wf, [0, 0], [c, c])), tf.matMul(flat(v), tf.slice(Wf, [c, 0], [c, c])));
     if (b.fuse.b) fused = tf.add(fused, b.fuse.b);
-    const F = layerNorm(tf.add(flat(x), drop(fused)), b.ln1);
-    const conv = maskedConv3x3(gelu(maskedConv3x3(tf.reshape(F, [L, K, c]), b.conv1, ctx.valid3)), b.conv2, ctx.valid3);
-    return tf.reshape(layerNorm(tf.add(F, drop(flat(conv))), b.ln2), [L, K, c]) as tf.Tensor3D;
+    return layerNorm(tf.add(flat(x), dropout(fused, cfg.attnDropout, opts.training, opts.rng)), b.ln1);
   });
+}
+
+/** The convolution half: X' = LN_2(F + Dropout(Conv3x3_2(GELU(Conv3x3_1(F))))), as [L, K, c]. */
+export function bispaConv(F: tf.Tensor2D, b: BispaBlock, ctx: BandContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor3D {
+  return tf.tidy(() => {
+    const { L, K } = ctx;
+    const c = F.shape[1];
+    const conv = maskedConv3x3(gelu(maskedConv3x3(tf.reshape(F, [L, K, c]), b.conv1, ctx.valid3)), b.conv2, ctx.valid3);
+    const out = layerNorm(tf.add(F, dropout(tf.reshape(conv, [L * K, c]), cfg.attnDropout, opts.training, opts.rng)), b.ln2);
+    return tf.reshape(out, [L, K, c]) as tf.Tensor3D;
+  });
+}
+
+/** One BiSPA block on X [L, K, c] (see the header). */
+export function bispaBlock(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor3D {
+  return tf.tidy(() => bispaConv(bispaAttention(X, b, ctx, cfg, opts), b, ctx, cfg, opts));
 }
 
 /** D, the banded biaffine tensor [L, K, c] of word states x [L, H] (K = 2 effectiveWindow(w, L) + 1). */
@@ -262,9 +277,15 @@ export function senerLogits(x: tf.Tensor2D, head: SenerHead, opts: ForwardOption
     let X: tf.Tensor3D = D;
     if (head.blocks.length > 0) {
       const ctx = bandContext(L, w, c);
-      const block = (x: tf.Tensor3D, w: { b: BispaBlock; ctx: BandContext }): tf.Tensor3D => bispaBlock(x, w.b, w.ctx, head.cfg, opts);
-      const recompute = head.cfg.recompute && opts.training;
-      for (const b of head.blocks) X = recompute ? checkpoint(block, X, { b, ctx }, opts.rng) : block(X, { b, ctx });
+      if (head.cfg.recompute && opts.training) {
+        // Each half of a block is recomputed on its own, so a backward pass holds half a block's intermediates.
+        type W = { b: BispaBlock; ctx: BandContext };
+        const attention = (x: tf.Tensor3D, w: W): tf.Tensor2D => bispaAttention(x, w.b, w.ctx, head.cfg, opts);
+        const conv = (f: tf.Tensor2D, w: W): tf.Tensor3D => bispaConv(f, w.b, w.ctx, head.cfg, opts);
+        for (const b of head.blocks) X = checkpoint(conv, checkpoint(attention, X, { b, ctx }, opts.rng), { b, ctx }, opts.rng);
+      } else {
+        for (const b of head.blocks) X = bispaBlock(X, b, ctx, head.cfg, opts);
+      }
       X = tf.add(X, D);
     }
     return linear(tf.reshape(X, [L * K, c]), head.out);

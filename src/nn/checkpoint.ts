@@ -64,7 +64,7 @@ function nestedGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): (t
   }
 }
 
-export function checkpoint<W, T extends tf.Tensor>(f: (x: T, weights: W) => T, x: T, weights: W, rng?: Rng): T {
+export function checkpoint<W, X extends tf.Tensor, T extends tf.Tensor>(f: (x: X, weights: W) => T, x: X, weights: W, rng?: Rng): T {
   const inputs = [x, ...leaves(weights)];
   // Gradients are taken for x and the parameters (variables) only: the constants among the leaves can
   // sit behind ops without a gradient (a comparison building a row mask), which a tape from them would
@@ -77,7 +77,7 @@ export function checkpoint<W, T extends tf.Tensor>(f: (x: T, weights: W) => T, x
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const xs = args.slice(0, -1) as tf.Tensor[];
     save(xs);
-    const run = (ts: readonly tf.Tensor[]): T => f(ts[0] as T, rebuild(weights, ts.slice(1)));
+    const run = (ts: readonly tf.Tensor[]): T => f(ts[0] as X, rebuild(weights, ts.slice(1)));
     return {
       value: run(xs),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {

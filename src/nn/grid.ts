@@ -12,7 +12,7 @@
  * stridedSlice or gatherND (research/backends.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedRowAttention, fusedRowAttentionGrad, hasFusedRowAttention, fusedSoftmaxGrad, fusedWindowGemm, fusedWindowGemmGradInput, fusedWindowGemmGradWeights } from '../backend/fused.js';
+import { fusedRowAttention, fusedRowAttentionGrad, hasFusedRowAttention, type RowAttentionAttrs, type RowAttentionInputs, fusedSoftmaxGrad, fusedWindowGemm, fusedWindowGemmGradInput, fusedWindowGemmGradWeights } from '../backend/fused.js';
 import { counterDropoutMask, drawSeed, fillDropoutMask } from '../backend/random.js';
 import type { Rng } from '../util/rng.js';
 import { linearSplit, type LinearWeights } from './layers.js';
@@ -150,27 +150,25 @@ function softmaxGradOf(p: tf.Tensor3D, dp: tf.Tensor3D): tf.Tensor3D {
 }
 
 /**
- * attend() with the counter mask of `rate` and `seed`, as one native kernel each way: the forward
- * pass saves only its inputs, and the backward kernel recomputes the probabilities and the mask row by
- * row. Off the native engine, the same mask goes through attend().
+ * The lowMemory form on the native engine: RoPE, scaling, the key mask, softmax, counter-drawn
+ * dropout and the product with V in one kernel per row, each way. The forward pass keeps only q, k, v
+ * (and the constant tables), and the backward kernel recomputes a row's probabilities and mask.
  */
-function attendLowMemory(qa: tf.Tensor3D, ka: tf.Tensor3D, v: tf.Tensor3D, rate: number, seed: number): tf.Tensor3D {
-  if (!hasFusedRowAttention()) {
-    const [R, C] = qa.shape;
-    return attend(qa, ka, v, rate > 0 ? tf.tensor3d(counterDropoutMask(R, C, rate, seed), [R, C, C]) : null);
-  }
+function rowAttentionFused(x: RowAttentionInputs, attrs: RowAttentionAttrs): tf.Tensor3D {
+  // The tables and the mask are constants: they enter through the closure and are saved for the backward pass.
+  const { cos, sin, valid } = x;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [q, k, vv, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
-    save([q, k, vv]);
+    const [q, k, v, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+    save([q, k, v, cos, sin, valid]);
     return {
-      value: fusedRowAttention(q, k, vv, rate, seed)!,
+      value: fusedRowAttention({ q, k, v, cos, sin, valid }, attrs)!,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
-        const [sq, sk, sv] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
-        return fusedRowAttentionGrad(sq, sk, sv, dy as tf.Tensor3D, rate, seed)!;
+        const [sq, sk, sv, sc, ss, sValid] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        return fusedRowAttentionGrad({ q: sq, k: sk, v: sv, cos: sc, sin: ss, valid: sValid }, dy as tf.Tensor3D, attrs)!;
       },
     };
   });
-  return f(qa, ka, v) as tf.Tensor3D;
+  return f(x.q, x.k, x.v) as tf.Tensor3D;
 }
 
 function attend(qa: tf.Tensor3D, ka: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor3D | null): tf.Tensor3D {
@@ -225,19 +223,25 @@ export function rowAttention(x: tf.Tensor3D, w: RowAttentionWeights, opts: RowAt
   return tf.tidy(() => {
     const flat = tf.reshape(x, [R * C, c]) as tf.Tensor2D;
     const [q, k, v] = linearSplit(flat, w.qkv, 3) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    const drops = opts.training === true && rate > 0;
+    if (drops && opts.rng === undefined) throw new Error('dropout in training needs an rng');
+    // The low-memory form draws one seed for a counter mask; the reference form draws the mask itself.
+    const seed = opts.lowMemory === true && drops ? drawSeed(opts.rng!) : 0;
+    const shape3 = (t: tf.Tensor2D): tf.Tensor3D => tf.reshape(t, [R, C, c]);
+    if (opts.lowMemory === true && hasFusedRowAttention()) {
+      return rowAttentionFused(
+        { q: shape3(q), k: shape3(k), v: shape3(v), cos: rope.cos, sin: rope.sin, valid: validMask },
+        { scale: 1 / Math.sqrt(c), rate: drops ? rate : 0, seed },
+      );
+    }
     const qr = tf.mul(ropeColumns(q, R, C, rope), 1 / Math.sqrt(c));
     const kr = ropeColumns(k, R, C, rope);
     const keyBias = tf.reshape(tf.mul(tf.sub(1, validMask), INVALID_KEY), [R, C, 1]);
     const qa = tf.concat([qr, tf.ones([R, C, 1])], 2) as tf.Tensor3D;
     const ka = tf.concat([kr, keyBias], 2) as tf.Tensor3D;
-    const drops = opts.training === true && rate > 0;
-    let out: tf.Tensor3D;
-    if (opts.lowMemory === true) {
-      if (drops && opts.rng === undefined) throw new Error('dropout in training needs an rng');
-      out = attendLowMemory(qa, ka, tf.reshape(v, [R, C, c]), drops ? rate : 0, drops ? drawSeed(opts.rng!) : 0);
-    } else {
-      out = attend(qa, ka, tf.reshape(v, [R, C, c]), drops ? (dropoutMask([R, C, C], rate, opts.rng) as tf.Tensor3D) : null);
-    }
+    let mask: tf.Tensor3D | null = null;
+    if (drops) mask = opts.lowMemory === true ? tf.tensor3d(counterDropoutMask(R, C, rate, seed), [R, C, C]) : (dropoutMask([R, C, C], rate, opts.rng) as tf.Tensor3D);
+    const out = attend(qa, ka, shape3(v), mask);
     const rowAny = tf.reshape(tf.cast(tf.greater(tf.max(validMask, 1), 0), 'float32'), [R, 1, 1]);
     return tf.mul(out, rowAny) as tf.Tensor3D;
   });

@@ -796,14 +796,18 @@ nativeTest('addon: arrays too short for the shape they are used with throw a Ran
   throwsRange(t, 'layerNormGrad', () => a.layerNormGrad(f32(12), f32(11), f32(3), f32(4), f32(12), f32(4), f32(4), 3, 4), short);
   throwsRange(t, 'gelu', () => a.gelu(f32(5), f32(4)), short);
   throwsRange(t, 'geluGrad', () => a.geluGrad(f32(5), f32(5), f32(4)), short);
-  // R 2, C 3, a 4, e 5: q and k need 24, v and out 30.
-  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(23), f32(24), f32(30), f32(30), 2, 3, 4, 5, 0, 1), short);
-  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(24), f32(24), f32(30), f32(29), 2, 3, 4, 5, 0, 1), short);
-  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(24), f32(24), f32(30), f32(30), 2, 3, 4, 5, 1, 1), /rate/);
-  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(24), f32(24), f32(30), f32(30), 2, 3, 4, 5, 0.1, -1), /seed/);
-  throwsRange(t, 'rowAttention', () => a.rowAttention(f32(24), f32(24), f32(30), f32(30), 2, -3, 4, 5, 0.1, 1), /negative/);
-  throwsRange(t, 'rowAttentionGrad', () => a.rowAttentionGrad(f32(24), f32(24), f32(30), f32(29), f32(24), f32(24), f32(30), 2, 3, 4, 5, 0, 1), short);
-  throwsRange(t, 'rowAttentionGrad', () => a.rowAttentionGrad(f32(24), f32(24), f32(30), f32(30), f32(24), f32(23), f32(30), 2, 3, 4, 5, 0, 1), short);
+  // R 2, C 3, c 4: q, k, v, out need 24, cos and sin 12, valid 6.
+  const ra = (q: number, cs: number, valid: number, out: number, c = 4, rate = 0, seed = 1): void =>
+    a.rowAttention(f32(q), f32(24), f32(24), f32(cs), f32(12), f32(valid), f32(out), 2, 3, c, 0.5, rate, seed);
+  throwsRange(t, 'rowAttention', () => ra(23, 12, 6, 24), short);
+  throwsRange(t, 'rowAttention', () => ra(24, 11, 6, 24), short);
+  throwsRange(t, 'rowAttention', () => ra(24, 12, 5, 24), short);
+  throwsRange(t, 'rowAttention', () => ra(24, 12, 6, 23), short);
+  throwsRange(t, 'rowAttention', () => ra(24, 12, 6, 24, 4, 1), /rate/);
+  throwsRange(t, 'rowAttention', () => ra(24, 12, 6, 24, 4, 0.1, -1), /seed/);
+  throwsRange(t, 'rowAttention', () => ra(18, 9, 6, 18, 3), /even/);
+  throwsRange(t, 'rowAttentionGrad', () => a.rowAttentionGrad(f32(24), f32(24), f32(24), f32(12), f32(12), f32(6), f32(23), f32(24), f32(24), f32(24), 2, 3, 4, 0.5, 0, 1), short);
+  throwsRange(t, 'rowAttentionGrad', () => a.rowAttentionGrad(f32(24), f32(24), f32(24), f32(12), f32(12), f32(6), f32(24), f32(24), f32(24), f32(20), 2, 3, 4, 0.5, 0, 1), short);
   throwsRange(t, 'setThreads', () => a.setThreads(0), /threads/);
 });
 

@@ -51,9 +51,10 @@ export interface NativeAddon {
   layerNormGrad(dy: Float32Array, xhat: Float32Array, rsigma: Float32Array, gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, d: number): void;
   gelu(x: Float32Array, y: Float32Array): void;
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  rowAttention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, R: number, C: number, a: number, e: number, rate: number, seed: number): void;
-  rowAttentionGrad(q: Float32Array, k: Float32Array, v: Float32Array, dy: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array,
-    R: number, C: number, a: number, e: number, rate: number, seed: number): void;
+  rowAttention(q: Float32Array, k: Float32Array, v: Float32Array, cos: Float32Array, sin: Float32Array, valid: Float32Array, out: Float32Array,
+    R: number, C: number, c: number, scale: number, rate: number, seed: number): void;
+  rowAttentionGrad(q: Float32Array, k: Float32Array, v: Float32Array, cos: Float32Array, sin: Float32Array, valid: Float32Array, dy: Float32Array,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array, R: number, C: number, c: number, scale: number, rate: number, seed: number): void;
 }
 
 export const NATIVE_PACKAGE = 'longner-native';

@@ -131,37 +131,39 @@ function windowGemmGradWeights(args: KernelArgs, b: NativeBackend): KernelResult
   return b.output([starts.length, cin, cout], dw);
 }
 
-/** The [R, C, a] / [R, C, e] sizes of row attention's q, k and v; throws on operands that disagree. */
-function rowAttentionSizes(name: string, q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo): [number, number, number, number] {
-  requireFloat(name, q, k, v);
-  const [R, C, a] = q.shape as [number, number, number];
-  const e = v.shape[2]!;
-  const same = (t: tf.TensorInfo, last: number): boolean => t.shape.length === 3 && t.shape[0] === R && t.shape[1] === C && t.shape[2] === last;
-  if (q.shape.length !== 3 || !same(k, a) || !same(v, e)) {
-    throw new Error(`longner native: ${name} takes q, k [R, C, a] and v [R, C, e], got [${q.shape}], [${k.shape}], [${v.shape}]`);
+/** The sizes [R, C, c] of row attention's q, k, v, with the RoPE tables [C, c] and validity [R, C]; throws on operands that disagree. */
+function rowAttentionSizes(name: string, args: KernelArgs): [number, number, number] {
+  const [q, k, v, cos, sin, valid] = ['q', 'k', 'v', 'cos', 'sin', 'valid'].map((n) => input(args, n)) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+  requireFloat(name, q, k, v, cos, sin, valid);
+  const [R, C, c] = q.shape as [number, number, number];
+  const is = (t: tf.TensorInfo, shape: number[]): boolean => t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
+  if (q.shape.length !== 3 || !is(k, [R, C, c]) || !is(v, [R, C, c]) || !is(cos, [C, c]) || !is(sin, [C, c]) || !is(valid, [R, C])) {
+    throw new Error(`longner native: ${name} takes q, k, v [R, C, c], cos, sin [C, c] and valid [R, C], got [${q.shape}], [${k.shape}], [${v.shape}], [${cos.shape}], [${sin.shape}], [${valid.shape}]`);
   }
-  return [R, C, a, e];
+  return [R, C, c];
 }
 
 /**
- * (softmax(q_r k_r^T) * M_r) v_r per row r, with the dropout mask M drawn from a counter
- * (attrs rate, seed): the [R, C, C] tensors stay inside the kernel. inputs q, k, v; output [R, C, e].
+ * Row attention with RoPE on q and k, invalid keys masked, q scaled, and dropout drawn from a counter
+ * (attrs scale, rate, seed): the [R, C, C] tensors stay inside the kernel. inputs q, k, v, cos, sin,
+ * valid; output [R, C, c].
  */
 function rowAttention(args: KernelArgs, b: NativeBackend): KernelResult {
-  const q = input(args, 'q'), k = input(args, 'k'), v = input(args, 'v');
-  const [R, C, a, e] = rowAttentionSizes(FUSED.rowAttention, q, k, v);
-  const out = b.floats(R * C * e);
-  b.addon.rowAttention(floats(b, q), floats(b, k), floats(b, v), out, R, C, a, e, attrNumber(args, 'rate'), attrNumber(args, 'seed'));
-  return b.output([R, C, e], out);
+  const [R, C, c] = rowAttentionSizes(FUSED.rowAttention, args);
+  const f = (n: string): Float32Array => floats(b, input(args, n));
+  const out = b.floats(R * C * c);
+  b.addon.rowAttention(f('q'), f('k'), f('v'), f('cos'), f('sin'), f('valid'), out, R, C, c, attrNumber(args, 'scale'), attrNumber(args, 'rate'), attrNumber(args, 'seed'));
+  return b.output([R, C, c], out);
 }
 
-/** inputs q, k, v, dy; attrs rate, seed (those of the forward call); outputs [dq, dk, dv]. */
+/** inputs those of rowAttention and dy; attrs those of the forward call; outputs [dq, dk, dv]. */
 function rowAttentionGrad(args: KernelArgs, b: NativeBackend): KernelResult {
-  const q = input(args, 'q'), k = input(args, 'k'), v = input(args, 'v'), dy = input(args, 'dy');
-  const [R, C, a, e] = rowAttentionSizes(FUSED.rowAttentionGrad, q, k, v);
-  const [dq, dk, dv] = [b.floats(R * C * a), b.floats(R * C * a), b.floats(R * C * e)];
-  b.addon.rowAttentionGrad(floats(b, q), floats(b, k), floats(b, v), floats(b, dy), dq, dk, dv, R, C, a, e, attrNumber(args, 'rate'), attrNumber(args, 'seed'));
-  return [b.output([R, C, a], dq), b.output([R, C, a], dk), b.output([R, C, e], dv)];
+  const [R, C, c] = rowAttentionSizes(FUSED.rowAttentionGrad, args);
+  const f = (n: string): Float32Array => floats(b, input(args, n));
+  const [dq, dk, dv] = [b.floats(R * C * c), b.floats(R * C * c), b.floats(R * C * c)];
+  b.addon.rowAttentionGrad(f('q'), f('k'), f('v'), f('cos'), f('sin'), f('valid'), f('dy'), dq, dk, dv, R, C, c,
+    attrNumber(args, 'scale'), attrNumber(args, 'rate'), attrNumber(args, 'seed'));
+  return [b.output([R, C, c], dq), b.output([R, C, c], dk), b.output([R, C, c], dv)];
 }
 
 export const FUSED_KERNELS = {
