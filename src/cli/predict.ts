@@ -1,13 +1,15 @@
 import { basename, join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { readDocuments } from '../data/readers.js';
+import { readDocuments, writeGenericJsonl } from '../data/readers.js';
 import { segmentDocuments } from '../data/pipeline.js';
 import { predictDocuments } from '../eval/evaluate.js';
-import { writeGenericJsonl } from '../data/readers.js';
 import { predictionDocuments } from '../runs/execute.js';
 import { loadTrainedRun } from '../runs/load.js';
+import { locateRunFolder } from '../runs/locate.js';
+import { runsRoot } from '../util/paths.js';
+import { withRunsDir, type RunsDirArgs } from './config.js';
 
-interface PredictArgs {
+interface PredictArgs extends RunsDirArgs {
   run: string;
   file: string;
   out?: string;
@@ -19,12 +21,12 @@ export const predictCommand: CommandModule<object, PredictArgs> = {
     'predict entities for the documents in FILE (SeNER JSONL, SciREX JSONL, or {"id","words"} JSONL) with a trained run; ' +
     'writes JSONL {"id","words","entities":[{"start","end","type","score"}]}',
   builder: (y) =>
-    y
-      .positional('run', { type: 'string', demandOption: true, describe: 'run folder, runs/<experiment>/<run id>' })
+    withRunsDir(y)
+      .positional('run', { type: 'string', demandOption: true, describe: 'run folder (<runs>/<experiment>/<run id>) or run id' })
       .positional('file', { type: 'string', demandOption: true, describe: 'documents to tag (gold entities, if any, are ignored)' })
       .option('out', { type: 'string', describe: 'output file (default: <run>/predictions/<file name>.jsonl)' }) as never,
   handler: async (args) => {
-    const run = await loadTrainedRun(args.run);
+    const run = await loadTrainedRun(locateRunFolder(args.run, runsRoot(args['runs-dir'])));
     const docs = readDocuments(args.file, 'auto').map((d) => ({ ...d, entities: [] }));
     const split = await segmentDocuments(docs, run.tokenizer, run.config);
     const predictions = predictDocuments(run.model, docs, split.byDoc, run.config.eval.batchSize);

@@ -25,7 +25,7 @@ export const TOKENIZER_FILE = 'tokenizer.json';
 
 export interface ExecuteOptions {
   resume?: boolean;
-  /** Folder that holds runs/<experiment>/...; default the project's runs/. */
+  /** Folder that holds <experiment>/<run id>/; default runsRoot() ($LONGNER_RUNS_DIR or the project's runs/). */
   root?: string;
   quiet?: boolean;
 }

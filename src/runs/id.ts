@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { sha256, stableStringify } from '../util/hash.js';
-import { fromRoot } from '../util/paths.js';
+import { runsRoot } from '../util/paths.js';
 
 /**
  * First 10 hex digits of the SHA-256 of the resolved config, without what does not change the
@@ -25,8 +25,8 @@ export function runId(config: Config): string {
   return `${config.method}-${safeName(config.dataset.name)}-${configHash(config)}-s${config.train.seed}`;
 }
 
-/** `<root>/<experiment>/<run-id>`. */
-export function runDir(config: Config, root: string = fromRoot('runs')): string {
+/** `<root>/<experiment>/<run-id>`; the root defaults to runsRoot() ($LONGNER_RUNS_DIR or runs/). */
+export function runDir(config: Config, root: string = runsRoot()): string {
   return join(root, safeName(config.experiment), runId(config));
 }
 

@@ -53,7 +53,7 @@ import { collectEnv } from '../runs/env.js';
 import type { RunResult } from '../runs/result.js';
 import { appendJsonl, writeJsonAtomic } from '../util/atomic.js';
 import { sha256, stableStringify } from '../util/hash.js';
-import { fromRoot } from '../util/paths.js';
+import { runsRoot } from '../util/paths.js';
 import { Progress } from '../util/progress.js';
 import { createRng } from '../util/rng.js';
 import { AdamW, decaysWeight, type AdamWParam } from './adamw.js';
@@ -130,7 +130,7 @@ export function pretrainHash(config: Config): string {
 }
 
 /** `<root>/pretrain/<datasets>-l<layers>h<hidden>-<hash>`. */
-export function pretrainRunDir(config: Config, root: string = fromRoot('runs')): string {
+export function pretrainRunDir(config: Config, root: string = runsRoot()): string {
   const key = pretrainKey(config);
   const short = `${key.corpus.datasets.map(safeName).join('+')}-l${key.encoder.layers}h${key.encoder.hidden}`;
   return join(root, 'pretrain', `${short}-${pretrainHash(config)}`);
@@ -458,7 +458,7 @@ export function pretrainEncoderConfig(config: Config, vocabSize: number): Encode
 // The loop
 
 export interface PretrainOptions {
-  /** Runs root (default `<project>/runs`); the run folder is pretrainRunDir(config, root). */
+  /** Runs root (default runsRoot(): $LONGNER_RUNS_DIR or `<project>/runs`); the run folder is pretrainRunDir(config, root). */
   root?: string;
   /** Continue from the folder's checkpoint, or return its finished result; false starts afresh. */
   resume?: boolean;
