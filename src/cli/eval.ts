@@ -5,7 +5,9 @@ import { loadConfig } from '../config/load.js';
 import { segmentDocuments, loadProtocolFor } from '../data/pipeline.js';
 import { evaluateDocuments } from '../eval/evaluate.js';
 import { executeEnsembleRun } from '../llm/run.js';
-import { runDir } from '../runs/id.js';
+import { dataFingerprints, runDir } from '../runs/id.js';
+import { DATASET_FILE, readRunDataset, runRegistry } from '../runs/run-dataset.js';
+import { stableStringify } from '../util/hash.js';
 import { locateRunFolder } from '../runs/locate.js';
 import { runsRoot } from '../util/paths.js';
 import { loadTrainedRun } from '../runs/load.js';
@@ -23,7 +25,12 @@ interface EvalArgs extends RunsDirArgs {
 /** A trained run's best checkpoint on a split; writes eval-<split>.json in the run folder. */
 async function evalRun(dir: string, split: 'test' | 'validation'): Promise<void> {
   const run = await loadTrainedRun(dir);
-  const protocol = await loadProtocolFor(run.config);
+  const registry = runRegistry(run.record.dir, run.config);
+  const recorded = readRunDataset(run.record.dir)?.fingerprints;
+  if (recorded !== undefined && stableStringify(recorded) !== stableStringify(dataFingerprints(run.config, registry))) {
+    console.error(`longner: warning: the data files changed since ${run.record.dir} was trained (their sha256 differ from its ${DATASET_FILE}); scoring the files as they are now`);
+  }
+  const protocol = await loadProtocolFor(run.config, registry);
   const docs = protocol[split];
   const segments = await segmentDocuments(docs, run.tokenizer, run.config);
   const ev = await evaluateDocuments(run.model, docs, segments.byDoc, run.config.eval.batchSize);

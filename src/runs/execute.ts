@@ -20,6 +20,7 @@ import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain.js';
 import { train, type TrainOutcome } from '../train/trainer.js';
 import { BEST_CKPT } from '../train/checkpoint.js';
 import { RunRecord } from './record.js';
+import { writeRunDataset } from './run-dataset.js';
 import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, type RunStatus } from './result.js';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
@@ -79,6 +80,7 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
   try {
     const tok = await runTokenizer(config, record, opts);
     data = await prepareData(config, { tokenizerPath: tok.path, tokenizer: tok.pretrained });
+    writeRunDataset(record.dir, config, data.protocol.types);
     model = createModel(config, { types: data.protocol.types, vocabSize: data.tokenizer.vocabSize });
     if (tok.encoderCheckpoint !== null && !(opts.resume && existsSync(join(record.dir, BEST_CKPT)))) {
       loadPretrainedEncoder(model.params, tok.encoderCheckpoint);
