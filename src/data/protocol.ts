@@ -165,6 +165,9 @@ export async function loadProtocol(datasetName: string, opts: ProtocolOptions): 
     const kept = new Set(dd.trainSide);
     train = trainRaw.filter((d) => kept.has(d));
     validation = valRaw.filter((d) => kept.has(d));
+    if (validation.length === 0) {
+      throw new LongnerError(`${ds.name}: every document of the ${p.validation} split also occurs in ${p.test} or ${p.train} and was dropped (dedup), so validation is empty; expected validation documents of their own`);
+    }
   } else {
     const n = dd.trainSide.length;
     heldOutCount = p.validation === 'fraction' ? Math.round(opts.validationFraction * n) : opts.validationDocs;
