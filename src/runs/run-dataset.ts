@@ -29,15 +29,14 @@ const RunDatasetSchema = z.strictObject({
 export type RunDataset = z.infer<typeof RunDatasetSchema>;
 
 /** The files of the run's dataset when it is a user's corpus (from the config, or the user registry as it is now). */
-function userFiles(config: Config, registry: Registry): Pick<RunDataset, 'files' | 'format'> {
+function userFiles(config: Config): Pick<RunDataset, 'files' | 'format'> {
   if (config.dataset.files !== null) return { files: config.dataset.files, format: config.dataset.format };
-  const entry = registry.datasetNames().includes(config.dataset.name) ? readUserRegistry().find((d) => d.name === config.dataset.name) : undefined;
+  const entry = readUserRegistry().find((d) => d.name === config.dataset.name);
   return entry === undefined ? { files: null, format: 'auto' } : { files: entry.files, format: entry.format };
 }
 
 export function writeRunDataset(dir: string, config: Config, types: readonly string[]): RunDataset {
-  const registry = registryFor(config);
-  const record: RunDataset = { name: config.dataset.name, types: [...types], ...userFiles(config, registry), fingerprints: dataFingerprints(config, registry) };
+  const record: RunDataset = { name: config.dataset.name, types: [...types], ...userFiles(config), fingerprints: dataFingerprints(config) };
   writeJsonAtomic(join(dir, DATASET_FILE), record);
   return record;
 }
