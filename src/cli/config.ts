@@ -21,6 +21,18 @@ export function withConfigOptions<T>(y: Argv<T>): Argv<T & ConfigArgs> {
     }) as unknown as Argv<T & ConfigArgs>;
 }
 
+/** `--runs-dir`, on every command that reads or writes run folders. */
+export interface RunsDirArgs {
+  'runs-dir'?: string;
+}
+
+export function withRunsDir<T>(y: Argv<T>): Argv<T & RunsDirArgs> {
+  return y.option('runs-dir', {
+    type: 'string',
+    describe: 'runs root (default $LONGNER_RUNS_DIR, else runs/ in the project)',
+  }) as unknown as Argv<T & RunsDirArgs>;
+}
+
 interface PrintArgs extends ConfigArgs {
   explain?: boolean;
 }

@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { LongnerError } from '../errors.js';
-import { defaultRegistry, type Registry } from '../data/registry.js';
+import { resolve } from 'node:path';
+import { createRegistry, defaultRegistry, type Registry } from '../data/registry.js';
+import { DATASET_NAME, USER_FORMATS, saveUserDataset, userRegistryPath, type UserFormat } from '../data/user-datasets.js';
 import { DEFAULT_PROTOCOL_OPTIONS, PROTOCOL_NAMES, loadProtocol, loadRawSplit, protocolUses, type ProtocolName } from '../data/protocol.js';
 import { computeStats, readPaperTable1, type DatasetStats } from '../data/stats.js';
 import type { ProtocolSplit } from '../data/types.js';
@@ -20,12 +22,13 @@ function selectDatasets(registry: Registry, names: string[] | undefined): string
 
 const list: CommandModule<object, DatasetArgs> = {
   command: 'list [names..]',
-  describe: 'list the registered datasets, their splits, and where each split resolves now',
+  describe: 'list the registered datasets and your own ($LONGNER_HOME/datasets.json), their splits, and where each split resolves now',
   handler: (args) => {
     const registry = defaultRegistry();
     const wanted = new Set(selectDatasets(registry, args.names));
     for (const ds of registry.listDatasets().filter((d) => wanted.has(d.name))) {
-      console.log(`${ds.name}: ${ds.title} (${ds.types.length} types; licence: ${ds.licence})`);
+      const source = registry.dataset(ds.name).source;
+      console.log(`${ds.name}: ${source === undefined ? `${ds.title} (${ds.types.length} types; licence: ${ds.licence})` : `your dataset, defined in ${source} (${ds.types.length} types)`}`);
       const rows: Cell[][] = ds.splits.map((s) => [
         s.split,
         s.file,
@@ -124,9 +127,50 @@ const stats: CommandModule<object, StatsArgs> = {
   },
 };
 
+interface AddArgs {
+  name: string;
+  train: string;
+  validation?: string;
+  test: string;
+  format: UserFormat;
+  types?: string[];
+}
+
+const add: CommandModule<object, AddArgs> = {
+  command: 'add <name>',
+  describe:
+    'register your own corpus under NAME in $LONGNER_HOME/datasets.json (default ~/.longner), outside the repository; ' +
+    'configs then use it with dataset.name: NAME. Every file is read and checked first.',
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string', demandOption: true, describe: 'dataset name: lower-case letters, digits and dashes' })
+      .option('train', { type: 'string', demandOption: true, describe: 'training file (JSONL, one document per line)' })
+      .option('validation', { type: 'string', describe: 'validation file; omitted: a seeded share of train (dataset.validationFraction)' })
+      .option('test', { type: 'string', demandOption: true, describe: 'test file' })
+      .option('format', { choices: USER_FORMATS, default: 'auto' as const, describe: "layout of the files: sener, scirex, generic, or auto (each file's first line)" })
+      .option('types', { type: 'string', array: true, describe: 'entity types in label order (default: the sorted types of the training file, inferred when used)' }) as never,
+  handler: async (args) => {
+    if (!DATASET_NAME.test(args.name)) throw new LongnerError(`dataset name "${args.name}": expected lower-case letters, digits and dashes`);
+    const entry = {
+      name: args.name,
+      files: { train: resolve(args.train), validation: args.validation === undefined ? null : resolve(args.validation), test: resolve(args.test) },
+      format: args.format,
+      types: args.types === undefined || args.types.length === 0 ? null : args.types,
+    };
+    const file = userRegistryPath();
+    // Checked as a run would read it (layout, ids, types, empty splits) before anything is written.
+    const registry = createRegistry({ manifest: defaultRegistry().manifest, user: [{ ...entry, source: `datasets add ${args.name}` }] });
+    const data = await loadProtocol(args.name, { ...DEFAULT_PROTOCOL_OPTIONS, registry });
+    const replaced = saveUserDataset(entry, file);
+    console.log(`${replaced ? 'replaced' : 'added'} ${args.name} in ${file}`);
+    console.log(`${data.description}`);
+    console.log(`types: ${data.types.join(', ')}${entry.types === null ? ' (inferred from the training file)' : ''}`);
+  },
+};
+
 export const datasetsCommand: CommandModule = {
   command: 'datasets <command>',
-  describe: 'list, fetch and describe the Scholar-XL, SciREX and Profiling-07 datasets',
-  builder: (y) => y.command(list).command(fetchCmd).command(stats).demandCommand(1),
+  describe: 'list, fetch and describe the Scholar-XL, SciREX and Profiling-07 datasets, and add your own',
+  builder: (y) => y.command(list).command(fetchCmd).command(stats).command(add).demandCommand(1),
   handler: () => undefined,
 };

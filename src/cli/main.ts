@@ -36,8 +36,15 @@ const cli = yargs(hideBin(process.argv))
     global: true,
     describe: 'native engine: live tensor memory past which a run or probe ends as `oom`, e.g. 16GiB (default 3/4 of RAM; LONGNER_MEMORY_BUDGET)',
   })
+  .option('strict', {
+    type: 'boolean',
+    global: true,
+    describe:
+      'data files: entity words that disagree with text[start:end] and bytes that are not UTF-8 are errors (exit 2) instead of warnings (LONGNER_STRICT=1)',
+  })
   // Through the environment, so that the runs and probes started in child processes get them too.
   .middleware((argv) => {
+    if (argv['strict'] === true) process.env['LONGNER_STRICT'] = '1';
     const threads = argv['threads'];
     if (typeof threads === 'number') {
       if (!Number.isInteger(threads) || threads < 1) throw new LongnerError(`--threads must be a positive integer, got ${threads}`);

@@ -2,9 +2,10 @@ import type { CommandModule } from 'yargs';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../backend/index.js';
 import { loadConfig } from '../config/load.js';
 import { pretrain } from '../train/pretrain.js';
-import { withConfigOptions, type ConfigArgs } from './config.js';
+import { runsRoot } from '../util/paths.js';
+import { withConfigOptions, withRunsDir, type ConfigArgs, type RunsDirArgs } from './config.js';
 
-interface PretrainArgs extends ConfigArgs {
+interface PretrainArgs extends ConfigArgs, RunsDirArgs {
   resume?: boolean;
   backend?: BackendChoice;
 }
@@ -17,7 +18,7 @@ export const pretrainCommand: CommandModule<object, PretrainArgs> = {
   command: 'pretrain <file>',
   describe: "masked-LM pretraining of the encoder on the training splits' words (the run that encoder.pretrained: mlm uses)",
   builder: (y) =>
-    withConfigOptions(y)
+    withRunsDir(withConfigOptions(y))
       .option('resume', {
         type: 'boolean',
         default: false,
@@ -28,7 +29,7 @@ export const pretrainCommand: CommandModule<object, PretrainArgs> = {
     const loaded = loadConfig(args.file, { preset: args.preset, set: args.set });
     const config = args.backend === undefined ? loaded.config : { ...loaded.config, backend: args.backend };
     await initBackend(config.backend);
-    const r = await pretrain(config, { resume: args.resume === true });
+    const r = await pretrain(config, { resume: args.resume === true, root: runsRoot(args['runs-dir']) });
     const s = r.summary;
     console.log(`run folder: ${r.dir}`);
     if (s === null) {

@@ -33,6 +33,8 @@ type Provenance = Map<string, string>;
 interface Layer {
   source: string;
   data: Mapping;
+  /** The folder of the file it was read from: relative data paths in it start there. */
+  dir: string;
 }
 
 const SET_SOURCE = '--set';
@@ -47,10 +49,12 @@ export function loadConfig(path: string, opts: LoadOptions = {}): LoadedConfig {
   const merged: Mapping = {};
   const provenance: Provenance = new Map();
   const sources: string[] = [];
+  const dirs = new Map<string, string>();
   const apply = (layers: Layer[]): void => {
     for (const layer of layers) {
       mergeInto(merged, layer.data, layer.source, provenance, []);
       sources.push(layer.source);
+      dirs.set(layer.source, layer.dir);
     }
   };
 
@@ -67,8 +71,25 @@ export function loadConfig(path: string, opts: LoadOptions = {}): LoadedConfig {
     sources.push(`${SET_SOURCE} ${argument}`);
   }
 
+  resolveDataFiles(merged, provenance, dirs);
   const config = validate(merged, (issuePath) => sourceOf(issuePath, provenance) ?? topSource);
   return { config, sources };
+}
+
+/**
+ * `dataset.files` paths are relative to the config file that wrote them (a --set one to the working
+ * directory), so a corpus folder with its config in it works from anywhere; the resolved config, saved
+ * with the run, holds absolute paths.
+ */
+function resolveDataFiles(merged: Mapping, provenance: Provenance, dirs: ReadonlyMap<string, string>): void {
+  const dataset = merged.dataset;
+  const files = isMapping(dataset) ? dataset.files : undefined;
+  if (!isMapping(files)) return;
+  for (const [key, value] of Object.entries(files)) {
+    if (typeof value !== 'string' || value === '' || isAbsolute(value)) continue;
+    const source = sourceOf(['dataset', 'files', key], provenance);
+    files[key] = resolve((source === undefined ? undefined : dirs.get(source)) ?? process.cwd(), value);
+  }
 }
 
 /**
@@ -147,7 +168,7 @@ function readWithExtends(file: string, chain: readonly string[]): Layer[] {
     }
     layers.push(...readWithExtends(parentFile, [...chain, file]));
   }
-  layers.push({ source, data });
+  layers.push({ source, data, dir: dirname(file) });
   return layers;
 }
 

@@ -28,7 +28,39 @@ const DatasetSection = section({
     .string()
     .min(1)
     .default('scholar-xl')
-    .describe('Dataset name in the dataset registry (scholar-xl, scirex, profiling-07, ...).'),
+    .describe(
+      'Dataset name: a registered dataset (scholar-xl, scirex, profiling-07), one added with `longner datasets add`, ' +
+        'or the name of the corpus given by dataset.files.',
+    ),
+  files: section({
+    train: z.string().min(1).describe('Training file (JSONL).'),
+    validation: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('Validation file (JSONL); null = hold out dataset.validationFraction of the training documents (seeded by dataset.splitSeed).'),
+    test: z.string().min(1).describe('Test file (JSONL).'),
+  })
+    .nullable()
+    .default(null)
+    .describe(
+      'Your own corpus, without editing the repository: its files, absolute or relative to the config file that names them. ' +
+        'null = dataset.name is a registered dataset. The files\' sha256 enter the run id.',
+    ),
+  format: z
+    .enum(['auto', 'sener', 'scirex', 'generic'])
+    .default('auto')
+    .describe(
+      "Layout of dataset.files: 'sener' {doc_id, text, entity: [[start, end, words, type]]}, 'scirex' {doc_id, words, ner: [[start, end, type]]}, " +
+        "'generic' {id, words, entities: [{start, end, type}]} (end exclusive, word indices); 'auto' reads each file's first line.",
+    ),
+  types: z
+    .array(z.string().min(1))
+    .min(1)
+    .nullable()
+    .default(null)
+    .describe('Entity types of dataset.files in label order; null = the sorted types found in the training file (recorded in the run).'),
   protocol: z
     .enum(['local', 'paper'])
     .default('local')
@@ -61,6 +93,14 @@ const DatasetSection = section({
   })
     .prefault({})
     .describe('Caps on documents per split, for quick runs; null = no cap.'),
+}).superRefine((dataset, ctx) => {
+  if (dataset.files === null) {
+    if (dataset.types !== null) ctx.addIssue({ code: 'custom', path: ['types'], message: 'null unless dataset.files is set (a registered dataset brings its types)' });
+    if (dataset.format !== 'auto') ctx.addIssue({ code: 'custom', path: ['format'], message: "'auto' unless dataset.files is set (a registered dataset brings its layout)" });
+  } else if (!/^[a-z0-9][a-z0-9-]*$/.test(dataset.name)) {
+    // It becomes a folder name and a registry key, like the registered datasets' names.
+    ctx.addIssue({ code: 'custom', path: ['name'], message: 'lower-case letters, digits and dashes (the name of the corpus in dataset.files)' });
+  }
 });
 
 const TokenizerSection = section({

@@ -5,8 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
+import { corpusIdentity, tokenizerKey } from './fingerprint.js';
 import { loadProtocol, type ProtocolData } from './protocol.js';
-import type { Registry } from './registry.js';
+import { registryFor, type Registry } from './registry.js';
 import { segmentDocument, type Segment } from './segmenter.js';
 import { SubwordTokenizer } from './tokenizer.js';
 import type { Document } from './types.js';
@@ -27,15 +28,24 @@ export interface PreparedData {
   test: SplitSegments;
 }
 
-/** Loads the tokenizer at `path`, or trains one on `words` and saves it there. */
-export async function loadOrTrainTokenizer(path: string, words: () => Iterable<string>, config: Config): Promise<SubwordTokenizer> {
-  if (existsSync(path)) return SubwordTokenizer.load(path);
+/**
+ * Loads the tokenizer at `path` when it was trained under `key` (tokenizerKey: the options and the
+ * corpus, data fingerprints included), else trains one on `words` and saves it there with the key, so
+ * a tokenizer never outlives the text it was made from.
+ */
+export async function loadOrTrainTokenizer(path: string, words: () => Iterable<string>, config: Config, key: string): Promise<SubwordTokenizer> {
+  if (existsSync(path) && SubwordTokenizer.readKey(path) === key) return SubwordTokenizer.load(path);
   const tokenizer = await SubwordTokenizer.train(words(), {
     vocabSize: config.tokenizer.vocabSize,
     lowercase: config.tokenizer.lowercase,
   });
-  tokenizer.save(path);
+  tokenizer.save(path, key);
   return tokenizer;
+}
+
+/** The key of the tokenizer a run without a pretrained encoder trains on its own training split. */
+export function runTokenizerKey(config: Config, registry: Registry = registryFor(config)): string {
+  return tokenizerKey(config, corpusIdentity(config, [config.dataset.name], registry));
 }
 
 export function* wordsOf(docs: readonly Document[]): Iterable<string> {
@@ -69,14 +79,18 @@ export async function loadProtocolFor(config: Config, registry?: Registry): Prom
     validationDocs: d.validationDocs,
     splitSeed: d.splitSeed,
     maxDocs: d.maxDocs,
-    registry,
+    registry: registry ?? registryFor(config),
   });
 }
 
-/** Everything a run needs as inputs; `tokenizerPath` is loaded when it exists, else trained and saved. */
-export async function prepareData(config: Config, opts: { tokenizerPath: string; registry?: Registry }): Promise<PreparedData> {
+/**
+ * Everything a run needs as inputs. The tokenizer is `opts.tokenizer` (a pretrained encoder's), else
+ * the one at `tokenizerPath` when it was trained on this config's training split as it is now
+ * (runTokenizerKey), else one trained on it and saved there.
+ */
+export async function prepareData(config: Config, opts: { tokenizerPath: string; tokenizer?: SubwordTokenizer; registry?: Registry }): Promise<PreparedData> {
   const protocol = await loadProtocolFor(config, opts.registry);
-  const tokenizer = await loadOrTrainTokenizer(opts.tokenizerPath, () => wordsOf(protocol.train), config);
+  const tokenizer = opts.tokenizer ?? (await loadOrTrainTokenizer(opts.tokenizerPath, () => wordsOf(protocol.train), config, runTokenizerKey(config, opts.registry)));
   return {
     protocol,
     tokenizer,

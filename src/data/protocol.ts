@@ -1,6 +1,7 @@
 import { LongnerError } from '../errors.js';
 import { createRng, shuffled } from '../util/rng.js';
 import { collapseAll, dedupDocuments, type DedupReport } from './dedup.js';
+import { checkIssues } from './issues.js';
 import { readDocumentsWithReport, type ReadReport } from './readers.js';
 import { defaultRegistry, type DatasetSpec, type ProtocolSpec, type Registry, type ResolveOptions } from './registry.js';
 import type { Document, ProtocolSplit } from './types.js';
@@ -76,13 +77,14 @@ export function protocolSource(
 ): SplitSource {
   const registry = opts.registry ?? defaultRegistry();
   const o = { ...DEFAULT_PROTOCOL_OPTIONS, ...definedOnly(opts) };
-  const p = protocolSpec(registry.dataset(dataset), o.protocol);
+  const ds = registry.dataset(dataset);
+  const p = protocolSpec(ds, o.protocol);
   const heldOut = p.validation === 'fraction' ? percent(o.validationFraction) : count(o.validationDocs, 'doc');
-  if (split === 'test') return { raw: p.test, selection: 'all', text: `official ${p.test}` };
+  // A user's dataset has files, not an official release.
+  const whole = (raw: string): string => (ds.source === undefined ? `official ${raw}` : `the ${raw} file`);
+  if (split === 'test') return { raw: p.test, selection: 'all', text: whole(p.test) };
   if (isRawSplit(p)) {
-    return split === 'train'
-      ? { raw: p.train, selection: 'all', text: `official ${p.train}` }
-      : { raw: p.validation, selection: 'all', text: `official ${p.validation}` };
+    return split === 'train' ? { raw: p.train, selection: 'all', text: whole(p.train) } : { raw: p.validation, selection: 'all', text: whole(p.validation) };
   }
   return split === 'train'
     ? { raw: p.train, selection: 'minus-validation', text: `${p.train} minus ${heldOut}` }
@@ -114,21 +116,27 @@ export interface RawSplit {
   docs: Document[];
   path: string;
   format: ReadReport['format'];
-  /** SeNER layout: stored entity words that differ from `text[start:end]` (offsets are used). */
-  wordMismatches: number;
 }
 
-/** One raw split as stored (no dedup, no type check), e.g. for `datasets stats`; may download it. */
+/**
+ * One raw split as stored (no dedup), e.g. for `datasets stats`; may download it. Its entity types are
+ * checked against the dataset's, and its readable-but-suspicious content is a warning (an error under
+ * --strict), so every command that reads a split fails or warns the same way, before any training.
+ */
 export async function loadRawSplit(
   dataset: string,
   split: string,
   opts: ResolveOptions & { registry?: Registry } = {},
 ): Promise<RawSplit> {
   const registry = opts.registry ?? defaultRegistry();
+  const ds = registry.dataset(dataset);
   const spec = registry.split(dataset, split);
   const path = await registry.resolveSplit(dataset, split, opts);
-  const r = readDocumentsWithReport(path, 'auto', spec.format);
-  return { docs: r.docs, path, format: r.format, wordMismatches: r.wordMismatches };
+  // Manifest formats are a fallback for a file of the other layout dropped in; a user's explicit format is exact.
+  const r = spec.path !== undefined && spec.format !== 'auto' ? readDocumentsWithReport(path, spec.format) : readDocumentsWithReport(path, 'auto', spec.format === 'auto' ? 'sener' : spec.format);
+  checkIssues(r);
+  checkTypes(r, ds);
+  return { docs: r.docs, path, format: r.format };
 }
 
 export async function loadProtocol(datasetName: string, opts: ProtocolOptions): Promise<ProtocolData> {
@@ -137,17 +145,17 @@ export async function loadProtocol(datasetName: string, opts: ProtocolOptions): 
   const ds = registry.dataset(datasetName);
   const p = protocolSpec(ds, opts.protocol);
 
-  const read = async (raw: string): Promise<Document[]> => {
-    const spec = registry.split(ds.name, raw);
-    const path = await registry.resolveSplit(ds.name, raw);
-    const docs = readDocumentsWithReport(path, 'auto', spec.format).docs;
-    checkTypes(docs, ds, registry.display(path));
-    return docs;
+  const read = async (raw: string, role: ProtocolSplit): Promise<Document[]> => {
+    const split = await loadRawSplit(ds.name, raw, { registry });
+    if (split.docs.length === 0) {
+      throw new LongnerError(`${registry.display(split.path)}: no documents; expected at least one JSON object per line (it is the ${role} split of ${ds.name})`);
+    }
+    return split.docs;
   };
 
-  const trainRaw = await read(p.train);
-  const valRaw = isRawSplit(p) ? await read(p.validation) : null;
-  const testRaw = await read(p.test);
+  const trainRaw = await read(p.train, 'train');
+  const valRaw = isRawSplit(p) ? await read(p.validation, 'validation') : null;
+  const testRaw = await read(p.test, 'test');
 
   const dd = dedupDocuments(valRaw ? [...trainRaw, ...valRaw] : trainRaw, testRaw);
   let train: Document[];
@@ -157,6 +165,9 @@ export async function loadProtocol(datasetName: string, opts: ProtocolOptions): 
     const kept = new Set(dd.trainSide);
     train = trainRaw.filter((d) => kept.has(d));
     validation = valRaw.filter((d) => kept.has(d));
+    if (validation.length === 0) {
+      throw new LongnerError(`${ds.name}: every document of the ${p.validation} split also occurs in ${p.test} or ${p.train} and was dropped (dedup), so validation is empty; expected validation documents of their own`);
+    }
   } else {
     const n = dd.trainSide.length;
     heldOutCount = p.validation === 'fraction' ? Math.round(opts.validationFraction * n) : opts.validationDocs;
@@ -165,6 +176,11 @@ export async function loadProtocol(datasetName: string, opts: ProtocolOptions): 
         `${ds.name}: holding out ${heldOutCount} validation docs leaves no training docs (the ${p.train} split has ${n} after dedup); ` +
           `lower ${p.validation === 'fraction' ? 'validationFraction' : 'validationDocs'}`,
       );
+    }
+    if (heldOutCount === 0) {
+      // Model selection needs validation documents; an empty validation split used to pass silently.
+      const key = p.validation === 'fraction' ? `dataset.validationFraction ${opts.validationFraction}` : `dataset.validationDocs ${opts.validationDocs}`;
+      throw new LongnerError(`${ds.name}: ${key} holds out no validation document from the ${n} of ${p.train}; expected at least one: raise it${ds.splits.some((s) => s.path !== undefined) ? ' or give a validation file' : ''}`);
     }
     const split = holdOut(dd.trainSide, heldOutCount, opts.splitSeed);
     train = split.rest;
@@ -233,18 +249,18 @@ function checkOptions(opts: ProtocolOptions): void {
   }
 }
 
-/** A type outside the manifest would get no output channel in a model; fail at load time instead. */
-function checkTypes(docs: readonly Document[], ds: DatasetSpec, file: string): void {
+/** A type outside the dataset's would get no output channel in a model; fail at load time instead. */
+function checkTypes(report: Pick<ReadReport, 'docs' | 'lines' | 'name'>, ds: DatasetSpec): void {
   const known = new Set(ds.types);
-  for (const doc of docs) {
+  report.docs.forEach((doc, i) => {
     for (const e of doc.entities) {
       if (!known.has(e.type)) {
         throw new LongnerError(
-          `${file}: document ${doc.id}: entity [${e.start}, ${e.end}, ${e.type}] has a type that is not one of ${ds.name}'s types (${ds.types.join(', ')})`,
+          `${report.name}:${report.lines[i]}: document ${doc.id}: entity [${e.start}, ${e.end}, ${e.type}] has a type that is not one of ${ds.name}'s types (expected one of ${ds.types.join(', ')})`,
         );
       }
     }
-  }
+  });
 }
 
 function firstN(docs: Document[], n: number | null | undefined): Document[] {

@@ -15,118 +15,144 @@ export type DatasetFormat = 'sener' | 'scirex' | 'generic';
 
 export const DATASET_FORMATS: readonly DatasetFormat[] = ['sener', 'scirex', 'generic'];
 
-export interface SenerReadResult {
-  docs: Document[];
-  /** Entities whose stored word list differs from `text[start:end]`; offsets win, so this is only reported. */
-  wordMismatches: number;
-  /** `<file>:<line>` of the first mismatch, to help a user look. */
-  firstMismatch: string | null;
-}
-
-export function readSenerJsonlWithReport(path: string): SenerReadResult {
-  return parseSener(readText(path), displayPath(path));
-}
-
-function parseSener(text: string, name: string): SenerReadResult {
-  const docs: Document[] = [];
-  let wordMismatches = 0;
-  let firstMismatch: string | null = null;
-  forEachJsonLine(text, name, (value, at) => {
-    const obj = asObject(value, at, 'the line', 'a JSON object');
-    const id = docId(obj, 'doc_id', at);
-    const words = wordList(obj, 'text', at);
-    const raw = field(obj, 'entity', at);
-    if (!Array.isArray(raw)) throw mistyped(at, 'entity', 'a list of [start, end_exclusive, [words], type]', raw);
-    const entities: Entity[] = [];
-    for (let i = 0; i < raw.length; i++) {
-      const item: unknown = raw[i];
-      const key = `entity[${i}]`;
-      if (!Array.isArray(item) || item.length !== 4) {
-        throw mistyped(at, key, 'a list [start, end_exclusive, [words], type]', item);
-      }
-      const [s, e, stored, type] = item as unknown[];
-      const entity = checkedEntity(s, e, type, [`${key}[0]`, `${key}[1]`, `${key}[3]`], at, id, words.length);
-      if (!Array.isArray(stored)) throw mistyped(at, `${key}[2]`, 'a list of the entity\'s words', stored);
-      if (!sameWords(stored, words, entity.start, entity.end)) {
-        wordMismatches++;
-        firstMismatch ??= at.where;
-      }
-      entities.push(entity);
-    }
-    docs.push({ id, words, entities });
-  });
-  return { docs, wordMismatches, firstMismatch };
-}
-
-export function readSenerJsonl(path: string): Document[] {
-  return readSenerJsonlWithReport(path).docs;
-}
-
-/** Official SciREX layout; coreference, relations, sentences and sections are ignored. */
-export function readScirexJsonl(path: string): Document[] {
-  return parseScirex(readText(path), displayPath(path));
-}
-
-function parseScirex(text: string, name: string): Document[] {
-  const docs: Document[] = [];
-  forEachJsonLine(text, name, (value, at) => {
-    const obj = asObject(value, at, 'the line', 'a JSON object');
-    const id = docId(obj, 'doc_id', at);
-    const words = wordList(obj, 'words', at);
-    const raw = field(obj, 'ner', at);
-    if (!Array.isArray(raw)) throw mistyped(at, 'ner', 'a list of [start, end_exclusive, type]', raw);
-    const entities: Entity[] = [];
-    for (let i = 0; i < raw.length; i++) {
-      const item: unknown = raw[i];
-      const key = `ner[${i}]`;
-      if (!Array.isArray(item) || item.length !== 3) throw mistyped(at, key, 'a list [start, end_exclusive, type]', item);
-      const [s, e, type] = item as unknown[];
-      entities.push(checkedEntity(s, e, type, [`${key}[0]`, `${key}[1]`, `${key}[2]`], at, id, words.length));
-    }
-    docs.push({ id, words, entities });
-  });
-  return docs;
-}
-
-/** The project's layout. A numeric `score` on an entity (predictions) is kept. */
-export function readGenericJsonl(path: string): Document[] {
-  return parseGeneric(readText(path), displayPath(path));
-}
-
-function parseGeneric(text: string, name: string): Document[] {
-  const docs: Document[] = [];
-  forEachJsonLine(text, name, (value, at) => {
-    const obj = asObject(value, at, 'the line', 'a JSON object');
-    const id = docId(obj, 'id', at);
-    const words = wordList(obj, 'words', at);
-    const raw = field(obj, 'entities', at);
-    if (!Array.isArray(raw)) throw mistyped(at, 'entities', 'a list of {"start", "end", "type"} objects', raw);
-    const entities: Entity[] = [];
-    for (let i = 0; i < raw.length; i++) {
-      const key = `entities[${i}]`;
-      const item = asObject(raw[i], at, key, 'an object {"start", "end", "type"}');
-      const entity = checkedEntity(item.start, item.end, item.type, [`${key}.start`, `${key}.end`, `${key}.type`], at, id, words.length);
-      const score = item.score;
-      if (score !== undefined) {
-        if (typeof score !== 'number' || !Number.isFinite(score)) throw mistyped(at, `${key}.score`, 'a finite number', score);
-        const scored: ScoredEntity = { ...entity, score };
-        entities.push(scored);
-      } else {
-        entities.push(entity);
-      }
-    }
-    docs.push({ id, words, entities });
-  });
-  return docs;
+/** What a file holds that is readable but suspicious: reported as a warning, or an error under --strict (issues.ts). */
+export interface ReadIssues {
+  /** SeNER layout: entities whose stored word list differs from `text[start:end]` (the offsets are used). */
+  wordMismatches: { count: number; examples: string[] };
+  /** Lines holding bytes that are not UTF-8; Node decodes them to U+FFFD, which would reach the tokenizer. */
+  invalidUtf8: { count: number; lines: number[] };
 }
 
 export interface ReadReport {
   docs: Document[];
   /** The layout actually read (differs from the requested one only under 'auto'). */
   format: DatasetFormat;
-  /** SeNER layout only: stored entity words that differ from `text[start:end]`. */
-  wordMismatches: number;
-  firstMismatch: string | null;
+  /** The 1-based line of each document, in `docs` order, for messages about a document. */
+  lines: number[];
+  /** The file as messages show it. */
+  name: string;
+  issues: ReadIssues;
+}
+
+/** At most this many examples of an issue are kept for a message. */
+const EXAMPLES = 3;
+
+type Parsed = { doc: Document; mismatches?: string[] };
+type LineParser = (obj: Record<string, unknown>, at: LineAt) => Parsed;
+
+function parseSenerLine(obj: Record<string, unknown>, at: LineAt): Parsed {
+  const id = docId(obj, 'doc_id', at);
+  const words = wordList(obj, 'text', at);
+  const raw = field(obj, 'entity', at);
+  if (!Array.isArray(raw)) throw mistyped(at, 'entity', 'a list of [start, end_exclusive, [words], type]', raw);
+  const entities: Entity[] = [];
+  const mismatches: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const item: unknown = raw[i];
+    const key = `entity[${i}]`;
+    if (!Array.isArray(item) || item.length !== 4) {
+      throw mistyped(at, key, 'a list [start, end_exclusive, [words], type]', item);
+    }
+    const [s, e, stored, type] = item as unknown[];
+    const entity = checkedEntity(s, e, type, [`${key}[0]`, `${key}[1]`, `${key}[3]`], at, id, words.length);
+    if (!Array.isArray(stored)) throw mistyped(at, `${key}[2]`, "a list of the entity's words", stored);
+    if (!sameWords(stored, words, entity.start, entity.end)) {
+      mismatches.push(
+        `${at.where}: entity [${entity.start}, ${entity.end}, ${entity.type}] stores ${clip(JSON.stringify(stored))}, the text has ${clip(JSON.stringify(words.slice(entity.start, entity.end)))}`,
+      );
+    }
+    entities.push(entity);
+  }
+  return { doc: { id, words, entities }, mismatches };
+}
+
+/** Official SciREX layout; coreference, relations, sentences and sections are ignored. */
+function parseScirexLine(obj: Record<string, unknown>, at: LineAt): Parsed {
+  const id = docId(obj, 'doc_id', at);
+  const words = wordList(obj, 'words', at);
+  const raw = field(obj, 'ner', at);
+  if (!Array.isArray(raw)) throw mistyped(at, 'ner', 'a list of [start, end_exclusive, type]', raw);
+  const entities: Entity[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const item: unknown = raw[i];
+    const key = `ner[${i}]`;
+    if (!Array.isArray(item) || item.length !== 3) throw mistyped(at, key, 'a list [start, end_exclusive, type]', item);
+    const [s, e, type] = item as unknown[];
+    entities.push(checkedEntity(s, e, type, [`${key}[0]`, `${key}[1]`, `${key}[2]`], at, id, words.length));
+  }
+  return { doc: { id, words, entities } };
+}
+
+/** The project's layout. A numeric `score` on an entity (predictions) is kept. */
+function parseGenericLine(obj: Record<string, unknown>, at: LineAt): Parsed {
+  const id = docId(obj, 'id', at);
+  const words = wordList(obj, 'words', at);
+  const raw = field(obj, 'entities', at);
+  if (!Array.isArray(raw)) throw mistyped(at, 'entities', 'a list of {"start", "end", "type"} objects', raw);
+  const entities: Entity[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const key = `entities[${i}]`;
+    const item = asObject(raw[i], at, key, 'an object {"start", "end", "type"}');
+    const entity = checkedEntity(item.start, item.end, item.type, [`${key}.start`, `${key}.end`, `${key}.type`], at, id, words.length);
+    const score = item.score;
+    if (score !== undefined) {
+      if (typeof score !== 'number' || !Number.isFinite(score)) throw mistyped(at, `${key}.score`, 'a finite number', score);
+      const scored: ScoredEntity = { ...entity, score };
+      entities.push(scored);
+    } else {
+      entities.push(entity);
+    }
+  }
+  return { doc: { id, words, entities } };
+}
+
+const PARSERS: Record<DatasetFormat, LineParser> = { sener: parseSenerLine, scirex: parseScirexLine, generic: parseGenericLine };
+
+/**
+ * One document per line. Two documents with one id would share a slot wherever documents are keyed by
+ * id (segments, predictions, scores), so a repeated id is an error naming both lines.
+ */
+function parseFile(input: FileText, format: DatasetFormat): ReadReport {
+  const docs: Document[] = [];
+  const lines: number[] = [];
+  const seen = new Map<string, number>();
+  const mismatches: string[] = [];
+  let mismatchCount = 0;
+  forEachJsonLine(input.text, input.name, (value, at) => {
+    const parsed = PARSERS[format](asObject(value, at, 'the line', 'a JSON object'), at);
+    const first = seen.get(parsed.doc.id);
+    if (first !== undefined) {
+      throw new LongnerError(`${at.where}: document id "${parsed.doc.id}" already used on line ${first}; expected a unique id per document in a file`);
+    }
+    seen.set(parsed.doc.id, at.line);
+    for (const m of parsed.mismatches ?? []) {
+      if (mismatches.length < EXAMPLES) mismatches.push(m);
+      mismatchCount++;
+    }
+    docs.push(parsed.doc);
+    lines.push(at.line);
+  });
+  const issues: ReadIssues = {
+    wordMismatches: { count: mismatchCount, examples: mismatches },
+    invalidUtf8: { count: input.invalidUtf8Lines.length, lines: input.invalidUtf8Lines },
+  };
+  return { docs, format, lines, name: input.name, issues };
+}
+
+export function readSenerJsonlWithReport(path: string): ReadReport {
+  return parseFile(readText(path), 'sener');
+}
+
+export function readSenerJsonl(path: string): Document[] {
+  return readSenerJsonlWithReport(path).docs;
+}
+
+export function readScirexJsonl(path: string): Document[] {
+  return parseFile(readText(path), 'scirex').docs;
+}
+
+export function readGenericJsonl(path: string): Document[] {
+  return parseFile(readText(path), 'generic').docs;
 }
 
 /**
@@ -135,17 +161,8 @@ export interface ReadReport {
  * the manifest expects SeNER's) still gets it read.
  */
 export function readDocumentsWithReport(path: string, format: DatasetFormat | 'auto', fallback: DatasetFormat = 'sener'): ReadReport {
-  const text = readText(path);
-  const name = displayPath(path);
-  const chosen = format === 'auto' ? (formatOfText(text) ?? fallback) : format;
-  switch (chosen) {
-    case 'sener':
-      return { ...parseSener(text, name), format: chosen };
-    case 'scirex':
-      return { docs: parseScirex(text, name), format: chosen, wordMismatches: 0, firstMismatch: null };
-    case 'generic':
-      return { docs: parseGeneric(text, name), format: chosen, wordMismatches: 0, firstMismatch: null };
-  }
+  const input = readText(path);
+  return parseFile(input, format === 'auto' ? (formatOfText(input.text) ?? fallback) : format);
 }
 
 export function readDocuments(path: string, format: DatasetFormat | 'auto'): Document[] {
@@ -154,7 +171,7 @@ export function readDocuments(path: string, format: DatasetFormat | 'auto'): Doc
 
 /** The layout of a file judged by its first non-blank line, or null when it matches none. */
 export function detectFormat(path: string): DatasetFormat | null {
-  return formatOfText(readText(path));
+  return formatOfText(readText(path).text);
 }
 
 function formatOfText(text: string): DatasetFormat | null {
@@ -218,18 +235,53 @@ export function displayPath(path: string): string {
 interface LineAt {
   /** `<file>:<line>` */
   where: string;
+  line: number;
 }
 
-function readText(path: string): string {
-  let text: string;
+interface FileText {
+  text: string;
+  name: string;
+  /** 1-based numbers of the lines with bytes that are not UTF-8. */
+  invalidUtf8Lines: number[];
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function readText(path: string): FileText {
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     throw new LongnerError(`${displayPath(path)}: cannot read the file (${typeof code === 'string' ? code : String(err)})`);
   }
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const text = bytes.toString('utf8');
+  return { text: text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, name: displayPath(path), invalidUtf8Lines: invalidUtf8Lines(bytes) };
 }
+
+/** The lines that do not decode as UTF-8; the whole file is checked at once first, as nearly every file is valid. */
+function invalidUtf8Lines(bytes: Buffer): number[] {
+  try {
+    strictUtf8.decode(bytes);
+    return [];
+  } catch {
+    const bad: number[] = [];
+    let start = 0;
+    for (let line = 1; start <= bytes.length; line++) {
+      let end = bytes.indexOf(0x0a, start);
+      if (end < 0) end = bytes.length;
+      try {
+        strictUtf8.decode(bytes.subarray(start, end));
+      } catch {
+        bad.push(line);
+      }
+      start = end + 1;
+    }
+    return bad;
+  }
+}
+
+const JSONL_EXPECTED = 'expected JSON Lines: one JSON object per line, one document per object';
 
 /** One JSON.parse per line over the whole file read at once: the 20 MB SciREX train file reads in a few hundred ms. */
 function forEachJsonLine(text: string, name: string, visit: (value: unknown, at: LineAt) => void): void {
@@ -241,14 +293,19 @@ function forEachJsonLine(text: string, name: string, visit: (value: unknown, at:
     lineNo++;
     const line = text.slice(start, end);
     start = end + 1;
-    if (line.trim() === '') continue;
-    const at: LineAt = { where: `${name}:${lineNo}` };
+    const trimmed = line.trim();
+    if (trimmed === '') continue;
+    const at: LineAt = { where: `${name}:${lineNo}`, line: lineNo };
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch (err) {
-      throw new LongnerError(`${at.where}: malformed JSON (${err instanceof Error ? err.message : String(err)})`);
+      // A JSON document spread over lines (an array of documents, or an indented object) is the usual cause.
+      if (trimmed.startsWith('[')) throw new LongnerError(`${at.where}: ${JSONL_EXPECTED}; this looks like a JSON array spread over lines`);
+      if (trimmed === '{') throw new LongnerError(`${at.where}: ${JSONL_EXPECTED}; this looks like an indented JSON object spread over lines`);
+      throw new LongnerError(`${at.where}: malformed JSON (${err instanceof Error ? err.message : String(err)}); ${JSONL_EXPECTED}`);
     }
+    if (Array.isArray(value)) throw new LongnerError(`${at.where}: ${JSONL_EXPECTED}, got a JSON array`);
     visit(value, at);
   }
 }
@@ -312,6 +369,10 @@ function sameWords(stored: unknown[], words: string[], start: number, end: numbe
   if (stored.length !== end - start) return false;
   for (let i = 0; i < stored.length; i++) if (stored[i] !== words[start + i]) return false;
   return true;
+}
+
+function clip(text: string): string {
+  return text.length > 60 ? text.slice(0, 57) + '...' : text;
 }
 
 function describe(value: unknown): string {

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { LongnerError } from '../errors.js';
 import { sha256File } from '../util/hash.js';
 import { fromRoot, projectRoot } from '../util/paths.js';
+import type { Config } from '../config/schema.js';
+import { configDataset, readUserRegistry, userDatasetSpec, userRegistryPath, type UserDataset } from './user-datasets.js';
 
 /**
  * The dataset registry: which files make up each dataset (datasets/manifest.json), where each file is
@@ -14,18 +16,25 @@ import { fromRoot, projectRoot } from '../util/paths.js';
  *   2. <mirror>/<name>/<file>                 (a read-only shared copy: LONGNER_DATA_MIRROR, or ../shared/datasets),
  *   3. a download from the manifest's URLs into 1.
  * Files with a known sha256 are checked wherever they come from.
+ *
+ * Besides the manifest's datasets, a registry holds the user's own (user-datasets.ts): the entries of
+ * the user registry ($LONGNER_HOME/datasets.json, written by `longner datasets add`) and a config's
+ * `dataset.files`. Their splits name absolute paths, and are read from there and nowhere else.
  */
 
 const splitSchema = z.strictObject({
   split: z.string().min(1),
   file: z.string().regex(/^[^/\\]+$/, 'a bare file name'),
-  format: z.enum(['sener', 'scirex']),
+  /** The layout; for manifest files a fallback when the first line does not show it (readers.ts 'auto'). */
+  format: z.enum(['sener', 'scirex', 'generic', 'auto']),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits').nullable(),
   bytes: z.number().int().positive().nullable(),
   docs: z.number().int().nonnegative().nullable(),
   note: z.string().optional(),
   urls: z.array(z.url()),
   howToGet: z.string().min(1),
+  /** User datasets only: the file's absolute path. */
+  path: z.string().optional(),
 });
 
 const protocolSchema = z.strictObject({
@@ -43,6 +52,8 @@ const datasetSchema = z.strictObject({
   types: z.array(z.string().min(1)).min(1),
   protocols: z.strictObject({ local: protocolSchema, paper: protocolSchema }),
   splits: z.array(splitSchema).min(1),
+  /** User datasets only: where the dataset is defined (a config file, or the user registry), for messages. */
+  source: z.string().optional(),
 });
 
 const manifestSchema = z.strictObject({
@@ -162,6 +173,8 @@ export interface RegistryOptions {
   connectTimeoutMs?: number;
   /** How long a download may stall between chunks. */
   idleTimeoutMs?: number;
+  /** The user's datasets (user-datasets.ts), after the manifest's; a name may not repeat one of the manifest's. */
+  user?: UserDataset[];
 }
 
 /** Files already hashed in this process, keyed by path, size and mtime, so a changed file is hashed again. */
@@ -179,6 +192,11 @@ async function fileSha256(path: string): Promise<string> {
   const digest = await sha256File(path);
   verified.set(key, digest);
   return digest;
+}
+
+/** A user dataset's file (they are never downloaded) that is not there. */
+export function userFileMissing(ds: DatasetSpec, spec: SplitSpec): LongnerError {
+  return new LongnerError(`${ds.source ?? ds.name}: the ${spec.split} file of dataset ${ds.name}, ${spec.path ?? spec.file}, does not exist; expected a JSONL file`);
 }
 
 function isFile(path: string): boolean {
@@ -203,12 +221,35 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     return ups <= 2 ? rel.split(sep).join('/') : path;
   };
 
-  const datasetNames = (): string[] => manifest.datasets.map((d) => d.name);
+  const user = new Map<string, UserDataset>();
+  for (const entry of options.user ?? []) {
+    if (manifest.datasets.some((d) => d.name === entry.name)) {
+      throw new LongnerError(`${entry.source}: dataset name "${entry.name}" is taken by a registered dataset (datasets/manifest.json); expected another name`);
+    }
+    user.set(entry.name, entry);
+  }
+  // Built on first use: inferring types reads the training file, which only the datasets in use need.
+  const userSpecs = new Map<string, DatasetSpec>();
+
+  const datasetNames = (): string[] => [...manifest.datasets.map((d) => d.name), ...user.keys()];
 
   const dataset = (name: string): DatasetSpec => {
-    const found = manifest.datasets.find((d) => d.name === name.toLowerCase());
-    if (!found) throw new LongnerError(`unknown dataset "${name}" (known: ${datasetNames().join(', ')})`);
-    return found;
+    const key = name.toLowerCase();
+    const found = manifest.datasets.find((d) => d.name === key);
+    if (found) return found;
+    const entry = user.get(name) ?? user.get(key);
+    if (entry === undefined) {
+      throw new LongnerError(
+        `unknown dataset "${name}" (known: ${datasetNames().join(', ')}); ` +
+          'for your own corpus set dataset.files in the config, or run `longner datasets add NAME --train F --validation F --test F`',
+      );
+    }
+    let spec = userSpecs.get(entry.name);
+    if (spec === undefined) {
+      spec = userDatasetSpec(entry);
+      userSpecs.set(entry.name, spec);
+    }
+    return spec;
   };
 
   const split = (name: string, splitName: string): SplitSpec => {
@@ -234,6 +275,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   const locate = (name: string, splitName: string, mirror?: string): { status: SplitStatus; path: string | null } => {
     const ds = dataset(name);
     const spec = split(name, splitName);
+    if (spec.path !== undefined) return isFile(spec.path) ? { status: 'local', path: spec.path } : { status: 'missing', path: null };
     const local = localPath(ds, spec);
     if (isFile(local)) return { status: 'local', path: local };
     const m = mirrorDir(mirror);
@@ -258,6 +300,10 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   const resolveSplit = async (name: string, splitName: string, opts: ResolveOptions = {}): Promise<string> => {
     const ds = dataset(name);
     const spec = split(name, splitName);
+    if (spec.path !== undefined) {
+      if (isFile(spec.path)) return spec.path;
+      throw userFileMissing(ds, spec);
+    }
     const looked: string[] = [];
 
     const local = localPath(ds, spec);
@@ -302,7 +348,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   };
 
   const listDatasets = (): DatasetListing[] =>
-    manifest.datasets.map((ds) => ({
+    datasetNames().map(dataset).map((ds) => ({
       name: ds.name,
       title: ds.title,
       citation: ds.citation,
@@ -434,11 +480,30 @@ function errorText(err: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // Module-level defaults over the project's own manifest and datasets/ folder
 
-let defaultInstance: Registry | undefined;
+let defaultInstance: { registry: Registry; userFile: string; stamp: string } | undefined;
 
+/** The manifest's datasets and the user registry's; rebuilt when the user registry file changes. */
 export function defaultRegistry(): Registry {
-  defaultInstance ??= createRegistry();
-  return defaultInstance;
+  const userFile = userRegistryPath();
+  const stamp = existsSync(userFile) ? fileKey(userFile) : 'absent';
+  if (defaultInstance === undefined || defaultInstance.userFile !== userFile || defaultInstance.stamp !== stamp) {
+    const previous = defaultInstance?.registry.manifest;
+    defaultInstance = { registry: createRegistry({ manifest: previous, user: readUserRegistry(userFile) }), userFile, stamp };
+  }
+  return defaultInstance.registry;
+}
+
+/**
+ * The registry a config reads its data from: the default one, plus the config's own `dataset.files`
+ * (which replaces a user-registry entry of the same name).
+ */
+export function registryFor(config: Config): Registry {
+  const own = configDataset(config);
+  if (own === null) return defaultRegistry();
+  const base = defaultRegistry();
+  const userFile = userRegistryPath();
+  const others = readUserRegistry(userFile).filter((d) => d.name !== own.name);
+  return createRegistry({ manifest: base.manifest, user: [...others, own] });
 }
 
 export function resolveSplit(dataset: string, split: string, opts?: ResolveOptions): Promise<string> {

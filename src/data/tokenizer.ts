@@ -138,11 +138,25 @@ export class SubwordTokenizer {
     return tok;
   }
 
-  /** One JSON file: our metadata plus the library's tokenizer JSON under `tokenizer`. */
-  save(path: string): void {
+  /**
+   * The `trainedOn` key a tokenizer file was saved with (pipeline.ts: the tokenizer options and the
+   * corpus's identity, data fingerprints included), or null for a file saved without one.
+   */
+  static readKey(path: string): string | null {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
+      return isRecord(parsed) && typeof parsed['trainedOn'] === 'string' ? parsed['trainedOn'] : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** One JSON file: our metadata plus the library's tokenizer JSON under `tokenizer`; `key` is what it was trained on. */
+  save(path: string, key?: string): void {
     const file = {
       format: FILE_FORMAT,
       version: FILE_VERSION,
+      ...(key === undefined ? {} : { trainedOn: key }),
       vocabSize: this.vocabSize,
       requestedVocabSize: this.meta.requestedVocabSize,
       lowercase: this.meta.lowercase,

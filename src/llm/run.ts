@@ -32,7 +32,7 @@ export const CALLS_FILE = 'llm-calls.jsonl';
 export const PREDICTIONS_FILE = 'test.predictions.jsonl';
 
 export interface EnsembleRunOptions {
-  /** Folder that holds runs/<experiment>/...; default the project's runs/. */
+  /** Folder that holds <experiment>/<run id>/; default runsRoot() ($LONGNER_RUNS_DIR or the project's runs/). */
   root?: string;
   quiet?: boolean;
   /** Where ${VAR} references and API keys are read from (default process.env). */

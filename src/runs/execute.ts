@@ -9,6 +9,7 @@ import { backendMemory, initBackend } from '../backend/index.js';
 import type { Config } from '../config/schema.js';
 import { prepareData, type PreparedData } from '../data/pipeline.js';
 import { writeGenericJsonl } from '../data/readers.js';
+import { SubwordTokenizer } from '../data/tokenizer.js';
 import type { Document, ScoredEntity } from '../data/types.js';
 import { evaluateDocuments, type Evaluation } from '../eval/evaluate.js';
 import { errorReason, isOutOfMemory } from '../measure/oom.js';
@@ -19,25 +20,33 @@ import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain.js';
 import { train, type TrainOutcome } from '../train/trainer.js';
 import { BEST_CKPT } from '../train/checkpoint.js';
 import { RunRecord } from './record.js';
+import { writeRunDataset } from './run-dataset.js';
 import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, type RunStatus } from './result.js';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 
 export interface ExecuteOptions {
   resume?: boolean;
-  /** Folder that holds runs/<experiment>/...; default the project's runs/. */
+  /** Folder that holds <experiment>/<run id>/; default runsRoot() ($LONGNER_RUNS_DIR or the project's runs/). */
   root?: string;
   quiet?: boolean;
 }
 
-/** The tokenizer path of a run; with a pretrained encoder, the pretraining run's tokenizer is copied in. */
-async function runTokenizer(config: Config, record: RunRecord, opts: ExecuteOptions): Promise<{ path: string; encoderCheckpoint: string | null }> {
+/**
+ * The tokenizer path of a run; with a pretrained encoder, the pretraining run's tokenizer, copied in
+ * (every time: the run must use the tokenizer its encoder was pretrained with).
+ */
+async function runTokenizer(
+  config: Config,
+  record: RunRecord,
+  opts: ExecuteOptions,
+): Promise<{ path: string; pretrained: SubwordTokenizer | undefined; encoderCheckpoint: string | null }> {
   const path = join(record.dir, TOKENIZER_FILE);
-  if (config.encoder.pretrained === null) return { path, encoderCheckpoint: null };
+  if (config.encoder.pretrained === null) return { path, pretrained: undefined, encoderCheckpoint: null };
   const pre = await ensurePretrained(config, { root: opts.root, quiet: opts.quiet });
-  if (!existsSync(path)) copyFileSync(pre.tokenizerPath, path);
+  copyFileSync(pre.tokenizerPath, path);
   record.log({ event: 'pretrained', from: pre.dir });
-  return { path, encoderCheckpoint: pre.encoderCheckpoint };
+  return { path, pretrained: SubwordTokenizer.load(path), encoderCheckpoint: pre.encoderCheckpoint };
 }
 
 /** Predictions as the generic JSONL layout (words, entities with scores), for `longner predict` and inspection. */
@@ -70,7 +79,8 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
   };
   try {
     const tok = await runTokenizer(config, record, opts);
-    data = await prepareData(config, { tokenizerPath: tok.path });
+    data = await prepareData(config, { tokenizerPath: tok.path, tokenizer: tok.pretrained });
+    writeRunDataset(record.dir, config, data.protocol.types);
     model = createModel(config, { types: data.protocol.types, vocabSize: data.tokenizer.vocabSize });
     if (tok.encoderCheckpoint !== null && !(opts.resume && existsSync(join(record.dir, BEST_CKPT)))) {
       loadPretrainedEncoder(model.params, tok.encoderCheckpoint);

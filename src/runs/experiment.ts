@@ -26,10 +26,11 @@
  * is never undone by a "make it small" setting.
  *
  * Paths (config files, `uses`, `frontier`) are relative to the project root, as in
- * experiments/memory-frontier.yaml; `uses` names may also be bare experiment names.
+ * experiments/memory-frontier.yaml, or to the experiment file's folder when the file is there;
+ * `uses` names may also be bare experiment names.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, extname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { LongnerError } from '../errors.js';
@@ -154,9 +155,15 @@ export function resolveExperimentPath(nameOrPath: string, relativeTo?: string): 
   return existsSync(local) ? local : fromRoot(nameOrPath);
 }
 
-/** Paths written in an experiment file start at the project root (absolute paths stay). */
-export function projectPath(path: string): string {
-  return isAbsolute(path) ? path : fromRoot(path);
+/**
+ * Paths written in an experiment file start at the project root (absolute paths stay), except that a
+ * file next to the experiment file wins: a user's experiment outside the repository names its own
+ * configs beside it.
+ */
+export function projectPath(path: string, experimentFile?: string): string {
+  if (isAbsolute(path)) return path;
+  const beside = experimentFile === undefined ? null : resolve(dirname(experimentFile), path);
+  return beside !== null && existsSync(beside) ? beside : fromRoot(path);
 }
 
 export function readExperimentFile(file: string): ExperimentFile {

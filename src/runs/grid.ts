@@ -75,21 +75,21 @@ interface Source {
   datasetSet: SetBlock;
 }
 
-function entrySources(entry: GridEntry): Source[] {
+function entrySources(entry: GridEntry, experimentFile: string): Source[] {
   const datasets = (entry.datasets ?? [null]).map((d) => (d === null ? null : typeof d === 'string' ? { name: d, set: {} } : d));
   if (entry.methods !== undefined) {
     return entry.methods.flatMap((method) =>
       datasets.map((d) => ({ file: fromRoot('configs', method, `${d!.name}.yaml`), method, dataset: d!.name, datasetSet: d!.set })),
     );
   }
-  return (entry.configs ?? []).flatMap((path) => datasets.map((d) => ({ file: projectPath(path), method: null, dataset: d?.name ?? null, datasetSet: d?.set ?? {} })));
+  return (entry.configs ?? []).flatMap((path) => datasets.map((d) => ({ file: projectPath(path, experimentFile), method: null, dataset: d?.name ?? null, datasetSet: d?.set ?? {} })));
 }
 
 export function expandGrid(experiment: Experiment, opts: ExpandOptions = {}): GridCell[] {
   const cells: GridCell[] = [];
   experiment.grid.forEach((entry, entryIndex) => {
     const seeds = entry.seeds ?? experiment.seeds;
-    for (const source of entrySources(entry)) {
+    for (const source of entrySources(entry, experiment.file)) {
       const configFile = displayFile(source.file);
       const stem = basename(source.file, extname(source.file));
       const label = entry.label ?? source.method ?? stem;

@@ -1,4 +1,4 @@
-/** Reopening a trained run: its config, tokenizer and best checkpoint, for `eval` and `predict`. */
+/** Reopening a trained run: its config, tokenizer, types (dataset.json) and best checkpoint, for `eval` and `predict`. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, type BackendInfo } from '../backend/index.js';
@@ -11,6 +11,7 @@ import type { SpanModel } from '../models/span-model.js';
 import { BEST_CKPT } from '../train/checkpoint.js';
 import { TOKENIZER_FILE } from './execute.js';
 import { RunRecord } from './record.js';
+import { readRunDataset } from './run-dataset.js';
 
 export interface TrainedRun {
   record: RunRecord;
@@ -30,7 +31,8 @@ export async function loadTrainedRun(dir: string, opts: { quiet?: boolean } = {}
   }
   const backend = await initBackend(config.backend, { quiet: opts.quiet });
   const tokenizer = SubwordTokenizer.load(join(record.dir, TOKENIZER_FILE));
-  const types = defaultRegistry().dataset(config.dataset.name).types;
+  // Older runs have no dataset.json: their types come from the registry, as they did when they trained.
+  const types = readRunDataset(record.dir)?.types ?? defaultRegistry().dataset(config.dataset.name).types;
   const model = createModel(config, { types, vocabSize: tokenizer.vocabSize });
   model.params.load(join(record.dir, BEST_CKPT));
   return { record, config, tokenizer, model, backend };

@@ -9,17 +9,11 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fromRoot } from '../util/paths.js';
 import { LongnerError } from '../errors.js';
 import { CONFIG_JSON, RESULT_FILE } from './record.js';
 import { RunResultSchema, type RunResult, type RunStatus } from './result.js';
 
-/** The runs root: an explicit folder, else $LONGNER_RUNS_DIR, else the project's runs/. */
-export function runsRoot(explicit?: string | null): string {
-  if (explicit !== undefined && explicit !== null && explicit !== '') return explicit;
-  const env = process.env.LONGNER_RUNS_DIR;
-  return env !== undefined && env !== '' ? env : fromRoot('runs');
-}
+export { runsRoot } from '../util/paths.js';
 
 /** What is on disk for a run: a result's status, `partial` (started, no result), or `missing`. */
 export type DiskStatus = RunStatus | 'partial' | 'missing';
@@ -103,4 +97,18 @@ export function readResultFile(file: string): RunResult {
     throw new LongnerError(`${file}: ${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`);
   }
   return parsed.data;
+}
+
+/**
+ * A run named on the command line: a folder path, or a run id looked up in every experiment folder
+ * of the runs root (an ok run first, as findRun does).
+ */
+export function locateRunFolder(target: string, root: string): string {
+  if (statSync(target, { throwIfNoEntry: false })?.isDirectory()) return target;
+  if (!target.includes('/') && !target.includes('\\')) {
+    const folders = experimentFolders(root);
+    const found = findRun(root, folders[0] ?? '', target, folders);
+    if (found.dir !== null) return found.dir;
+  }
+  throw new LongnerError(`${target}: expected a run folder or the run id of a run under ${root}; neither exists`);
 }

@@ -8,7 +8,7 @@ import type { BackendInfo } from '../backend/index.js';
 import { MethodSchema, type Config } from '../config/schema.js';
 import type { ProtocolData } from '../data/protocol.js';
 import { collectEnv } from './env.js';
-import { configHash } from './id.js';
+import { configHash, dataFingerprints } from './id.js';
 
 const count = () => z.number().int().min(0);
 const fraction = () => z.number().min(0).max(1);
@@ -116,6 +116,17 @@ export const RunResultSchema = z.strictObject({
     .optional(),
   /** Which files made the splits (the dataset protocol), in words. */
   dataProtocol: z.string(),
+  /**
+   * The data as read: entity types in label order (null when the run ended before loading them) and the
+   * sha256 of each file, by dataset and raw split (null for a dataset the registry did not know).
+   * Absent in records made before data fingerprints.
+   */
+  data: z
+    .strictObject({
+      types: z.array(z.string()).nullable(),
+      fingerprints: z.record(z.string(), z.record(z.string(), z.string()).nullable()),
+    })
+    .optional(),
   /** Documents or entities removed by deduplication, by kind. */
   dedup: z.record(z.string(), count()),
   createdAt: z.iso.datetime({ offset: true }),
@@ -159,6 +170,7 @@ export function resultHeader(
     backendThreads: backend?.threads ?? null,
     env: collectEnv(),
     dataProtocol: protocol?.description ?? `${config.dataset.protocol} protocol (${unloaded})`,
+    data: { types: protocol?.types ?? null, fingerprints: dataFingerprints(config) },
     dedup: dedup
       ? {
           trainDroppedAsTestOverlap: dedup.trainDroppedAsTestOverlap,

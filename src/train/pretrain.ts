@@ -41,7 +41,8 @@ import { activeBackend, backendMemory } from '../backend/index.js';
 import type { Config } from '../config/schema.js';
 import { loadOrTrainTokenizer, wordsOf } from '../data/pipeline.js';
 import { loadProtocol } from '../data/protocol.js';
-import type { Registry } from '../data/registry.js';
+import { corpusIdentity, tokenizerKey, type CorpusIdentity } from '../data/fingerprint.js';
+import { registryFor, type Registry } from '../data/registry.js';
 import { MASK_ID, SPECIAL_TOKENS, type SubwordTokenizer, type TokenizedWords } from '../data/tokenizer.js';
 import type { Document } from '../data/types.js';
 import { wholeWordMask, type WwmResult } from '../data/wwm.js';
@@ -53,7 +54,7 @@ import { collectEnv } from '../runs/env.js';
 import type { RunResult } from '../runs/result.js';
 import { appendJsonl, writeJsonAtomic } from '../util/atomic.js';
 import { sha256, stableStringify } from '../util/hash.js';
-import { fromRoot } from '../util/paths.js';
+import { runsRoot } from '../util/paths.js';
 import { Progress } from '../util/progress.js';
 import { createRng } from '../util/rng.js';
 import { AdamW, decaysWeight, type AdamWParam } from './adamw.js';
@@ -92,48 +93,39 @@ export interface PretrainKey {
   pretrain: Omit<Config['pretrain'], 'datasets'>;
   tokenizer: Config['tokenizer'];
   encoder: Pick<Config['encoder'], 'layers' | 'hidden' | 'heads' | 'ffn' | 'dropout'>;
-  corpus: {
-    /** pretrain.datasets ?? [dataset.name]. */
-    datasets: string[];
-    protocol: Config['dataset']['protocol'];
-    validationFraction: number;
-    validationDocs: number;
-    splitSeed: number;
-    maxTrainDocs: number | null;
-  };
+  /** pretrain.datasets ?? [dataset.name], their protocol options and their files' sha256. */
+  corpus: CorpusIdentity;
 }
 
-export function pretrainKey(config: Config): PretrainKey {
+/** `registry` (tests inject fixtures) defaults to the config's own (registryFor). */
+export function pretrainKey(config: Config, registry: Registry = registryFor(config)): PretrainKey {
   const { datasets, ...pretrain } = config.pretrain;
   const { layers, hidden, heads, ffn, dropout } = config.encoder;
-  const d = config.dataset;
   return {
     version: PROCEDURE_VERSION,
     pretrain,
     tokenizer: config.tokenizer,
     encoder: { layers, hidden, heads, ffn, dropout },
-    corpus: {
-      // Resolved, so `datasets: null` and `datasets: [<dataset.name>]` are the same run.
-      datasets: datasets ?? [d.name],
-      protocol: d.protocol,
-      validationFraction: d.validationFraction,
-      validationDocs: d.validationDocs,
-      splitSeed: d.splitSeed,
-      maxTrainDocs: d.maxDocs.train,
-    },
+    // Resolved, so `datasets: null` and `datasets: [<dataset.name>]` are the same run.
+    corpus: corpusIdentity(config, datasets ?? [config.dataset.name], registry),
   };
 }
 
 /** First 10 hex digits of the SHA-256 of the key. */
-export function pretrainHash(config: Config): string {
-  return sha256(stableStringify(pretrainKey(config))).slice(0, 10);
+export function pretrainHash(config: Config, registry?: Registry): string {
+  return sha256(stableStringify(pretrainKey(config, registry))).slice(0, 10);
+}
+
+/** The key of the tokenizer a pretraining run trains (and the fine-tuning runs that start from it copy). */
+export function pretrainTokenizerKey(config: Config, registry?: Registry): string {
+  return tokenizerKey(config, pretrainKey(config, registry).corpus);
 }
 
 /** `<root>/pretrain/<datasets>-l<layers>h<hidden>-<hash>`. */
-export function pretrainRunDir(config: Config, root: string = fromRoot('runs')): string {
-  const key = pretrainKey(config);
+export function pretrainRunDir(config: Config, root: string = runsRoot(), registry?: Registry): string {
+  const key = pretrainKey(config, registry);
   const short = `${key.corpus.datasets.map(safeName).join('+')}-l${key.encoder.layers}h${key.encoder.hidden}`;
-  return join(root, 'pretrain', `${short}-${pretrainHash(config)}`);
+  return join(root, 'pretrain', `${short}-${sha256(stableStringify(key)).slice(0, 10)}`);
 }
 
 function safeName(name: string): string {
@@ -158,8 +150,8 @@ export interface CorpusDataset {
  * documents that repeat test documents, dedup.ts.)
  */
 export async function pretrainCorpus(config: Config, registry?: Registry): Promise<CorpusDataset[]> {
-  const key = pretrainKey(config);
-  const c = key.corpus;
+  const reg = registry ?? registryFor(config);
+  const c = pretrainKey(config, reg).corpus;
   const out: CorpusDataset[] = [];
   for (const name of c.datasets) {
     const data = await loadProtocol(name, {
@@ -168,7 +160,7 @@ export async function pretrainCorpus(config: Config, registry?: Registry): Promi
       validationDocs: c.validationDocs,
       splitSeed: c.splitSeed,
       maxDocs: { train: c.maxTrainDocs },
-      registry,
+      registry: reg,
     });
     out.push({ name, documents: data.train, description: data.description });
   }
@@ -458,7 +450,7 @@ export function pretrainEncoderConfig(config: Config, vocabSize: number): Encode
 // The loop
 
 export interface PretrainOptions {
-  /** Runs root (default `<project>/runs`); the run folder is pretrainRunDir(config, root). */
+  /** Runs root (default runsRoot(): $LONGNER_RUNS_DIR or `<project>/runs`); the run folder is pretrainRunDir(config, root). */
   root?: string;
   /** Continue from the folder's checkpoint, or return its finished result; false starts afresh. */
   resume?: boolean;
@@ -490,8 +482,8 @@ export async function pretrain(config: Config, opts: PretrainOptions = {}): Prom
   if (backend === undefined) throw new Error('pretrain: no backend initialised; call initBackend first');
   const started = performance.now();
   const pc = config.pretrain;
-  const dir = pretrainRunDir(config, opts.root);
-  const hash = pretrainHash(config);
+  const dir = pretrainRunDir(config, opts.root, opts.registry);
+  const hash = pretrainHash(config, opts.registry);
   const tokenizerPath = join(dir, TOKENIZER_FILE);
   const encoderCheckpoint = join(dir, ENCODER_CKPT);
   const result = (status: PretrainResult['status'], summary: PretrainSummary | null): PretrainResult => ({ dir, status, summary, tokenizerPath, encoderCheckpoint });
@@ -508,14 +500,14 @@ export async function pretrain(config: Config, opts: PretrainOptions = {}): Prom
       }
     }
     if (saved === null) clearRun(dir);
-    writeJsonAtomic(join(dir, KEY_FILE), { hash, key: pretrainKey(config) });
+    writeJsonAtomic(join(dir, KEY_FILE), { hash, key: pretrainKey(config, opts.registry) });
 
     const corpus = await pretrainCorpus(config, opts.registry);
     const documents = corpus.flatMap((c) => c.documents);
     if (documents.length === 0) {
       throw new LongnerError(`pretraining corpus is empty: the training split of ${corpus.map((c) => c.name).join(', ')} has no documents`);
     }
-    const tokenizer = await loadOrTrainTokenizer(tokenizerPath, () => wordsOf(documents), config);
+    const tokenizer = await loadOrTrainTokenizer(tokenizerPath, () => wordsOf(documents), config, pretrainTokenizerKey(config, opts.registry));
     const pieces = await corpusPieces(documents, tokenizer, pc.seqLen);
     const corpusTokens = pieces.reduce((a, p) => a + p.tokenIds.length, 0);
     const corpusInfo: PretrainSummary['corpus'] = {
@@ -719,7 +711,7 @@ export async function ensurePretrained(config: Config, opts: EnsureOptions = {})
   if (choice === null) throw new Error('ensurePretrained: encoder.pretrained is null (random initialisation)');
   if (choice !== 'mlm') return checkPretrainedFolder(resolve(choice), config);
 
-  const dir = pretrainRunDir(config, opts.root);
+  const dir = pretrainRunDir(config, opts.root, opts.registry);
   let told = false;
   for (;;) {
     let summary = readSummary(dir);

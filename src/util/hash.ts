@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 
 /** JSON with object keys sorted at every level, so equal values always hash equally. */
 export function stableStringify(value: unknown): string {
@@ -28,4 +28,23 @@ export function sha256File(path: string): Promise<string> {
       .on('error', reject)
       .on('end', () => resolve(hash.digest('hex')));
   });
+}
+
+/** Size, times and inode of a file: a file rewritten in place gets a new stamp, so memos keyed by it never go stale. */
+export function fileStamp(path: string): string {
+  const st = statSync(path);
+  return `${path}\u0000${st.size}\u0000${st.mtimeMs}\u0000${st.ctimeMs}\u0000${st.ino}`;
+}
+
+const digests = new Map<string, string>();
+
+/** sha256 of a file's content, memoised per process by fileStamp. Synchronous, because run ids are. */
+export function sha256FileSync(path: string): string {
+  const stamp = fileStamp(path);
+  let digest = digests.get(stamp);
+  if (digest === undefined) {
+    digest = sha256(readFileSync(path));
+    digests.set(stamp, digest);
+  }
+  return digest;
 }

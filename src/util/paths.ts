@@ -16,3 +16,14 @@ export function projectRoot(): string {
 export function fromRoot(...parts: string[]): string {
   return resolve(projectRoot(), ...parts);
 }
+
+/**
+ * The runs root: an explicit folder, else $LONGNER_RUNS_DIR, else the project's runs/. Every command
+ * that reads or writes run folders (train, pretrain, eval, predict, run, report) resolves it here, so
+ * one variable moves all of them.
+ */
+export function runsRoot(explicit?: string | null): string {
+  if (explicit !== undefined && explicit !== null && explicit !== '') return resolve(explicit);
+  const env = process.env.LONGNER_RUNS_DIR;
+  return env !== undefined && env !== '' ? resolve(env) : fromRoot('runs');
+}

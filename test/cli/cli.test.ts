@@ -21,7 +21,7 @@ test('an unknown dataset is a one-line error listing the known ones, exit 2', (t
   const r = longner('datasets', 'stats', 'nope');
   t.is(r.code, 2);
   t.is(r.stderr.trim().split('\n').length, 1);
-  t.regex(r.stderr, /unknown dataset "nope" \(known: scholar-xl, profiling-07, scirex\)/);
+  t.regex(r.stderr, /unknown dataset "nope" \(known: scholar-xl, profiling-07, scirex\); for your own corpus set dataset.files in the config, or run `longner datasets add NAME/);
 });
 
 test('--threads and --memory-budget are checked before any work, exit 2', (t) => {

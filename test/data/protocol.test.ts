@@ -191,7 +191,7 @@ test('an entity type outside the manifest is caught at load time', async (t) => 
   writeScirex(join(dir, 'paperish', 'dev.jsonl'), dev);
   const reg = createRegistry({ root: join(base, 'project'), mirror: dir, manifest });
   const e = await t.throwsAsync(loadProtocol('paperish', opts({ registry: reg })), { instanceOf: LongnerError });
-  t.regex(e?.message ?? '', /dev\.jsonl: document x-syn-1: entity \[0, 1, Z\] has a type that is not one of paperish's types \(A, B\)/);
+  t.regex(e?.message ?? '', /dev\.jsonl:2: document x-syn-1: entity \[0, 1, Z\] has a type that is not one of paperish's types \(expected one of A, B\)/);
 });
 
 // The real data, only where the read-only mirror exists.

@@ -34,15 +34,17 @@ function throwsUser(t: import('ava').ExecutionContext, fn: () => unknown, ...par
 }
 
 test('SeNER layout: reads documents, skips blank lines, counts stored-word mismatches', (t) => {
-  const { docs, wordMismatches, firstMismatch } = readSenerJsonlWithReport(fixture('sener-small.json'));
+  const { docs, issues, lines } = readSenerJsonlWithReport(fixture('sener-small.json'));
   t.deepEqual(
     docs.map((d) => d.id),
     ['d1', 'd2', 'd3'],
   );
   t.deepEqual(docs[0]!.entities[1], { start: 3, end: 6, type: 'org' });
   t.is(docs[0]!.entities.length, 4, 'duplicates are kept as stored; dedup is a separate step');
-  t.is(wordMismatches, 1);
-  t.true(firstMismatch?.endsWith('sener-small.json:3'));
+  t.deepEqual(lines, [1, 3, 4], 'each document keeps its line, blank lines counted');
+  t.is(issues.wordMismatches.count, 1);
+  t.regex(issues.wordMismatches.examples[0] ?? '', /sener-small\.json:3: entity \[3, 4, org\] stores \["Acme"\], the text has \["ACME"\]$/);
+  t.is(issues.invalidUtf8.count, 0);
   t.is(docs[2]!.entities.length, 0);
 });
 
@@ -52,7 +54,7 @@ test('SeNER layout round-trips through writeSenerJsonl (offsets win over stored 
   writeSenerJsonl(out, docs);
   const again = readSenerJsonlWithReport(out);
   t.deepEqual(again.docs, docs);
-  t.is(again.wordMismatches, 0, 'the writer stores text[start:end]');
+  t.is(again.issues.wordMismatches.count, 0, 'the writer stores text[start:end]');
 });
 
 test('SciREX layout: reads words and ner, ignores the other fields, round-trips via the generic layout', (t) => {

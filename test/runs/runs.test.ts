@@ -125,3 +125,24 @@ test('collectEnv records node, platform and the tfjs version', (t) => {
   t.truthy(env.packageVersions['longner']);
   t.true(env.gitCommit === null || /^[0-9a-f]{40}/.test(env.gitCommit));
 });
+
+test('run folders, pretraining folders and run-id lookups honour LONGNER_RUNS_DIR', async (t) => {
+  const { pretrainRunDir } = await import('../../src/train/pretrain.js');
+  const { locateRunFolder, runsRoot } = await import('../../src/runs/locate.js');
+  const root = tempRoot();
+  const before = process.env.LONGNER_RUNS_DIR;
+  process.env.LONGNER_RUNS_DIR = root;
+  try {
+    const config = resolveConfigFromObject({ experiment: 'env-test' });
+    t.is(runsRoot(), root);
+    t.is(runDir(config), join(root, 'env-test', runId(config)));
+    t.true(pretrainRunDir(config).startsWith(join(root, 'pretrain') + sep));
+    const record = RunRecord.create(config);
+    t.is(record.dir, runDir(config, root));
+    t.is(locateRunFolder(runId(config), runsRoot()), record.dir);
+    t.throws(() => locateRunFolder('sener-nope-0123456789-s1', root), { instanceOf: LongnerError, message: /expected a run folder or the run id of a run under/ });
+  } finally {
+    if (before === undefined) delete process.env.LONGNER_RUNS_DIR;
+    else process.env.LONGNER_RUNS_DIR = before;
+  }
+});

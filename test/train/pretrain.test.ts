@@ -96,7 +96,7 @@ function readLog(dir: string): Record<string, unknown>[] {
 
 test('the key ignores fine-tuning choices and follows what defines the pretraining', (t) => {
   const c = tinyConfig();
-  const hashOf = (cfg: Config): string => pretrainRunDir(cfg, '/runs');
+  const hashOf = (cfg: Config): string => pretrainRunDir(cfg, '/runs', registry);
   const same = [
     { encoder: { attention: 'window' } },
     { encoder: { window: 16, logN: 'off' } },
@@ -123,9 +123,9 @@ test('the key ignores fine-tuning choices and follows what defines the pretraini
     { dataset: { maxDocs: { train: 5 } } },
   ];
   for (const over of different) t.not(hashOf(tinyConfig(over)), hashOf(c), JSON.stringify(over));
-  t.regex(pretrainRunDir(c, '/runs'), /^\/runs\/pretrain\/toy-l1h32-[0-9a-f]{10}$/);
-  t.deepEqual(pretrainKey(c).corpus.datasets, ['toy']);
-  t.false('attention' in pretrainKey(c).encoder);
+  t.regex(pretrainRunDir(c, '/runs', registry), /^\/runs\/pretrain\/toy-l1h32-[0-9a-f]{10}$/);
+  t.deepEqual(pretrainKey(c, registry).corpus.datasets, ['toy']);
+  t.false('attention' in pretrainKey(c, registry).encoder);
 });
 
 test('pieces are cut at word boundaries, wrapped in [CLS] ... [SEP]', (t) => {
@@ -324,7 +324,7 @@ test('loadPretrainedEncoder loads the encoder and leaves LoRA pairs and the head
 test('one process pretrains a folder at a time; a lock left by a dead process is taken over', async (t) => {
   const config = tinyConfig({ pretrain: { steps: 1 } });
   const root = tempRoot();
-  const dir = pretrainRunDir(config, root);
+  const dir = pretrainRunDir(config, root, registry);
   mkdirSync(dir, { recursive: true });
   const lock = join(dir, LOCK_FILE);
   // This process is alive, so its lock is held.
