@@ -14,6 +14,7 @@ const FrontierFileSchema = z.looseObject({
   preset: z.string().nullable().optional(),
   backend: z.string().nullable().optional(),
   backendDetail: z.string().nullable().optional(),
+  budgetBytes: z.number().nullable().optional(),
   createdAt: z.string().optional(),
   methods: z
     .array(

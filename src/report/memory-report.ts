@@ -363,6 +363,7 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     createdAt: new Date().toISOString(),
     backend: o.backend,
     backendDetail: o.backendDetail,
+    budgetBytes: o.backend === 'native' ? o.budgetBytes : null,
     machine: { cores: cpus().length, cpu: cpus()[0]?.model.trim() ?? null, memoryBytes: totalmem(), node: process.version, platform: `${process.platform}-${process.arch}` },
     wallSeconds: o.wallSeconds,
     probeSeconds: probeSeconds(o),

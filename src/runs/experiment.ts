@@ -104,6 +104,11 @@ const ReportSchema = z.strictObject({
   perTypeDataset: z.string().min(1).default('scholar-xl'),
   /** The memory frontier's output; the first file that exists is read; `{preset}` is the report's preset. */
   frontier: z.array(z.string().min(1)).default(['reports/memory-frontier/{preset}/frontier.json', 'reports/memory-frontier/frontier.json']),
+  /**
+   * The same frontier with every method at its most efficient (low-memory attention, recomputation:
+   * memory-frontier.yaml's `efficient` preset), shown beside the reference-faithful one; first file that exists.
+   */
+  frontierEfficient: z.array(z.string().min(1)).default(['reports/memory-frontier/efficient/frontier.json']),
   /** Free text shown under the title. */
   notes: z.array(z.string()).default([]),
 });

@@ -20,9 +20,18 @@ export function timingGroups(ctx: ReportContext): Group[] {
   return [...ctx.collected.groups, ...[...ctx.collected.used.values()].flatMap((u) => u.groups)];
 }
 
-export function loadFrontier(ctx: ReportContext): { found: FoundFrontier | null; candidates: string[] } {
-  const candidates = frontierCandidates(ctx.collected.experiment.report.frontier, ctx.collected.experiment.preset);
+export function loadFrontier(ctx: ReportContext, variant: 'reference' | 'efficient' = 'reference'): { found: FoundFrontier | null; candidates: string[] } {
+  const report = ctx.collected.experiment.report;
+  const candidates = frontierCandidates(variant === 'reference' ? report.frontier : report.frontierEfficient, ctx.collected.experiment.preset);
   return { found: readFrontier(candidates), candidates };
+}
+
+/** The budget line of a native frontier (the limit its lengths were measured under), or the wasm heap cap. */
+function limitLines(found: FoundFrontier): { y: number; label: string }[] {
+  const { backend, budgetBytes } = found.data;
+  if (backend === 'wasm') return [{ y: 2 ** 32, label: 'wasm heap cap (4 GiB)' }];
+  if (backend === 'native' && typeof budgetBytes === 'number') return [{ y: budgetBytes, label: `memory budget (${formatBytes(budgetBytes)})` }];
+  return [];
 }
 
 function ratioText(value: number | null): string {
@@ -39,25 +48,45 @@ export function efficiencyTables(ctx: ReportContext): Block[] {
     });
   } else {
     const f = found.data;
-    const ref = f.methods.find((m) => m.method === REFERENCE)?.measured?.maxOk ?? null;
+    const efficient = loadFrontier(ctx, 'efficient').found;
+    const longest = (data: FoundFrontier['data'] | undefined, method: string): number | null => data?.methods.find((m) => m.method === method)?.measured?.maxOk ?? null;
+    const ratio = (data: FoundFrontier['data'] | undefined, method: string): string => {
+      const ref = longest(data, REFERENCE);
+      const mine = longest(data, method);
+      if (method === REFERENCE) return ref === null ? '–' : '1.00x';
+      return ref !== null && mine !== null && mine > 0 ? ratioText(ref / mine) : '–';
+    };
+    const lengthText = (n: number | null): string => (n === null ? '– (none)' : n.toLocaleString('en-US'));
     blocks.push({
       kind: 'table',
       caption:
         `Longest input that trains (words = tokens, batch 1, synthetic SciREX-like document), measured by \`longner memory\` ` +
         `(preset ${f.preset ?? 'none'}, backend ${f.backendDetail ?? f.backend ?? 'unknown'}; ${displayPath(found.file)}). ` +
+        (efficient === null
+          ? ''
+          : `"Most efficient": every method with the low-memory attention kernels and recomputation (${displayPath(efficient.file)}, backend ${efficient.data.backendDetail ?? efficient.data.backend ?? 'unknown'}). `) +
         'Paper: SeNER trains on inputs 3x longer than CNN-NER and 6x longer than UTC-IE (one A100 80 GB, SciREX; the bar values are unpublished).',
-      header: ['method', 'attention', 'longest that trained', 'first OOM', 'search end', 'SeNER / method (ours)', 'SeNER / method (paper)'],
-      align: ['left', 'left', 'right', 'right', 'left', 'right', 'right'],
+      header: [
+        'method',
+        'attention',
+        'longest that trained',
+        'first OOM',
+        'search end',
+        'SeNER / method (ours)',
+        ...(efficient === null ? [] : ['longest, most efficient', 'SeNER / method, most efficient']),
+        'SeNER / method (paper)',
+      ],
+      align: ['left', 'left', 'right', 'right', 'left', 'right', ...(efficient === null ? [] : (['right', 'right'] as const)), 'right'],
       rows: f.methods.map((m) => {
-        const maxOk = m.measured?.maxOk ?? null;
         const claim = paperClaim(ctx.paper, `max_train_length_ratio_sener_over_${m.method}`);
         return [
           m.method,
           m.attention ?? '',
-          maxOk === null ? '– (none)' : maxOk.toLocaleString('en-US'),
+          lengthText(m.measured?.maxOk ?? null),
           m.measured?.firstOom === null || m.measured?.firstOom === undefined ? '–' : m.measured.firstOom.toLocaleString('en-US'),
           m.measured?.end ?? '–',
-          m.method === REFERENCE ? (ref === null ? '–' : '1.00x') : ref !== null && maxOk !== null && maxOk > 0 ? ratioText(ref / maxOk) : '–',
+          ratio(f, m.method),
+          ...(efficient === null ? [] : [lengthText(longest(efficient.data, m.method)), ratio(efficient.data, m.method)]),
           claim === null ? '–' : ratioText(claim.value),
         ];
       }),
@@ -115,31 +144,37 @@ function byteTicks(series: readonly Series[], extra: readonly number[]): number[
 }
 
 export function memoryChart(ctx: ReportContext): Block[] {
-  const { found } = loadFrontier(ctx);
-  if (found === null) return [];
-  const lengths = found.data.probes.map((p) => p.words);
-  const series = curveSeries(found, 'train', (p) => p.peakBytes);
-  const refLines = found.data.backend === 'wasm' ? [{ y: 2 ** 32, label: 'wasm heap cap (4 GiB)' }] : [];
-  return [
-    {
-      kind: 'image',
-      file: 'memory-vs-length.png',
-      alt: 'Peak tensor memory of one training step (batch 1) against input length, from the memory frontier probes; crosses: out of memory.',
-      png: lineChart({
-        title: 'Peak memory of a training step vs input length',
-        xLabel: 'input length (words = tokens)',
-        yLabel: 'peak bytes (tf.profile)',
-        logX: true,
-        logY: true,
-        series,
-        refLines,
-        formatY: formatBytes,
-        yTicks: byteTicks(series, refLines.map((l) => l.y)),
-        formatX: (v) => String(v),
-        xTicks: lengths.length === 0 ? [] : powerTicks(Math.min(...lengths), Math.max(...lengths)),
-      }),
-    },
+  const variants = [
+    { variant: 'reference' as const, file: 'memory-vs-length.png', title: 'Peak memory of a training step vs input length', what: '' },
+    { variant: 'efficient' as const, file: 'memory-vs-length-efficient.png', title: 'Peak memory of a training step, every method at its most efficient', what: ' (low-memory attention and recomputation)' },
   ];
+  return variants.flatMap(({ variant, file, title, what }): Block[] => {
+    const { found } = loadFrontier(ctx, variant);
+    if (found === null) return [];
+    const lengths = found.data.probes.map((p) => p.words);
+    const series = curveSeries(found, 'train', (p) => p.peakBytes);
+    const refLines = limitLines(found);
+    return [
+      {
+        kind: 'image',
+        file,
+        alt: `Peak memory of one training step (batch 1) against input length${what}, from the memory frontier probes; crosses: out of memory; the line: the memory limit.`,
+        png: lineChart({
+          title,
+          xLabel: 'input length (words = tokens)',
+          yLabel: found.data.backend === 'native' ? 'peak bytes (live tensor buffers)' : 'peak bytes (tf.profile)',
+          logX: true,
+          logY: true,
+          series,
+          refLines,
+          formatY: formatBytes,
+          yTicks: byteTicks(series, refLines.map((l) => l.y)),
+          formatX: (v) => String(v),
+          xTicks: lengths.length === 0 ? [] : powerTicks(Math.min(...lengths), Math.max(...lengths)),
+        }),
+      },
+    ];
+  });
 }
 
 export function latencyChart(ctx: ReportContext): Block[] {
