@@ -66,10 +66,11 @@ function nestedGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): (t
 
 export function checkpoint<W, X extends tf.Tensor, T extends tf.Tensor>(f: (x: X, weights: W) => T, x: X, weights: W, rng?: Rng): T {
   const inputs = [x, ...leaves(weights)];
-  // Gradients are taken for x and the parameters (variables) only: the constants among the leaves can
+  // Gradients are taken for x and the trainable parameters only: the constants among the leaves can
   // sit behind ops without a gradient (a comparison building a row mask), which a tape from them would
   // have to cross. (The saved copies are plain tensors, so this is decided here.)
-  const differentiable = inputs.map((t, i) => i === 0 || (t instanceof tf.Variable && t.dtype === 'float32'));
+  // Frozen parameters (LoRA's base weights) need none either.
+  const differentiable = inputs.map((t, i) => i === 0 || (t instanceof tf.Variable && t.trainable && t.dtype === 'float32'));
   const replay = rng?.state;
   if (rng !== undefined && replay === undefined) throw new Error('checkpoint: recomputation needs a generator whose state can be replayed (createRng)');
   const start = replay?.get();

@@ -58,6 +58,16 @@ const cases: { name: string; config: (over: Record<string, unknown>) => Config }
         sener: { window: 4, depth: 2, biaffineSize: 8, cnnDim: 8, lora: null, wwm: 0.15, attnDropout: 0.2, mlpDropout: 0.2, ...over },
       }),
   },
+  {
+    // LoRA: the encoder's base weights are frozen, so recomputation takes gradients for the LoRA pairs only.
+    name: 'sener-lora',
+    config: (over) =>
+      tinyConfig({
+        method: 'sener',
+        encoder: { ...encoder, attention: 'arrow', window: 4, logN: 'padded' },
+        sener: { window: 4, depth: 1, biaffineSize: 8, cnnDim: 8, lora: { rank: 2, alpha: 4 }, wwm: 0, attnDropout: 0.2, mlpDropout: 0.2, ...over },
+      }),
+  },
   { name: 'cnn-ner', config: () => tinyConfig({ method: 'cnn-ner', encoder, cnnNer: { biaffineSize: 8, cnnDim: 8, depth: 2, dropout: 0.2, logitDropout: 0.2 } }) },
   {
     name: 'utc-ie',
@@ -67,7 +77,7 @@ const cases: { name: string; config: (over: Record<string, unknown>) => Config }
 
 for (const backend of trainingBackendsUnderTest()) {
   for (const c of cases) {
-    const lowMemory = c.name === 'cnn-ner' ? [false] : [false, true];
+    const lowMemory = c.name === 'utc-ie' || c.name === 'sener' ? [false, true] : [false];
     for (const low of lowMemory) {
       test.serial(`${backend}: ${c.name}${low ? ' (lowMemory)' : ''}: gradients with train.recompute all equal those without`, async (t) => {
         await initBackend(backend, { quiet: true });
