@@ -28,12 +28,12 @@ import { buildProbeTask, loadMemorySettings, planMethods, type MethodPlan } from
 import type { Config } from '../src/config/schema.js';
 import { runProbeInChild } from '../src/measure/child.js';
 import { parseProbeTask, probeConfig, type ProbeResult } from '../src/measure/task.js';
-import { formatBytes } from '../src/report/charts.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
 import { fromRoot } from '../src/util/paths.js';
 import { formatSeconds } from '../src/util/progress.js';
 import { markdownTable, textTable, type Cell } from '../src/util/table.js';
 import { BENCH_ENCODER } from './bench-encoder.js';
+import { formatBytes } from '../src/util/bytes.js';
 
 /** Timed (unprofiled) repetitions per probe, averaged: the machine may be shared, and one step is noisy. */
 const REPEATS = 3;

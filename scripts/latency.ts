@@ -17,10 +17,10 @@ import { initBackend } from '../src/backend/index.js';
 import { isOutOfMemory } from '../src/measure/oom.js';
 import { buildProbeTask, loadMemorySettings, planMethods } from '../src/measure/memory-settings.js';
 import { buildProbeStep, parseProbeTask, probeConfig, type ProbeStep } from '../src/measure/task.js';
-import { formatBytes } from '../src/report/charts.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
 import { fromRoot } from '../src/util/paths.js';
 import { markdownTable, textTable, type Cell } from '../src/util/table.js';
+import { formatBytes } from '../src/util/bytes.js';
 
 interface Args {
   lengths: number[];

@@ -5,7 +5,7 @@ import { loadConfig } from '../config/load.js';
 import { segmentDocuments, loadProtocolFor } from '../data/pipeline.js';
 import { evaluateDocuments } from '../eval/evaluate.js';
 import { executeEnsembleRun } from '../llm/run.js';
-import { dataFingerprints, runDir } from '../runs/id.js';
+import { runDir } from '../runs/id.js';
 import { DATASET_FILE, readRunDataset, runRegistry } from '../runs/run-dataset.js';
 import { stableStringify } from '../util/hash.js';
 import { locateRunFolder } from '../runs/locate.js';
@@ -14,6 +14,7 @@ import { loadTrainedRun } from '../runs/load.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { withRunsDir, type RunsDirArgs } from './config.js';
 import { metricsTable, printResult } from './show.js';
+import { dataFingerprints } from '../data/config-hash.js';
 
 interface EvalArgs extends RunsDirArgs {
   target: string;

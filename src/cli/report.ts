@@ -2,8 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { buildReport, summaryJson, writeReport } from '../report/build.js';
 import { collect } from '../report/collect.js';
-import { displayPath } from '../report/sections/util.js';
-import { fromRoot } from '../util/paths.js';
+import { displayPath, fromRoot } from '../util/paths.js';
 
 interface ReportArgs {
   experiment: string;

@@ -14,9 +14,9 @@ import type { Segment } from '../data/segmenter.js';
 import type { Document, ScoredEntity } from '../data/types.js';
 import type { Batch, SpanModel } from '../models/span-model.js';
 import { backendMemory } from '../backend/index.js';
-import { measureStep, timeStep } from '../measure/probe.js';
 import { mergeSegmentPredictions, type SegmentSpans } from './merge.js';
 import { scoreEntities, type Metrics } from './metrics.js';
+import { measureStep, timeStep } from '../backend/step.js';
 
 export interface Evaluation {
   metrics: Metrics;

@@ -6,21 +6,23 @@
  * Broken down per type and per entity-length bucket, where a tuple's bucket is its own length in
  * words: per-bucket precision counts the predictions of that length, recall the gold of that length.
  */
+import { z } from 'zod';
 import { LongnerError } from '../errors.js';
 import type { Document, Entity } from '../data/types.js';
 
 export const LENGTH_BUCKETS = ['1', '2-3', '4-10', '11-50', '>50'] as const;
 export type LengthBucket = (typeof LENGTH_BUCKETS)[number];
 
-export interface Prf {
-  tp: number;
-  fp: number;
-  fn: number;
-  /** Fractions in [0, 1]. */
-  precision: number;
-  recall: number;
-  f1: number;
-}
+/** Strict micro precision / recall / F1 with the counts they come from; rates are fractions in [0, 1]. */
+export const PrfSchema = z.strictObject({
+  tp: z.number().int().min(0),
+  fp: z.number().int().min(0),
+  fn: z.number().int().min(0),
+  precision: z.number().min(0).max(1),
+  recall: z.number().min(0).max(1),
+  f1: z.number().min(0).max(1),
+});
+export type Prf = z.infer<typeof PrfSchema>;
 
 export interface Metrics {
   overall: Prf;

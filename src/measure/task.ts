@@ -32,11 +32,11 @@ import type { Document } from '../data/types.js';
 import { LongnerError } from '../errors.js';
 import { createModel } from '../models/index.js';
 import type { SpanModel } from '../models/span-model.js';
-import { configHash } from '../runs/id.js';
 import { AdamW } from '../train/adamw.js';
 import { stepRng, trainStep } from '../train/trainer.js';
 import { errorReason, isOutOfMemory } from './oom.js';
-import { measureStep, timeStep } from './probe.js';
+import { configHash } from '../data/config-hash.js';
+import { measureStep, timeStep } from '../backend/step.js';
 
 export const PROBE_MODES = ['train', 'infer'] as const;
 export type ProbeMode = (typeof PROBE_MODES)[number];

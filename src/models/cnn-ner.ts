@@ -23,7 +23,7 @@
  * summed loss's size harmless.
  * Decode (the reference NERMetric): p = sigmoid(z); with `symmetric` p(i, j) is averaged with
  * p(j, i); every i <= j whose best type reaches eval.threshold is a candidate; then
- * src/eval/decode.ts resolveSpans: by score, nested kept, crossing dropped, one type per span.
+ * src/models/decode.ts resolveSpans: by score, nested kept, crossing dropped, one type per span.
  *
  * Differences from the reference CNN-NER: the start/end MLPs use GELU (as SeNER's copy), not
  * LeakyReLU; the bilinear term is one [c, d+1, d+1] tensor on the 1-extended states (SeNER's copy),
@@ -39,7 +39,6 @@ import type { Config } from '../config/schema.js';
 import type { Segment } from '../data/segmenter.js';
 import type { Entity, ScoredEntity } from '../data/types.js';
 import { LongnerError } from '../errors.js';
-import { gridCandidates, resolveSpans } from '../eval/decode.js';
 import type { Encoder } from '../nn/encoder.js';
 import { maskedConv3x3 } from '../nn/grid.js';
 import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
@@ -48,6 +47,7 @@ import type { Rng } from '../util/rng.js';
 import { checkpoint } from '../nn/checkpoint.js';
 import { createEncoder, encodeWords, isEncoderParam, recomputes } from './encode.js';
 import type { Batch, LossOptions, ModelContext, SpanModel } from './span-model.js';
+import { gridCandidates, resolveSpans } from './decode.js';
 
 // ---------------------------------------------------------------------------------------------
 // Config

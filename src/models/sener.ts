@@ -28,7 +28,7 @@
  *   Decode    p = sigmoid(z), p_sym = (p + rollFlip(p)) / 2 (or the sigmoid of the averaged logits,
  *             `decodeAverage: 'logit'`); candidates = forward cells (k >= w) whose best type
  *             reaches eval.threshold; greedy by score: exact duplicates skipped, nested kept,
- *             crossing dropped (src/eval/decode.ts); type = the argmax (one per span).
+ *             crossing dropped (src/models/decode.ts); type = the argmax (one per span).
  *   Training  whole-word masking of `wwm` of the input tokens (input corruption only).
  *
  * Spans longer than w + 1 words cannot be represented in the band: they are left out of the labels
@@ -53,7 +53,6 @@ import { MASK_ID, SPECIAL_TOKENS } from '../data/tokenizer.js';
 import type { ScoredEntity } from '../data/types.js';
 import { wholeWordMask } from '../data/wwm.js';
 import { LongnerError } from '../errors.js';
-import { resolveSpans } from '../eval/decode.js';
 import { bandedBiaffine, bandLabels, bandValidMask, bandValidity, rollFlip } from '../nn/band.js';
 import type { Encoder } from '../nn/encoder.js';
 import { maskedConv3x3, rowAttention } from '../nn/grid.js';
@@ -64,6 +63,7 @@ import type { Rng } from '../util/rng.js';
 import { checkpoint } from '../nn/checkpoint.js';
 import { createEncoder, encodeWords, isEncoderParam, recomputes } from './encode.js';
 import type { Batch, LossOptions, ModelContext, SpanModel } from './span-model.js';
+import { resolveSpans } from './decode.js';
 
 // ---------------------------------------------------------------------------------------------
 // Config

@@ -17,8 +17,9 @@ import { datasetTables } from './sections/datasets.js';
 import { efficiencyTables, inferenceBars, latencyChart, memoryChart } from './sections/efficiency.js';
 import { f1Bars, mainTables } from './sections/main.js';
 import { perTypeRadar, perTypeTable } from './sections/per-type.js';
-import { displayPath, rowLabel } from './sections/util.js';
+import { rowLabel } from './sections/util.js';
 import { windowChart, windowTables } from './sections/window.js';
+import { displayPath } from '../util/paths.js';
 
 /** Which charts illustrate which table (a chart is placed after the first of its tables that the report shows). */
 const CHARTS_OF: Record<TableKind, ChartKind[]> = {

@@ -200,18 +200,6 @@ export function pngSize(png: Uint8Array): { width: number; height: number } {
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
-/** Byte counts as axis labels: 512 MiB, 2 GiB, ... */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  const digits = v >= 100 || Number.isInteger(v) ? 0 : v >= 10 ? 1 : 2;
-  return `${v.toFixed(digits)} ${units[u]}`;
-}
 
 /** Powers of `base` covering [min, max] (one step beyond each end), for ticks on a log axis. */
 export function powerTicks(min: number, max: number, base = 2): number[] {

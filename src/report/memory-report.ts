@@ -11,11 +11,11 @@ import type { MemoryOutcome } from '../measure/memory-run.js';
 import type { MemorySettings } from '../measure/memory-settings.js';
 import type { ProbeMode, ProbeResult } from '../measure/task.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { fromRoot } from '../util/paths.js';
+import { displayPath, fromRoot } from '../util/paths.js';
 import { formatSeconds } from '../util/progress.js';
 import { markdownTable, textTable, type Cell } from '../util/table.js';
-import { formatBytes, lineChart, powerTicks, type Series } from './charts.js';
-import { displayPath } from './sections/util.js';
+import { lineChart, powerTicks, type Series } from './charts.js';
+import { formatBytes } from '../util/bytes.js';
 
 /** SeNER ÷ method, from the paper (Fig. 7 and section 5.4 of research/sener.md: SciREX, one A100 80 GB, batch 1). */
 export const PAPER_LENGTH_RATIO: Partial<Record<Method, number>> = { 'cnn-ner': 3, 'utc-ie': 6 };

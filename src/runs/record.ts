@@ -11,8 +11,9 @@ import { resolveConfigFromObject } from '../config/load.js';
 import { formatConfig } from '../config/print.js';
 import type { Config } from '../config/schema.js';
 import { appendJsonl, writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { configHash, runDir, runId } from './id.js';
+import { runDir, runId } from './id.js';
 import { RunResultSchema, type RunResult } from './result.js';
+import { configHash } from '../data/config-hash.js';
 
 export const CONFIG_YAML = 'config.yaml';
 export const CONFIG_JSON = 'config.json';

@@ -7,24 +7,14 @@ import { z } from 'zod';
 import type { BackendInfo } from '../backend/index.js';
 import { MethodSchema, type Config } from '../config/schema.js';
 import type { ProtocolData } from '../data/protocol.js';
+import { PrfSchema } from '../eval/metrics.js';
 import { collectEnv } from './env.js';
-import { configHash, dataFingerprints } from './id.js';
+import { configHash, dataFingerprints } from '../data/config-hash.js';
 
 const count = () => z.number().int().min(0);
-const fraction = () => z.number().min(0).max(1);
 /** A measurement that may be unavailable (not run, not supported on the backend). */
 const measured = () => z.number().min(0).nullable();
 
-/** Strict micro precision / recall / F1 with the counts they come from; rates are fractions in [0, 1]. */
-export const PrfSchema = z.strictObject({
-  tp: count(),
-  fp: count(),
-  fn: count(),
-  precision: fraction(),
-  recall: fraction(),
-  f1: fraction(),
-});
-export type Prf = z.infer<typeof PrfSchema>;
 
 export const RunStatusSchema = z.enum(['ok', 'oom', 'diverged', 'failed', 'not-run']);
 export type RunStatus = z.infer<typeof RunStatusSchema>;

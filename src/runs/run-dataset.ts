@@ -12,7 +12,7 @@ import { createRegistry, defaultRegistry, registryFor, type Registry } from '../
 import { USER_FORMATS, readUserRegistry } from '../data/user-datasets.js';
 import { LongnerError } from '../errors.js';
 import { writeJsonAtomic } from '../util/atomic.js';
-import { dataFingerprints } from './id.js';
+import { dataFingerprints } from '../data/config-hash.js';
 
 export const DATASET_FILE = 'dataset.json';
 

@@ -19,9 +19,8 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { LongnerError } from '../errors.js';
-import { LENGTH_BUCKETS, type Metrics } from '../eval/metrics.js';
+import { LENGTH_BUCKETS, type Metrics, PrfSchema } from '../eval/metrics.js';
 import type { ParamStore } from '../nn/params.js';
-import { PrfSchema } from '../runs/result.js';
 import type { AdamW } from './adamw.js';
 import { hashFile, recoverJournaled, saveJournaled } from './journal.js';
 

@@ -24,9 +24,7 @@ import type { Document } from '../data/types.js';
 import { LongnerError } from '../errors.js';
 import { evaluateDocuments, groupSegments } from '../eval/evaluate.js';
 import type { Metrics } from '../eval/metrics.js';
-import { measureStep, timeStep } from '../measure/probe.js';
 import type { Batch, SpanModel } from '../models/span-model.js';
-import { configHash } from '../runs/id.js';
 import type { RunRecord } from '../runs/record.js';
 import { Progress } from '../util/progress.js';
 import { createRng, shuffled, type Rng } from '../util/rng.js';
@@ -42,6 +40,8 @@ import {
   type TrainerStateBody,
 } from './checkpoint.js';
 import { linearSchedule, stepsPerEpoch, totalSteps } from './schedule.js';
+import { configHash } from '../data/config-hash.js';
+import { measureStep, timeStep } from '../backend/step.js';
 
 export type { EpochRecord } from './checkpoint.js';
 

@@ -10,3 +10,16 @@ export function parseByteSize(text: string): number | null {
   if (unit === undefined || !Number.isFinite(value) || value <= 0) return null;
   return Math.round(value * unit);
 }
+
+/** Byte counts as axis labels: 512 MiB, 2 GiB, ... */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const digits = v >= 100 || Number.isInteger(v) ? 0 : v >= 10 ? 1 : 2;
+  return `${v.toFixed(digits)} ${units[u]}`;
+}

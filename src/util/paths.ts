@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The project root: the nearest folder above this module that holds the longner package.json. */
@@ -26,4 +26,10 @@ export function runsRoot(explicit?: string | null): string {
   if (explicit !== undefined && explicit !== null && explicit !== '') return resolve(explicit);
   const env = process.env.LONGNER_RUNS_DIR;
   return env !== undefined && env !== '' ? resolve(env) : fromRoot('runs');
+}
+
+/** A path for a report page: relative to the project when inside it (reports may be committed). */
+export function displayPath(path: string): string {
+  const rel = relative(projectRoot(), path);
+  return rel !== '' && !rel.startsWith('..') ? rel : path;
 }

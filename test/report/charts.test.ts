@@ -1,6 +1,7 @@
 import test from 'ava';
 import { loadImage } from '@napi-rs/canvas';
-import { formatBytes, lineChart, pngSize, powerTicks } from '../../src/report/charts.js';
+import { lineChart, pngSize, powerTicks } from '../../src/report/charts.js';
+import { formatBytes } from '../../src/util/bytes.js';
 
 test('lineChart renders a PNG of the requested size that decodes', async (t) => {
   const png = lineChart({

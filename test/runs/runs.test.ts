@@ -5,9 +5,10 @@ import { join, relative, sep } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
 import { resolveConfigFromObject } from '../../src/config/load.js';
 import { collectEnv } from '../../src/runs/env.js';
-import { configHash, runDir, runId } from '../../src/runs/id.js';
+import { runDir, runId } from '../../src/runs/id.js';
 import { RunRecord } from '../../src/runs/record.js';
 import { emptyMemory, emptyTiming, type RunResult } from '../../src/runs/result.js';
+import { configHash } from '../../src/data/config-hash.js';
 
 const tempRoot = (): string => mkdtempSync(join(tmpdir(), 'longner-runs-'));
 
@@ -55,6 +56,20 @@ test('the run id changes with any value and with the seed', (t) => {
   t.not(runId(seed), runId(base));
   t.is(configHash(seed), configHash(base)); // the seed has its own slot in the id
   t.true(runId(seed).endsWith('-s3618'));
+});
+
+test('the run hash covers the run\'s own method section only', (t) => {
+  const sener = resolveConfigFromObject({ method: 'sener' });
+  // Another method's option leaves a SeNER run's id alone; SeNER's own options change it.
+  t.is(configHash(resolveConfigFromObject({ method: 'sener', utcIe: { depth: 5 } })), configHash(sener));
+  t.is(configHash(resolveConfigFromObject({ method: 'sener', cnnNer: { cnnDim: 64 } })), configHash(sener));
+  t.not(configHash(resolveConfigFromObject({ method: 'sener', sener: { depth: 3 } })), configHash(sener));
+  // And the other way round.
+  const utc = resolveConfigFromObject({ method: 'utc-ie' });
+  t.is(configHash(resolveConfigFromObject({ method: 'utc-ie', sener: { depth: 3 } })), configHash(utc));
+  t.not(configHash(resolveConfigFromObject({ method: 'utc-ie', utcIe: { depth: 5 } })), configHash(utc));
+  // Shared sections count for every method.
+  t.not(configHash(resolveConfigFromObject({ method: 'utc-ie', encoder: { layers: 3 } })), configHash(utc));
 });
 
 test('create writes the resolved config atomically and is idempotent', (t) => {

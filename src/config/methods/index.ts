@@ -18,3 +18,13 @@ export const methodSections = {
   sener: SenerSection.prefault({}).describe('SeNER: BiSPA head, LoRA, whole-word masking (src/models/sener.ts).'),
   el4ner: El4nerSection.prefault({}).describe('EL4NER-style ensemble of LLMs and the single-LLM k-shot baseline (src/llm/).'),
 };
+
+/** The config section each method reads (and the only method section in its run hash). */
+export const METHOD_SECTION = {
+  'span-enum': 'spanEnum',
+  'global-pointer': 'globalPointer',
+  'cnn-ner': 'cnnNer',
+  'utc-ie': 'utcIe',
+  sener: 'sener',
+  el4ner: 'el4ner',
+} as const satisfies Record<string, keyof typeof methodSections>;

@@ -4,13 +4,15 @@
  * runs of the experiments this one uses (table2-main). The paper publishes only ratios (fig7.csv).
  */
 import { barChart } from '../charts-more.js';
-import { formatBytes, lineChart, powerTicks, type Series } from '../charts.js';
+import { lineChart, powerTicks, type Series } from '../charts.js';
 import { metricCell, metricStat, seedSummary, type Group } from '../aggregate.js';
 import type { Block } from '../document.js';
 import { settingsCaption, type ReportContext } from '../context.js';
 import { frontierCandidates, readFrontier, type FoundFrontier } from '../frontier.js';
 import { paperClaim } from '../paper.js';
-import { displayPath, distinctLabels, rowLabel } from './util.js';
+import { distinctLabels, rowLabel } from './util.js';
+import { formatBytes } from '../../util/bytes.js';
+import { displayPath } from '../../util/paths.js';
 
 const REFERENCE = 'sener';
 const msPerDoc = (r: { timing: { msPerDocument: number | null } }) => r.timing.msPerDocument;

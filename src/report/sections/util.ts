@@ -1,13 +1,5 @@
 /** Small helpers shared by the report sections. */
-import { relative } from 'node:path';
-import { projectRoot } from '../../util/paths.js';
 import type { Group } from '../aggregate.js';
-
-/** A path for a report page: relative to the project when inside it (reports may be committed). */
-export function displayPath(path: string): string {
-  const rel = relative(projectRoot(), path);
-  return rel !== '' && !rel.startsWith('..') ? rel : path;
-}
 
 /** The row label with the cell's axis values, e.g. "sener (w=32)". */
 export function rowLabel(g: Pick<Group, 'label' | 'axes'>): string {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.js';
-import { measureStep, timeStep } from '../../src/measure/probe.js';
+import { measureStep, timeStep } from '../../src/backend/step.js';
 
 test.before(async () => {
   await initBackend('cpu', { quiet: true });

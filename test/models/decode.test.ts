@@ -1,6 +1,6 @@
 import test from 'ava';
-import { gridCandidates, resolveSpans } from '../../src/eval/decode.js';
 import type { ScoredEntity } from '../../src/data/types.js';
+import { gridCandidates, resolveSpans } from '../../src/models/decode.js';
 
 const span = (start: number, end: number, type: string, score: number): ScoredEntity => ({ start, end, type, score });
 const sorted = (xs: ScoredEntity[]): ScoredEntity[] => [...xs].sort((a, b) => a.start - b.start || a.end - b.end);

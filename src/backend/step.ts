@@ -20,7 +20,7 @@
  * - rssBytes: the process's resident set after the step.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { backendMemory, watchBufferPeak } from '../backend/index.js';
+import { backendMemory, watchBufferPeak } from './index.js';
 
 export interface Timed<T> {
   value: T;
