@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { loadConfig } from '../config/load.js';
 import { segmentDocuments, loadProtocolFor } from '../data/pipeline.js';
 import { evaluateDocuments } from '../eval/evaluate.js';
-import { executeEnsembleRun } from '../llm/run.js';
+import { executeEnsembleRun } from '../runs/el4ner.js';
 import { runDir } from '../runs/id.js';
 import { DATASET_FILE, readRunDataset, runRegistry } from '../runs/run-dataset.js';
 import { stableStringify } from '../util/hash.js';

@@ -11,7 +11,7 @@ import { LongnerError } from '../errors.js';
 import { runDir } from '../runs/id.js';
 import { benchGguf } from '../llm/bench.js';
 import { TINY_SHAPE, writeTestGguf } from '../llm/gguf-writer.js';
-import { executeEnsembleRun } from '../llm/run.js';
+import { executeEnsembleRun } from '../runs/el4ner.js';
 import { withConfigOptions, type ConfigArgs } from './config.js';
 import { printResult } from './show.js';
 

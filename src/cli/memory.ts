@@ -14,7 +14,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { BACKENDS } from '../config/schema.js';
-import { runMemoryExperiment } from '../measure/memory-run.js';
+import { runMemoryExperiment } from '../runs/memory-run.js';
 import { writeMemoryReport } from '../report/memory-report.js';
 
 interface MemoryArgs {

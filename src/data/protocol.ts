@@ -3,8 +3,9 @@ import { createRng, shuffled } from '../util/rng.js';
 import { collapseAll, dedupDocuments, type DedupReport } from './dedup.js';
 import { checkIssues } from './issues.js';
 import { readDocumentsWithReport, type ReadReport } from './readers.js';
-import { defaultRegistry, type DatasetSpec, type ProtocolSpec, type Registry, type ResolveOptions } from './registry.js';
+import { defaultRegistry, type Registry, type ResolveOptions } from './registry.js';
 import type { Document, ProtocolSplit } from './types.js';
+import { type DatasetSpec, type ProtocolSpec } from './manifest.js';
 
 /**
  * The evaluation protocol (research/datasets.md). Three raw splits are missing from the mirror, so the

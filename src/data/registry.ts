@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { z } from 'zod';
 import { LongnerError } from '../errors.js';
 import { sha256File } from '../util/hash.js';
 import { fromRoot, projectRoot } from '../util/paths.js';
 import type { Config } from '../config/schema.js';
+import { manifestSchema, type DatasetSpec, type Manifest, type SplitSpec } from './manifest.js';
 import { configDataset, readUserRegistry, userDatasetSpec, userRegistryPath, type UserDataset } from './user-datasets.js';
 
 /**
@@ -21,50 +21,6 @@ import { configDataset, readUserRegistry, userDatasetSpec, userRegistryPath, typ
  * the user registry ($LONGNER_HOME/datasets.json, written by `longner datasets add`) and a config's
  * `dataset.files`. Their splits name absolute paths, and are read from there and nowhere else.
  */
-
-const splitSchema = z.strictObject({
-  split: z.string().min(1),
-  file: z.string().regex(/^[^/\\]+$/, 'a bare file name'),
-  /** The layout; for manifest files a fallback when the first line does not show it (readers.ts 'auto'). */
-  format: z.enum(['sener', 'scirex', 'generic', 'auto']),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits').nullable(),
-  bytes: z.number().int().positive().nullable(),
-  docs: z.number().int().nonnegative().nullable(),
-  note: z.string().optional(),
-  urls: z.array(z.url()),
-  howToGet: z.string().min(1),
-  /** User datasets only: the file's absolute path. */
-  path: z.string().optional(),
-});
-
-const protocolSchema = z.strictObject({
-  train: z.string(),
-  /** `fraction`: validation is a share of the train source; `docs`: a fixed number of its documents; else a raw split name. */
-  validation: z.string(),
-  test: z.string(),
-});
-
-const datasetSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
-  title: z.string(),
-  citation: z.string(),
-  licence: z.string(),
-  types: z.array(z.string().min(1)).min(1),
-  protocols: z.strictObject({ local: protocolSchema, paper: protocolSchema }),
-  splits: z.array(splitSchema).min(1),
-  /** User datasets only: where the dataset is defined (a config file, or the user registry), for messages. */
-  source: z.string().optional(),
-});
-
-const manifestSchema = z.strictObject({
-  version: z.literal(1),
-  datasets: z.array(datasetSchema).min(1),
-});
-
-export type SplitSpec = z.infer<typeof splitSchema>;
-export type DatasetSpec = z.infer<typeof datasetSchema>;
-export type ProtocolSpec = z.infer<typeof protocolSchema>;
-export type Manifest = z.infer<typeof manifestSchema>;
 
 /** Validates a manifest object; `source` names it in errors. */
 export function parseManifest(value: unknown, source: string): Manifest {

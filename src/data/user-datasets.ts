@@ -17,7 +17,7 @@ import { LongnerError } from '../errors.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fileStamp } from '../util/hash.js';
 import { readDocumentsWithReport } from './readers.js';
-import type { DatasetSpec, SplitSpec } from './registry.js';
+import type { DatasetSpec, SplitSpec } from './manifest.js';
 
 export const USER_FORMATS = ['auto', 'sener', 'scirex', 'generic'] as const;
 export type UserFormat = (typeof USER_FORMATS)[number];

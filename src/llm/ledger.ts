@@ -3,7 +3,7 @@
  * A cached answer counts with the tokens and latency stored with it (the method's cost); `msThisRun` sums
  * only the calls actually made in this run (concurrent calls overlap, so it can exceed wall time).
  */
-import type { RunResult } from '../runs/result.js';
+import { z } from 'zod';
 
 export const STAGES = ['pre-extract', 'extract', 'type', 'verify'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -33,7 +33,52 @@ export interface LedgerExtras {
   documents: number;
 }
 
-export type LlmSummary = NonNullable<RunResult['llm']>;
+const count = () => z.number().int().min(0);
+
+/**
+ * LLM cost of an el4ner run, as result.json records it (absent for every other method). Token and
+ * latency sums cover every call the method made: a call answered from the disk cache counts with the
+ * tokens and latency measured when it was first made, so a rerun reports the same cost; `msThisRun`
+ * is the time actually spent waiting.
+ */
+export const LlmSummarySchema = z.strictObject({
+  calls: count(),
+  cachedCalls: count(),
+  /** Calls that failed after their retries (timeouts, server errors); they count as empty answers. */
+  failedCalls: count(),
+  /** Calls whose endpoint reported no token usage (their tokens are not in the sums). */
+  callsWithoutUsage: count(),
+  promptTokens: count(),
+  completionTokens: count(),
+  msTotal: z.number().min(0),
+  msThisRun: z.number().min(0),
+  msPerDocument: z.number().min(0).nullable(),
+  /** Name of the rule that maps answer strings to word offsets (src/llm/align.ts). */
+  offsetRule: z.string().min(1),
+  /** Answer strings (spans) that occur nowhere in their window: they produce no span. */
+  unalignedAnswers: count(),
+  /** Answers that were not JSON of the expected shape: they count as empty answers. */
+  unparseableAnswers: count(),
+  windows: count(),
+  models: z.array(
+    z.strictObject({
+      id: z.string().min(1),
+      kind: z.enum(['gguf', 'openai']),
+      /** What answered: the endpoint's model name, or the GGUF file name and its sha256. Never a key. */
+      model: z.string().min(1),
+      calls: count(),
+      promptTokens: count(),
+      completionTokens: count(),
+      msTotal: z.number().min(0),
+    }),
+  ),
+  /** Sums per pipeline stage (pre-extract, extract, type, verify). */
+  stages: z.record(
+    z.string(),
+    z.strictObject({ calls: count(), promptTokens: count(), completionTokens: count(), msTotal: z.number().min(0) }),
+  ),
+});
+export type LlmSummary = z.infer<typeof LlmSummarySchema>;
 
 interface Sums {
   calls: number;

@@ -7,7 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Method } from '../config/schema.js';
 import type { SearchResult } from '../measure/frontier.js';
-import type { MemoryOutcome } from '../measure/memory-run.js';
+import type { MemoryOutcome } from '../runs/memory-run.js';
 import type { MemorySettings } from '../measure/memory-settings.js';
 import type { ProbeMode, ProbeResult } from '../measure/task.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';

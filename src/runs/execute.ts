@@ -15,7 +15,7 @@ import { evaluateDocuments, type Evaluation } from '../eval/evaluate.js';
 import { errorReason, isOutOfMemory } from '../measure/oom.js';
 import { createModel } from '../models/index.js';
 import type { SpanModel } from '../models/span-model.js';
-import { executeEnsembleRun } from '../llm/run.js';
+import { executeEnsembleRun } from './el4ner.js';
 import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain.js';
 import { train, type TrainOutcome } from '../train/trainer.js';
 import { BEST_CKPT } from '../train/checkpoint.js';

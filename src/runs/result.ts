@@ -8,7 +8,8 @@ import type { BackendInfo } from '../backend/index.js';
 import { MethodSchema, type Config } from '../config/schema.js';
 import type { ProtocolData } from '../data/protocol.js';
 import { PrfSchema } from '../eval/metrics.js';
-import { collectEnv } from './env.js';
+import { LlmSummarySchema } from '../llm/ledger.js';
+import { collectEnv, EnvSchema } from '../util/env.js';
 import { configHash, dataFingerprints } from '../data/config-hash.js';
 
 const count = () => z.number().int().min(0);
@@ -54,56 +55,9 @@ export const RunResultSchema = z.strictObject({
     tokensPerSecond: measured(),
     wallSeconds: measured(),
   }),
-  env: z.strictObject({
-    gitCommit: z.string().nullable(),
-    packageVersions: z.record(z.string(), z.string()),
-    node: z.string(),
-    platform: z.string(),
-  }),
-  /**
-   * LLM cost of an el4ner run (src/llm/); absent for every other method. Token and latency sums cover every
-   * call the method made: a call answered from the disk cache counts with the tokens and latency measured
-   * when it was first made, so a rerun reports the same cost; `msThisRun` is the time actually spent waiting.
-   */
-  llm: z
-    .strictObject({
-      calls: count(),
-      cachedCalls: count(),
-      /** Calls that failed after their retries (timeouts, server errors); they count as empty answers. */
-      failedCalls: count(),
-      /** Calls whose endpoint reported no token usage (their tokens are not in the sums). */
-      callsWithoutUsage: count(),
-      promptTokens: count(),
-      completionTokens: count(),
-      msTotal: z.number().min(0),
-      msThisRun: z.number().min(0),
-      msPerDocument: measured(),
-      /** Name of the rule that maps answer strings to word offsets (src/llm/align.ts). */
-      offsetRule: z.string().min(1),
-      /** Answer strings (spans) that occur nowhere in their window: they produce no span. */
-      unalignedAnswers: count(),
-      /** Answers that were not JSON of the expected shape: they count as empty answers. */
-      unparseableAnswers: count(),
-      windows: count(),
-      models: z.array(
-        z.strictObject({
-          id: z.string().min(1),
-          kind: z.enum(['gguf', 'openai']),
-          /** What answered: the endpoint's model name, or the GGUF file name and its sha256. Never a key. */
-          model: z.string().min(1),
-          calls: count(),
-          promptTokens: count(),
-          completionTokens: count(),
-          msTotal: z.number().min(0),
-        }),
-      ),
-      /** Sums per pipeline stage (pre-extract, extract, type, verify). */
-      stages: z.record(
-        z.string(),
-        z.strictObject({ calls: count(), promptTokens: count(), completionTokens: count(), msTotal: z.number().min(0) }),
-      ),
-    })
-    .optional(),
+  env: EnvSchema,
+  /** LLM cost of an el4ner run (src/llm/ledger.ts); absent for every other method. */
+  llm: LlmSummarySchema.optional(),
   /** Which files made the splits (the dataset protocol), in words. */
   dataProtocol: z.string(),
   /**

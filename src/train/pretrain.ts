@@ -50,8 +50,7 @@ import { LongnerError } from '../errors.js';
 import { Encoder, type EncoderConfig } from '../nn/encoder.js';
 import { createMlmHead, mlmLoss } from '../nn/mlm.js';
 import { ParamStore } from '../nn/params.js';
-import { collectEnv } from '../runs/env.js';
-import type { RunResult } from '../runs/result.js';
+import { collectEnv, type Env } from '../util/env.js';
 import { appendJsonl, writeJsonAtomic } from '../util/atomic.js';
 import { sha256, stableStringify } from '../util/hash.js';
 import { runsRoot } from '../util/paths.js';
@@ -273,7 +272,7 @@ export interface PretrainSummary {
   /** pretrainHash of the config. */
   key: string;
   config: Config;
-  env: RunResult['env'];
+  env: Env;
 }
 
 const StateSchema = z.strictObject({

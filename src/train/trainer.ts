@@ -25,7 +25,6 @@ import { LongnerError } from '../errors.js';
 import { evaluateDocuments, groupSegments } from '../eval/evaluate.js';
 import type { Metrics } from '../eval/metrics.js';
 import type { Batch, SpanModel } from '../models/span-model.js';
-import type { RunRecord } from '../runs/record.js';
 import { Progress } from '../util/progress.js';
 import { createRng, shuffled, type Rng } from '../util/rng.js';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
@@ -73,11 +72,20 @@ export interface StopPoint {
   epochEnd: boolean;
 }
 
+/**
+ * Where a training run keeps its state and its event log: the run folder (checkpoints, the resume
+ * journal) and one JSON object per event. runs/record.ts's RunRecord is one.
+ */
+export interface TrainLog {
+  readonly dir: string;
+  log(event: Record<string, unknown>): void;
+}
+
 export interface TrainOptions {
   model: SpanModel;
   config: Config;
   data: TrainData;
-  record: RunRecord;
+  record: TrainLog;
   /** Continue from the run directory's saved state (a fresh start when there is none). */
   resume?: boolean;
   /** Validation metrics of the model as it is; default: evaluateDocuments on data.validation. Null = no validation set. */

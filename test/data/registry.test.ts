@@ -5,9 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
-import { createRegistry, loadManifest, parseManifest, type Manifest } from '../../src/data/registry.js';
+import { createRegistry, loadManifest, parseManifest } from '../../src/data/registry.js';
 import { sha256 } from '../../src/util/hash.js';
 import { fromRoot } from '../../src/util/paths.js';
+import { type Manifest } from '../../src/data/manifest.js';
 
 const body = readFileSync(fromRoot('test', 'fixtures', 'data', 'sener-small.json'));
 const goodSha = sha256(body);

@@ -9,7 +9,7 @@ import { createRegistry, parseManifest } from '../../src/data/registry.js';
 import { generateDocuments } from '../../src/data/synthetic.js';
 import { LongnerError } from '../../src/errors.js';
 import { writeTestGguf } from '../../src/llm/gguf-writer.js';
-import { CALLS_FILE, NOT_RUN_REASON, PREDICTIONS_FILE, executeEnsembleRun } from '../../src/llm/run.js';
+import { CALLS_FILE, NOT_RUN_REASON, PREDICTIONS_FILE, executeEnsembleRun } from '../../src/runs/el4ner.js';
 import { runDir } from '../../src/runs/id.js';
 import { RunRecord } from '../../src/runs/record.js';
 import { completion, sendJson, startServer, type SeenRequest } from './server.js';

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
 import { resolveConfigFromObject } from '../../src/config/load.js';
-import { collectEnv } from '../../src/runs/env.js';
 import { runDir, runId } from '../../src/runs/id.js';
 import { RunRecord } from '../../src/runs/record.js';
 import { emptyMemory, emptyTiming, type RunResult } from '../../src/runs/result.js';
 import { configHash } from '../../src/data/config-hash.js';
+import { collectEnv } from '../../src/util/env.js';
 
 const tempRoot = (): string => mkdtempSync(join(tmpdir(), 'longner-runs-'));
 

@@ -15,20 +15,20 @@ import { z } from 'zod';
 import { mergeConfigObjects, parseSetArgument } from '../config/load.js';
 import { defaultBudgetBytes, shareMemoryBudget } from '../backend/native/register.js';
 import { BACKENDS, type Config, type Method } from '../config/schema.js';
-import { collectEnv } from '../runs/env.js';
-import { runDir } from '../runs/id.js';
-import { RunRecord } from '../runs/record.js';
-import { emptyMetrics, type RunResult } from '../runs/result.js';
+import { runDir } from './id.js';
+import { RunRecord } from './record.js';
+import { emptyMetrics, type RunResult } from './result.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { formatBytes, parseByteSize } from '../util/bytes.js';
 import { pool } from '../util/pool.js';
 import { Progress } from '../util/progress.js';
-import { runProbeInChild } from './child.js';
-import { fitPeak, searchFrontier, solveBudget, type PeakFit, type SearchResult } from './frontier.js';
-import { buildProbeTask, loadMemorySettings, planMethods, type MemorySettings, type MethodPlan } from './memory-settings.js';
-import { parseProbeTask, probeConfig, type ProbeMode, type ProbeResult, type ProbeTaskInput } from './task.js';
+import { runProbeInChild } from '../measure/child.js';
+import { fitPeak, searchFrontier, solveBudget, type PeakFit, type SearchResult } from '../measure/frontier.js';
+import { buildProbeTask, loadMemorySettings, planMethods, type MemorySettings, type MethodPlan } from '../measure/memory-settings.js';
+import { parseProbeTask, probeConfig, type ProbeMode, type ProbeResult, type ProbeTaskInput } from '../measure/task.js';
 import { displayPath } from '../util/paths.js';
 import { configHash } from '../data/config-hash.js';
+import { collectEnv } from '../util/env.js';
 
 type Mapping = Record<string, unknown>;
 

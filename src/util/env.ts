@@ -2,8 +2,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { projectRoot } from '../util/paths.js';
-import type { RunResult } from './result.js';
+import { z } from 'zod';
+import { projectRoot } from './paths.js';
 
 /** Packages whose version can change a number in a result; absent optional ones are left out. */
 const TRACKED_PACKAGES = [
@@ -14,7 +14,16 @@ const TRACKED_PACKAGES = [
   '@tensorflow/tfjs-node-gpu',
 ];
 
-export function collectEnv(): RunResult['env'] {
+/** The software a run ran on, as result.json records it. */
+export const EnvSchema = z.strictObject({
+  gitCommit: z.string().nullable(),
+  packageVersions: z.record(z.string(), z.string()),
+  node: z.string(),
+  platform: z.string(),
+});
+export type Env = z.infer<typeof EnvSchema>;
+
+export function collectEnv(): Env {
   const root = projectRoot();
   const packageVersions: Record<string, string> = {};
   const own = readVersion(join(root, 'package.json'));
