@@ -102,7 +102,10 @@ function parseArgs(argv: string[]): Args {
         i++;
         break;
       case '--lengths':
-        args.lengths = (value ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+        args.lengths = (value ?? '')
+          .split(',')
+          .map(Number)
+          .filter((n) => Number.isInteger(n) && n > 0);
         i++;
         break;
       case '--methods':
@@ -170,13 +173,21 @@ interface LayerStep {
 /** scripts/encoder-step.ts in a fresh process. */
 function measureLayerStep(backend: string, tokens: number, timeoutMs: number): LayerStep {
   const script = fileURLToPath(new URL('./encoder-step.js', import.meta.url));
-  const out = spawnSync(process.execPath, [script, '--backend', backend, '--tokens', String(tokens), '--repeats', '5'], { encoding: 'utf8', timeout: timeoutMs });
+  const out = spawnSync(process.execPath, [script, '--backend', backend, '--tokens', String(tokens), '--repeats', '5'], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
   const line = out.stdout.trim().split('\n').pop() ?? '';
   try {
     const parsed = JSON.parse(line) as { detail: string; medianMs: number; flops: number };
     return { backend, detail: parsed.detail, tokens, medianMs: parsed.medianMs, flops: parsed.flops, error: null };
   } catch {
-    const reason = (out.stderr.trim().split('\n').find((l) => /Error/.test(l)) ?? `exit ${out.status}`).slice(0, 200);
+    const reason = (
+      out.stderr
+        .trim()
+        .split('\n')
+        .find((l) => /Error/.test(l)) ?? `exit ${out.status}`
+    ).slice(0, 200);
     return { backend, detail: null, tokens, medianMs: null, flops: 0, error: reason };
   }
 }
@@ -231,9 +242,9 @@ async function main(): Promise<void> {
           buildProbeTask(settings, plan, words - 2, mode, { encoder: CPU_ENCODER, repeats: REPEATS, set: { backend } });
         const config = probeConfig(parseProbeTask(taskOf('train')));
         const train = await runProbeInChild(taskOf('train'), { timeoutMs: args.timeoutMs });
-        log(`${backend} ${plan.method} ${words} train: ${train.status} ${train.ms === null ? train.reason ?? '' : `${Math.round(train.ms)} ms`}`);
+        log(`${backend} ${plan.method} ${words} train: ${train.status} ${train.ms === null ? (train.reason ?? '') : `${Math.round(train.ms)} ms`}`);
         const infer = await runProbeInChild(taskOf('infer'), { timeoutMs: args.timeoutMs });
-        log(`${backend} ${plan.method} ${words} infer: ${infer.status} ${infer.ms === null ? infer.reason ?? '' : `${Math.round(infer.ms)} ms`}`);
+        log(`${backend} ${plan.method} ${words} infer: ${infer.status} ${infer.ms === null ? (infer.reason ?? '') : `${Math.round(infer.ms)} ms`}`);
         rows.push({ backend, method: plan.method, attention: config.encoder.attention, tokens: words, train, infer, flops: encoderTrainFlops(config, words) });
       }
     }
@@ -241,7 +252,9 @@ async function main(): Promise<void> {
 
   const cpu = cpus()[0]?.model.trim() ?? 'unknown cpu';
   const machine = `${cpus().length} cores (${cpu}), ${formatBytes(totalmem())} RAM, Node ${process.version}, ${process.platform}-${process.arch}`;
-  const details = [...new Set([...layers.map((l) => l.detail), ...rows.map((r) => r.train.backendDetail ?? r.infer.backendDetail)].filter((d): d is string => d !== null))];
+  const details = [
+    ...new Set([...layers.map((l) => l.detail), ...rows.map((r) => r.train.backendDetail ?? r.infer.backendDetail)].filter((d): d is string => d !== null)),
+  ];
   const date = new Date().toISOString();
   const wall = (Date.now() - started) / 1000;
 
@@ -264,7 +277,20 @@ async function main(): Promise<void> {
   });
 
   const wasmRow = (r: Row): Row | undefined => rows.find((w) => w.backend === 'wasm' && w.method === r.method && w.tokens === r.tokens);
-  const header = ['backend', 'method', 'attention', 'tokens', 'train step (ms)', 'vs wasm', 'inference (ms/doc)', 'vs wasm', 'peak train', 'peak infer', 'RSS train', 'effective GFLOP/s'];
+  const header = [
+    'backend',
+    'method',
+    'attention',
+    'tokens',
+    'train step (ms)',
+    'vs wasm',
+    'inference (ms/doc)',
+    'vs wasm',
+    'peak train',
+    'peak infer',
+    'RSS train',
+    'effective GFLOP/s',
+  ];
   const cells = rows.map((r): Cell[] => [
     r.backend,
     r.method,
@@ -299,25 +325,25 @@ async function main(): Promise<void> {
     '',
     `The sgemm rate below is the median of the first product (${sgemm?.rows[0]?.shape ?? '-'}): ${sgemmRate === null ? '-' : `${sgemmRate.toFixed(1)} GFLOP/s`}.`,
     '',
-    '## One encoder layer\'s training step',
+    "## One encoder layer's training step",
     '',
     'scripts/encoder-step.ts: token embedding 8,000 x 256, one pre-LN layer (hidden 256, 4 heads, FFN 1,024, full attention, RoPE, tanh GELU), ' +
       'masked-LM head on 15% of the positions, gradients, clipping and AdamW; the median of 5 steps after a warm-up, each backend in its own process. ' +
-      'Layer GFLOP: the layer\'s products, 3 x (8TH^2 + 4THF + 4T^2H); embedding, head, norms and the optimizer are not counted, so the effective rate is a lower bound.',
+      "Layer GFLOP: the layer's products, 3 x (8TH^2 + 4THF + 4T^2H); embedding, head, norms and the optimizer are not counted, so the effective rate is a lower bound.",
     '',
     markdownTable(layerHeader, layerCells),
     '',
     '## Span methods',
     '',
     `Encoder: the cpu-long preset's (${CPU_ENCODER.layers} layers, hidden ${CPU_ENCODER.hidden}, ${CPU_ENCODER.heads} heads, FFN ${CPU_ENCODER.ffn}), random weights; ` +
-      'attention pattern and span head from each method\'s config at its reference sizes (experiments/memory-frontier.yaml lists them). ' +
+      "attention pattern and span head from each method's config at its reference sizes (experiments/memory-frontier.yaml lists them). " +
       'One synthetic document per probe, one segment of the given number of tokens ([CLS] and [SEP] included), batch 1, each probe in its own process.',
     '',
     markdownTable(header, cells),
     '',
     `- train step: one training step (loss, gradients, global-norm clipping, AdamW update): the mean of ${REPEATS} unprofiled steps after the profiled one; "vs wasm" = wasm time / this time ("-" where wasm ran out of memory).`,
     `- inference: one forward pass and decoding of the document, the mean of ${REPEATS} passes after the profiled one.`,
-    '- peak: tf.profile\'s peak of live tensor bytes in the step, weights and optimizer moments included. RSS train: the peak resident set of the training probe\'s process.',
+    "- peak: tf.profile's peak of live tensor bytes in the step, weights and optimizer moments included. RSS train: the peak resident set of the training probe's process.",
     '- effective GFLOP/s: encoder train FLOPs (per layer 8TH^2 + 4THF + 4PH over the P key-query pairs of the attention pattern, + 8THr for LoRA; ' +
       'training = 3x forward, 2x for frozen weights) / train step time. The step also runs the span head, embeddings, LayerNorms and AdamW, so it is a lower bound.',
     '- OOM: the step ran out of memory (wasm: the 4 GiB heap; native: the memory budget, 3/4 of RAM by default).',

@@ -20,7 +20,15 @@ import { trainStep } from '../src/train/trainer.js';
 import { createRng } from '../src/util/rng.js';
 
 export const ENCODER_STEP: EncoderConfig = {
-  vocabSize: 8000, layers: 1, hidden: 256, heads: 4, ffn: 1024, dropout: 0, attention: 'full', window: 128, logN: 'off',
+  vocabSize: 8000,
+  layers: 1,
+  hidden: 256,
+  heads: 4,
+  ffn: 1024,
+  dropout: 0,
+  attention: 'full',
+  window: 128,
+  logN: 'off',
 };
 
 /** Training FLOPs of the layer's products on T tokens: 3x the forward (see scripts/bench.ts encoderTrainFlops). */
@@ -31,7 +39,7 @@ export function layerTrainFlops(T: number, c: EncoderConfig = ENCODER_STEP): num
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] ?? fallback : fallback;
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 }
 
 export async function main(): Promise<void> {
@@ -62,10 +70,18 @@ export async function main(): Promise<void> {
   }
   const sorted = [...times].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)]!;
-  process.stdout.write(JSON.stringify({
-    backend: backend.name, detail: backend.detail, tokens: T, times, medianMs: median,
-    meanMs: times.reduce((s, t) => s + t, 0) / times.length, flops: layerTrainFlops(T), numTensors: tf.memory().numTensors,
-  }) + '\n');
+  process.stdout.write(
+    `${JSON.stringify({
+      backend: backend.name,
+      detail: backend.detail,
+      tokens: T,
+      times,
+      medianMs: median,
+      meanMs: times.reduce((s, t) => s + t, 0) / times.length,
+      flops: layerTrainFlops(T),
+      numTensors: tf.memory().numTensors,
+    })}\n`,
+  );
 }
 
-if (process.argv[1]?.endsWith("encoder-step.js")) await main();
+if (process.argv[1]?.endsWith('encoder-step.js')) await main();

@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     '',
     `Made by \`node dist/scripts/latency.js --lengths ${args.lengths.join(',')} --rounds ${args.rounds}\` on ${new Date().toISOString().slice(0, 10)}; backend ${backend.detail}.`,
     '',
-    'One process: per length, every method\'s probe model (experiments/memory-frontier.yaml: the method\'s SciREX config at the `cpu-long` preset, ' +
+    "One process: per length, every method's probe model (experiments/memory-frontier.yaml: the method's SciREX config at the `cpu-long` preset, " +
       `the shared encoder ${JSON.stringify(settings.encoder)}, a synthetic SciREX-like document in one segment, random weights) gets one warm-up pass, ` +
       `then ${args.rounds} rounds of one inference pass (forward and decoding) per method in turn; the table gives the median. ` +
       '"lowMemory": the same method with its fused low-memory attention kernel. OOM: the pass did not fit the memory budget.',
@@ -152,7 +152,9 @@ async function main(): Promise<void> {
     encoder: settings.encoder,
     results: Object.fromEntries(results),
   });
-  process.stdout.write(textTable(header, cells) + `\n\nReport: ${join(args.out, 'latency.md')} (${formatBytes(process.memoryUsage().rss)} resident at the end)\n`);
+  process.stdout.write(
+    `${textTable(header, cells)}\n\nReport: ${join(args.out, 'latency.md')} (${formatBytes(process.memoryUsage().rss)} resident at the end)\n`,
+  );
 }
 
 main().catch((err: unknown) => {

@@ -51,7 +51,10 @@ interface EngineInternals {
 
 /** Where in our code a tensor was asked for: the innermost `depth` frames under dist/src (backend/ left out). */
 function origin(depth: number): string {
-  const frames = (new Error().stack ?? '').split('\n').slice(2).map((l) => l.trim());
+  const frames = (new Error().stack ?? '')
+    .split('\n')
+    .slice(2)
+    .map((l) => l.trim());
   return frames
     .filter((l) => l.includes('/dist/src/') && !l.includes('/dist/src/backend/'))
     .slice(0, depth)
@@ -69,6 +72,7 @@ async function main(): Promise<void> {
   const built = buildProbeStep(probeConfig(task), task);
   built.step();
 
+  // The engine methods patched here are internal to tfjs-core (not in its typings).
   const engine = tf.engine() as unknown as EngineInternals;
   const live = new Map<object, { bytes: number; label: string }>();
   let total = 0;
@@ -113,11 +117,14 @@ async function main(): Promise<void> {
   };
   const gradients = engine.gradients.bind(engine);
   engine.gradients = (f: unknown, ...rest: unknown[]) =>
-    gradients(() => {
-      const y = (f as () => tf.Tensor)();
-      phase = 'backward';
-      return y;
-    }, ...rest);
+    gradients(
+      () => {
+        const y = (f as () => tf.Tensor)();
+        phase = 'backward';
+        return y;
+      },
+      ...rest,
+    );
 
   built.step();
   if (peakPending) atPeak = snapshot();
@@ -128,10 +135,10 @@ async function main(): Promise<void> {
       `(${(peak / MiB / args.words).toFixed(2)} MiB per word)\n\n`,
   );
   process.stdout.write(
-    textTable(
+    `${textTable(
       ['MiB', 'pass / kernel / shape / made by'],
       rows.slice(0, args.top).map(([label, bytes]) => [(bytes / MiB).toFixed(1), label]),
-    ) + '\n',
+    )}\n`,
   );
 }
 

@@ -34,7 +34,8 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const args: Args = { method: 'sener', words: 510, backend: 'native', mode: 'train', top: 20, set: [], steps: 3 };
   for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i], value = argv[i + 1] ?? '';
+    const key = argv[i],
+      value = argv[i + 1] ?? '';
     if (key === '--method') args.method = value;
     else if (key === '--words') args.words = Number(value);
     else if (key === '--backend') args.backend = value;
@@ -87,7 +88,10 @@ async function main(): Promise<void> {
       `kernels sum to ${total.toFixed(1)} ms under tf.profile; peak ${(info.peakBytes / 2 ** 20).toFixed(1)} MiB\n\n`,
   );
   process.stdout.write(
-    textTable(['kernel', 'ms', 'share', 'calls'], rows.map(([name, e]) => [name, e.ms.toFixed(1), `${((100 * e.ms) / total).toFixed(1)}%`, e.calls])) + '\n',
+    `${textTable(
+      ['kernel', 'ms', 'share', 'calls'],
+      rows.map(([name, e]) => [name, e.ms.toFixed(1), `${((100 * e.ms) / total).toFixed(1)}%`, e.calls]),
+    )}\n`,
   );
 }
 

@@ -71,12 +71,17 @@ export function makeBatchMatMulOverride(orig: KernelFunc): KernelFunc {
     const { inputs, attrs } = params;
     const { a, b } = inputs;
     if (a === undefined || b === undefined) throw new Error('longner: BatchMatMul called without a or b');
-    const tA = attrs?.['transposeA'] === true;
-    const tB = attrs?.['transposeB'] === true;
+    const tA = attrs?.transposeA === true;
+    const tB = attrs?.transposeB === true;
     // Untransposed 2D products already take the fast path; other dtypes and empty shapes keep the
     // stock kernel's behaviour (including its error messages).
-    if ((a.shape.length === 2 && b.shape.length === 2 && !tA && !tB) || a.dtype !== 'float32' || b.dtype !== 'float32' ||
-        prod(a.shape) === 0 || prod(b.shape) === 0) {
+    if (
+      (a.shape.length === 2 && b.shape.length === 2 && !tA && !tB) ||
+      a.dtype !== 'float32' ||
+      b.dtype !== 'float32' ||
+      prod(a.shape) === 0 ||
+      prod(b.shape) === 0
+    ) {
       return stock(params);
     }
     const backend = asWasmBackend(params.backend);
@@ -95,12 +100,13 @@ export function makeBatchMatMulOverride(orig: KernelFunc): KernelFunc {
       const A = operand(a, tA);
       const B = operand(b, tB);
       if (A.cols !== B.rows) {
-        throw new Error(`Error in matMul: inner shapes (${A.cols}) and (${B.rows}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${tA} and transposeB=${tB} must match.`);
+        throw new Error(
+          `Error in matMul: inner shapes (${A.cols}) and (${B.rows}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${tA} and transposeB=${tB} must match.`,
+        );
       }
       const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(A.batch, B.batch);
       const outShape = [...outBatch, A.rows, B.cols];
-      const product = (x: TensorInfo, y: TensorInfo): TensorInfo =>
-        stock({ inputs: { a: x, b: y }, backend, attrs: { transposeA: false, transposeB: false } });
+      const product = (x: TensorInfo, y: TensorInfo): TensorInfo => stock({ inputs: { a: x, b: y }, backend, attrs: { transposeA: false, transposeB: false } });
 
       const batches = prod(outBatch);
       const batchedA = prod(A.batch) > 1;

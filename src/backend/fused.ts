@@ -31,7 +31,12 @@ export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
   return { y: y!, xhat: xhat!, rsigma: rsigma! };
 }
 
-export function fusedLayerNormGrad(dy: tf.Tensor, xhat: tf.Tensor, rsigma: tf.Tensor, gamma: tf.Tensor): { dx: tf.Tensor; dgamma: tf.Tensor; dbeta: tf.Tensor } | null {
+export function fusedLayerNormGrad(
+  dy: tf.Tensor,
+  xhat: tf.Tensor,
+  rsigma: tf.Tensor,
+  gamma: tf.Tensor,
+): { dx: tf.Tensor; dgamma: tf.Tensor; dbeta: tf.Tensor } | null {
   if (!has(FUSED.layerNormGrad)) return null;
   const [dx, dgamma, dbeta] = run(FUSED.layerNormGrad, { dy, xhat, rsigma, gamma });
   return { dx: dx!, dgamma: dgamma!, dbeta: dbeta! };

@@ -73,11 +73,7 @@ function readFloat(t: tf.Tensor, what: string): Float32Array {
  * arguments (gather indices, masks) belong in f's closure. Leaves no tensor behind, except when an
  * op in f has no gradient: tf.grads then throws and tfjs itself leaks the tensors it saved for backprop.
  */
-export function checkGradients(
-  f: (...xs: tf.Tensor[]) => tf.Tensor,
-  inputs: tf.Tensor[],
-  opts: GradCheckOptions = {},
-): GradCheckResult {
+export function checkGradients(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], opts: GradCheckOptions = {}): GradCheckResult {
   const eps = opts.eps ?? 5e-2;
   const coords = opts.coords ?? 6;
   const tol = opts.tol ?? 1.3e-4;

@@ -52,7 +52,9 @@ async function activateTensorflow(print: (line: string) => void, explicit: boole
     throw new LongnerError(tensorflowUnavailableMessage(load));
   }
   if (tf.findBackendFactory('tensorflow') === null) {
-    throw new LongnerError(`backend 'tensorflow' requested: ${load.packageName} loaded but did not register a 'tensorflow' backend with this @tensorflow/tfjs-core (run \`npm dedupe\` so that both use one copy)`);
+    throw new LongnerError(
+      `backend 'tensorflow' requested: ${load.packageName} loaded but did not register a 'tensorflow' backend with this @tensorflow/tfjs-core (run \`npm dedupe\` so that both use one copy)`,
+    );
   }
   if (!(await tf.setBackend('tensorflow'))) {
     throw new LongnerError(`backend 'tensorflow' requested: ${load.packageName} is installed but failed to initialise (see the warning above)`);
@@ -82,7 +84,9 @@ async function activateNative(print: (line: string) => void, explicit: boolean, 
 
 async function activateWasm(): Promise<BackendInfo> {
   if (!(await tf.setBackend('wasm'))) {
-    throw new LongnerError("backend 'wasm' requested but it failed to initialise (see the warning above); reinstall @tensorflow/tfjs-backend-wasm or choose --backend cpu");
+    throw new LongnerError(
+      "backend 'wasm' requested but it failed to initialise (see the warning above); reinstall @tensorflow/tfjs-backend-wasm or choose --backend cpu",
+    );
   }
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = getThreadsCount();
@@ -112,7 +116,7 @@ async function select(choice: BackendChoice, quiet: boolean, opts: NativeOptions
   // auto mode cannot mistake them for "the native engine is unavailable" and fall back.
   if (choice === 'auto' || choice === 'native') resolveNativeOptions(opts);
   const print = (line: string): void => {
-    if (!quiet) process.stderr.write(line + '\n');
+    if (!quiet) process.stderr.write(`${line}\n`);
   };
   let info: BackendInfo | undefined;
   if (choice === 'auto') {

@@ -28,7 +28,7 @@ function assertSupported(dtype: DataType): void {
 
 export const unsortedSegmentSumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, segmentIds } = inputs;
-  const numSegments = attrs?.['numSegments'];
+  const numSegments = attrs?.numSegments;
   if (x === undefined || segmentIds === undefined || typeof numSegments !== 'number') {
     throw new Error('longner: UnsortedSegmentSum called without x, segmentIds or numSegments');
   }

@@ -60,6 +60,7 @@ const SHAPE_ONLY: Readonly<Record<string, readonly number[] | 'all'>> = {
 /** What a gradient function sees of a tensor it only needs the shape of. */
 function shapeOf(t: tf.Tensor): tf.Tensor {
   const standIn = { shape: t.shape, rank: t.rank, size: t.size, dtype: t.dtype, dispose: (): void => undefined };
+  // It carries only what the gradient functions read (the shape); it never reaches a kernel.
   return standIn as unknown as tf.Tensor;
 }
 
@@ -93,6 +94,7 @@ let installed = false;
 export function installGradientRelease(): void {
   if (installed) return;
   installed = true;
+  // The engine's tape methods are internal to tfjs-core (not in its typings).
   const engine = tf.engine() as unknown as EngineInternals;
   const engineClass = Object.getPrototypeOf(engine).constructor as { nextTensorId: number };
   const frames: Frame[] = [];

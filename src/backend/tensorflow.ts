@@ -22,7 +22,7 @@ function errorCode(err: unknown): unknown {
 }
 
 function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+  return err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
 }
 
 /** True when the import failed because the package itself is not installed (not one of its dependencies). */
@@ -50,6 +50,8 @@ export function tensorflowUnavailableMessage(load: { broken: string[] }): string
   if (load.broken.length > 0) {
     return `backend 'tensorflow' requested but ${load.broken.join('; ')} (reinstall it with \`npm install @tensorflow/tfjs-node\` on a machine with internet, or choose --backend wasm)`;
   }
-  return "backend 'tensorflow' requested but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed " +
-    '(they download libtensorflow at install time; run `npm install @tensorflow/tfjs-node` on a machine with internet)';
+  return (
+    "backend 'tensorflow' requested but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed " +
+    '(they download libtensorflow at install time; run `npm install @tensorflow/tfjs-node` on a machine with internet)'
+  );
 }

@@ -10,6 +10,7 @@ export interface ConfigArgs {
   set?: string[];
 }
 
+/** (The casts below name yargs' inferred option types as the argument interfaces.) */
 export function withConfigOptions<T>(y: Argv<T>): Argv<T & ConfigArgs> {
   return y
     .positional('file', { type: 'string', demandOption: true, describe: 'YAML config file (may `extends:` others)' })
@@ -40,8 +41,7 @@ interface PrintArgs extends ConfigArgs {
 const print: CommandModule<object, PrintArgs> = {
   command: 'print <file>',
   describe: 'print the resolved config (defaults < extends < file < preset < --set) and its run id',
-  builder: (y) =>
-    withConfigOptions(y).option('explain', { type: 'boolean', default: false, describe: 'describe each option in a comment' }),
+  builder: (y) => withConfigOptions(y).option('explain', { type: 'boolean', default: false, describe: 'describe each option in a comment' }),
   handler: (args) => {
     const { config, sources } = loadConfig(args.file, { preset: args.preset, set: args.set });
     process.stdout.write(`# sources: ${sources.join(' < ')}\n# run id: ${runId(config)}\n`);

@@ -28,14 +28,10 @@ const list: CommandModule<object, DatasetArgs> = {
     const wanted = new Set(selectDatasets(registry, args.names));
     for (const ds of registry.listDatasets().filter((d) => wanted.has(d.name))) {
       const source = registry.dataset(ds.name).source;
-      console.log(`${ds.name}: ${source === undefined ? `${ds.title} (${ds.types.length} types; licence: ${ds.licence})` : `your dataset, defined in ${source} (${ds.types.length} types)`}`);
-      const rows: Cell[][] = ds.splits.map((s) => [
-        s.split,
-        s.file,
-        s.docs,
-        s.status,
-        s.path === null ? s.howToGet : registry.display(s.path),
-      ]);
+      console.log(
+        `${ds.name}: ${source === undefined ? `${ds.title} (${ds.types.length} types; licence: ${ds.licence})` : `your dataset, defined in ${source} (${ds.types.length} types)`}`,
+      );
+      const rows: Cell[][] = ds.splits.map((s) => [s.split, s.file, s.docs, s.status, s.path === null ? s.howToGet : registry.display(s.path)]);
       console.log(textTable(['split', 'file', 'docs', 'status', 'where / how to get it'], rows));
       console.log(`types: ${ds.types.join(', ')}\n`);
     }
@@ -113,7 +109,9 @@ const stats: CommandModule<object, StatsArgs> = {
           rows.push(statsRow(name, `protocol ${split}`, computeStats(data[split])));
         }
         const t = data.dedup.triplesCollapsed;
-        notes.push(`${name}: ${data.description}; duplicate (start, end, type) triples collapsed: train ${t.train}, validation ${t.validation}, test ${t.test}`);
+        notes.push(
+          `${name}: ${data.description}; duplicate (start, end, type) triples collapsed: train ${t.train}, validation ${t.validation}, test ${t.test}`,
+        );
       } catch (err) {
         if (!(err instanceof LongnerError)) throw err;
         notes.push(`${name}: ${args.protocol} protocol unavailable: ${err.message}`);
@@ -147,8 +145,16 @@ const add: CommandModule<object, AddArgs> = {
       .option('train', { type: 'string', demandOption: true, describe: 'training file (JSONL, one document per line)' })
       .option('validation', { type: 'string', describe: 'validation file; omitted: a seeded share of train (dataset.validationFraction)' })
       .option('test', { type: 'string', demandOption: true, describe: 'test file' })
-      .option('format', { choices: USER_FORMATS, default: 'auto' as const, describe: "layout of the files: sener, scirex, generic, or auto (each file's first line)" })
-      .option('types', { type: 'string', array: true, describe: 'entity types in label order (default: the sorted types of the training file, inferred when used)' }) as never,
+      .option('format', {
+        choices: USER_FORMATS,
+        default: 'auto' as const,
+        describe: "layout of the files: sener, scirex, generic, or auto (each file's first line)",
+      })
+      .option('types', {
+        type: 'string',
+        array: true,
+        describe: 'entity types in label order (default: the sorted types of the training file, inferred when used)',
+      }) as never,
   handler: async (args) => {
     if (!DATASET_NAME.test(args.name)) throw new LongnerError(`dataset name "${args.name}": expected lower-case letters, digits and dashes`);
     const entry = {

@@ -29,7 +29,9 @@ async function evalRun(dir: string, split: 'test' | 'validation'): Promise<void>
   const registry = runRegistry(run.record.dir, run.config);
   const recorded = readRunDataset(run.record.dir)?.fingerprints;
   if (recorded !== undefined && stableStringify(recorded) !== stableStringify(dataFingerprints(run.config, registry))) {
-    console.error(`longner: warning: the data files changed since ${run.record.dir} was trained (their sha256 differ from its ${DATASET_FILE}); scoring the files as they are now`);
+    console.error(
+      `longner: warning: the data files changed since ${run.record.dir} was trained (their sha256 differ from its ${DATASET_FILE}); scoring the files as they are now`,
+    );
   }
   const protocol = await loadProtocolFor(run.config, registry);
   const docs = protocol[split];
@@ -52,7 +54,7 @@ async function evalRun(dir: string, split: 'test' | 'validation'): Promise<void>
 export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval <target>',
   describe:
-    "evaluate: TARGET is a run folder or run id (its best checkpoint on --split), or a config file: the run that config names, " +
+    'evaluate: TARGET is a run folder or run id (its best checkpoint on --split), or a config file: the run that config names, ' +
     'or, for method el4ner (which does not train), the LLM ensemble on the test split, written as a run record',
   builder: (y) =>
     withRunsDir(y)

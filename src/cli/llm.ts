@@ -29,6 +29,7 @@ interface MakeArgs {
 const makeTestGguf: CommandModule<object, MakeArgs> = {
   command: 'make-test-gguf <out>',
   describe: 'write a llama-architecture GGUF with random weights and a tiny byte-fallback vocabulary (answers are gibberish: plumbing and speed only)',
+  // yargs infers each option's type; the cast at the end names them as the handler's argument interface.
   builder: (y) =>
     y
       .positional('out', { type: 'string', demandOption: true, describe: 'file to write, e.g. .cache/tiny.gguf' })
@@ -74,6 +75,7 @@ interface BenchArgs {
 const bench: CommandModule<object, BenchArgs> = {
   command: 'bench <file>',
   describe: 'time prompt processing and generation of a local GGUF model on this machine',
+  // yargs infers each option's type; the cast at the end names them as the handler's argument interface.
   builder: (y) =>
     y
       .positional('file', { type: 'string', demandOption: true, describe: 'GGUF file' })
@@ -84,7 +86,13 @@ const bench: CommandModule<object, BenchArgs> = {
       .option('threads', { type: 'number', describe: 'CPU threads (default: every core)' }) as unknown as Argv<BenchArgs>,
   handler: async (args) => {
     if (!statSync(args.file, { throwIfNoEntry: false })?.isFile()) throw new LongnerError(`${args.file}: GGUF file not found`);
-    const r = await benchGguf(args.file, { promptWords: args['prompt-words'], genTokens: args['gen-tokens'], contextSize: args['context-size'], device: args.device, threads: args.threads ?? null });
+    const r = await benchGguf(args.file, {
+      promptWords: args['prompt-words'],
+      genTokens: args['gen-tokens'],
+      contextSize: args['context-size'],
+      device: args.device,
+      threads: args.threads ?? null,
+    });
     console.log(
       `${args.file} on ${r.device}: load ${r.loadMs.toFixed(0)} ms; prompt ${r.promptTokens} tokens at ${r.promptTokensPerSecond.toFixed(0)} tok/s; ` +
         `generation ${r.generatedTokens} tokens at ${r.generationTokensPerSecond.toFixed(0)} tok/s`,

@@ -44,16 +44,16 @@ const cli = yargs(hideBin(process.argv))
   })
   // Through the environment, so that the runs and probes started in child processes get them too.
   .middleware((argv) => {
-    if (argv['strict'] === true) process.env['LONGNER_STRICT'] = '1';
-    const threads = argv['threads'];
+    if (argv.strict === true) process.env.LONGNER_STRICT = '1';
+    const threads = argv.threads;
     if (typeof threads === 'number') {
       if (!Number.isInteger(threads) || threads < 1) throw new LongnerError(`--threads must be a positive integer, got ${threads}`);
-      process.env['LONGNER_THREADS'] = String(threads);
+      process.env.LONGNER_THREADS = String(threads);
     }
     const budget = argv['memory-budget'];
     if (typeof budget === 'string') {
       if (parseByteSize(budget) === null) throw new LongnerError(`--memory-budget must be a size such as 16GiB or 12000MB, got '${budget}'`);
-      process.env['LONGNER_MEMORY_BUDGET'] = budget;
+      process.env.LONGNER_MEMORY_BUDGET = budget;
     }
   })
   .demandCommand(1, 'Name a command; `longner --help` lists them.')

@@ -31,23 +31,27 @@ export const memoryCommand: CommandModule<object, MemoryArgs> = {
   describe:
     'measure peak memory and latency of every span method against input length, and the longest input each can train on ' +
     '(each probe in its own process; reports/<experiment>/frontier.md)',
+  // yargs infers each option's type; the cast at the end names them as the handler's argument interface.
   builder: (y) =>
     y
       .positional('file', { type: 'string', demandOption: true, describe: 'experiment YAML, e.g. experiments/memory-frontier.yaml' })
       .option('preset', { type: 'string', describe: 'a section under `presets:` in the experiment file, e.g. quick' })
-      .option('methods', { type: 'string', describe: 'comma-separated methods (default: the file\'s list, else every span method)' })
+      .option('methods', { type: 'string', describe: "comma-separated methods (default: the file's list, else every span method)" })
       .option('set', { type: 'string', array: true, describe: 'config override for every probe, e.g. --set sener.window=64' })
-      .option('backend', { type: 'string', choices: BACKENDS, describe: 'compute backend of the probes (default: the file\'s)' })
+      .option('backend', { type: 'string', choices: BACKENDS, describe: "compute backend of the probes (default: the file's)" })
       .option('fresh', { type: 'boolean', default: false, describe: 're-measure probes that already have a stored result' }) as unknown as Argv<MemoryArgs>,
   handler: async (args) => {
     const outcome = await runMemoryExperiment(args.file, {
       preset: args.preset,
-      methods: args.methods?.split(',').map((m) => m.trim()).filter((m) => m !== ''),
+      methods: args.methods
+        ?.split(',')
+        .map((m) => m.trim())
+        .filter((m) => m !== ''),
       set: args.set,
       backend: args.backend,
       fresh: args.fresh,
     });
     const report = writeMemoryReport(outcome);
-    process.stdout.write(report.text + '\n');
+    process.stdout.write(`${report.text}\n`);
   },
 };

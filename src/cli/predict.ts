@@ -41,16 +41,20 @@ export const predictCommand: CommandModule<object, PredictArgs> = {
         default: 'jsonl' as const,
         describe:
           'jsonl: {"id","words","entities":[{"start","end","type","score"}]}; sener: SeNER\'s {"doc_id","text","entity":[[start,end,words,type]]} ' +
-          "for the reference tooling (no scores); brat: a folder of <id>.txt and <id>.ann standoff files for annotation tools (scores as AnnotatorNotes)",
+          'for the reference tooling (no scores); brat: a folder of <id>.txt and <id>.ann standoff files for annotation tools (scores as AnnotatorNotes)',
       })
-      .option('out', { type: 'string', describe: 'output file, or folder for brat (default: <run>/predictions/<file name>.jsonl, or <file name>.brat/)' }) as never,
+      .option('out', {
+        type: 'string',
+        describe: 'output file, or folder for brat (default: <run>/predictions/<file name>.jsonl, or <file name>.brat/)',
+      }) as never,
   handler: async (args) => {
     const run = await loadTrainedRun(locateRunFolder(args.run, runsRoot(args['runs-dir'])));
     const docs = readDocuments(args.file, 'auto').map((d) => ({ ...d, entities: [] }));
     const split = await segmentDocuments(docs, run.tokenizer, run.config);
     const predictions = predictDocuments(run.model, docs, split.byDoc, run.config.eval.batchSize);
     const stem = basename(args.file).replace(/\.jsonl?$/, '');
-    const out = args.out ?? join(run.record.dir, 'predictions', args.format === 'brat' ? `${stem}.brat` : `${stem}${args.format === 'sener' ? '.sener' : ''}.jsonl`);
+    const out =
+      args.out ?? join(run.record.dir, 'predictions', args.format === 'brat' ? `${stem}.brat` : `${stem}${args.format === 'sener' ? '.sener' : ''}.jsonl`);
     writePredictions(out, args.format, predictionDocuments(docs, predictions));
     const total = [...predictions.values()].reduce((n, p) => n + p.length, 0);
     console.log(`${total} entities in ${docs.length} documents: ${out}`);

@@ -22,9 +22,9 @@ export const pretrainCommand: CommandModule<object, PretrainArgs> = {
       .option('resume', {
         type: 'boolean',
         default: false,
-        describe: 'continue from the run folder\'s last checkpoint (or show its finished result); without it the run starts afresh',
+        describe: "continue from the run folder's last checkpoint (or show its finished result); without it the run starts afresh",
       })
-      .option('backend', { choices: BACKEND_CHOICES, describe: 'compute backend (default: the config\'s `backend`)' }) as never,
+      .option('backend', { choices: BACKEND_CHOICES, describe: "compute backend (default: the config's `backend`)" }) as never,
   handler: async (args) => {
     const loaded = loadConfig(args.file, { preset: args.preset, set: args.set });
     const config = args.backend === undefined ? loaded.config : { ...loaded.config, backend: args.backend };

@@ -16,7 +16,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
   command: 'report <experiment>',
   describe:
     "render an experiment's report from the run records on disk (missing runs show as missing): " +
-    'reports/<experiment>/<preset>/{index.md, index.html, *.png, summary.json}, the paper\'s numbers beside ours',
+    "reports/<experiment>/<preset>/{index.md, index.html, *.png, summary.json}, the paper's numbers beside ours",
   builder: (y) =>
     y
       .positional('experiment', { type: 'string', demandOption: true, describe: 'experiment file, or its name (experiments/<name>.yaml)' })

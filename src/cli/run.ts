@@ -38,7 +38,17 @@ function where(p: PlannedCell, root: string): string {
 
 /** The plan as a table: one line per cell of the shard, plus the grid's not-configured cells. */
 export function planTable(summary: Pick<RunSummary, 'plan' | 'cells' | 'root'>): string {
-  const rows: Cell[][] = summary.plan.map((p) => [p.cell.runId, p.cell.label, p.cell.dataset, String(p.cell.seed), axesText(p.cell), p.found.status, p.action, p.why, where(p, summary.root)]);
+  const rows: Cell[][] = summary.plan.map((p) => [
+    p.cell.runId,
+    p.cell.label,
+    p.cell.dataset,
+    String(p.cell.seed),
+    axesText(p.cell),
+    p.found.status,
+    p.action,
+    p.why,
+    where(p, summary.root),
+  ]);
   for (const c of summary.cells.filter((cell) => cell.config === null)) {
     rows.push([c.runId, c.label, c.dataset, '-', '', 'not-run', 'skip', c.notConfigured ?? '', '']);
   }
@@ -57,22 +67,27 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('preset', { type: 'string', describe: "scale preset (configs/presets/) plus the experiment's own presets.<name> block: quick | cpu | paper" })
       .option('set', { type: 'string', array: true, describe: 'override one option in every cell, e.g. --set backend=cpu (applied last)' })
       .option('shard', { type: 'string', describe: 'run shard i of n (0-based): runs sorted by run id, run k goes to shard k mod n' })
-      .option('resume', { type: 'boolean', default: false, describe: 'continue partially trained runs from their last checkpoint instead of starting them over' })
+      .option('resume', {
+        type: 'boolean',
+        default: false,
+        describe: 'continue partially trained runs from their last checkpoint instead of starting them over',
+      })
       .option('retry-failed', { type: 'boolean', default: false, describe: 'run failed, oom and diverged runs again (default: keep their result)' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the expanded grid with what is on disk and what would run, and run nothing' })
       .option('runs-dir', { type: 'string', describe: 'runs root (default $LONGNER_RUNS_DIR, else runs/ in the project)' })
       .option('jobs', {
         type: 'number',
         default: 1,
-        describe: 'runs at once, each in its own process; on the native engine each gets cores / jobs threads and 1/jobs of the memory budget unless --threads or --memory-budget say otherwise',
+        describe:
+          'runs at once, each in its own process; on the native engine each gets cores / jobs threads and 1/jobs of the memory budget unless --threads or --memory-budget say otherwise',
       })
       .option('timeout', { type: 'number', describe: 'minutes after which a run is killed and recorded as failed (default: no limit)' }) as never,
   handler: async (args) => {
     if (!Number.isInteger(args.jobs) || args.jobs < 1) throw new LongnerError(`--jobs ${args.jobs}: expected a whole number >= 1`);
     if (args.timeout !== undefined && !(args.timeout > 0)) throw new LongnerError(`--timeout ${args.timeout}: expected minutes > 0`);
     // Two runs of two threads each on two cores would fight over them: share the cores and memory out.
-    if (args.jobs > 1 && process.env['LONGNER_THREADS'] === undefined) {
-      process.env['LONGNER_THREADS'] = String(Math.max(1, Math.floor(availableParallelism() / args.jobs)));
+    if (args.jobs > 1 && process.env.LONGNER_THREADS === undefined) {
+      process.env.LONGNER_THREADS = String(Math.max(1, Math.floor(availableParallelism() / args.jobs)));
     }
     shareMemoryBudget(args.jobs);
     const shard = args.shard === undefined ? null : parseShard(args.shard);
@@ -106,7 +121,9 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const counts = new Map<string, number>();
     for (const { outcome } of summary.outcomes) counts.set(outcome.status, (counts.get(outcome.status) ?? 0) + 1);
     const tally = [...counts.entries()].map(([s, n]) => `${n} ${s}`).join(', ') || 'nothing to run';
-    console.log(`done in ${formatSeconds(summary.wallSeconds)}: ${tally}; skipped ${plan.length - todo}. Report: longner report ${experiment.name}${experiment.preset === null ? '' : ` --preset ${experiment.preset}`}`);
+    console.log(
+      `done in ${formatSeconds(summary.wallSeconds)}: ${tally}; skipped ${plan.length - todo}. Report: longner report ${experiment.name}${experiment.preset === null ? '' : ` --preset ${experiment.preset}`}`,
+    );
     // OOM and divergence are results (Table 3 expects OOMs); a failed run is a problem to look at.
     if ((counts.get('failed') ?? 0) > 0) process.exitCode = 1;
   },

@@ -30,12 +30,7 @@ export function descriptionOf(schema: Schema): string | undefined {
 }
 
 function unwrapOnce(schema: Schema): Schema {
-  if (
-    schema instanceof z.ZodDefault ||
-    schema instanceof z.ZodPrefault ||
-    schema instanceof z.ZodOptional ||
-    schema instanceof z.ZodNullable
-  ) {
+  if (schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault || schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
     return schema.unwrap();
   }
   return schema;

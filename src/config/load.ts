@@ -288,9 +288,7 @@ function expectation(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return `one of ${issue.values.map((value) => JSON.stringify(value)).join(', ')}`;
     case 'invalid_format':
-      return issue.format === 'regex' && issue.pattern !== undefined
-        ? `a string matching ${issue.pattern}`
-        : `a string in ${issue.format} format`;
+      return issue.format === 'regex' && issue.pattern !== undefined ? `a string matching ${issue.pattern}` : `a string in ${issue.format} format`;
     case 'not_multiple_of':
       return `a multiple of ${issue.divisor}`;
     default:

@@ -46,7 +46,7 @@ const DatasetSection = section({
     .default(null)
     .describe(
       'Your own corpus, without editing the repository: its files, absolute or relative to the config file that names them. ' +
-        'null = dataset.name is a registered dataset. The files\' sha256 enter the run id.',
+        "null = dataset.name is a registered dataset. The files' sha256 enter the run id.",
     ),
   format: z
     .enum(['auto', 'sener', 'scirex', 'generic'])
@@ -74,7 +74,9 @@ const DatasetSection = section({
     .min(0)
     .lt(1)
     .default(0.1)
-    .describe('Share of the training documents held out for validation when the dataset has no validation split of its own (Scholar-XL, Profiling-07 local protocol).'),
+    .describe(
+      'Share of the training documents held out for validation when the dataset has no validation split of its own (Scholar-XL, Profiling-07 local protocol).',
+    ),
   validationDocs: z
     .number()
     .int()
@@ -95,8 +97,10 @@ const DatasetSection = section({
     .describe('Caps on documents per split, for quick runs; null = no cap.'),
 }).superRefine((dataset, ctx) => {
   if (dataset.files === null) {
-    if (dataset.types !== null) ctx.addIssue({ code: 'custom', path: ['types'], message: 'null unless dataset.files is set (a registered dataset brings its types)' });
-    if (dataset.format !== 'auto') ctx.addIssue({ code: 'custom', path: ['format'], message: "'auto' unless dataset.files is set (a registered dataset brings its layout)" });
+    if (dataset.types !== null)
+      ctx.addIssue({ code: 'custom', path: ['types'], message: 'null unless dataset.files is set (a registered dataset brings its types)' });
+    if (dataset.format !== 'auto')
+      ctx.addIssue({ code: 'custom', path: ['format'], message: "'auto' unless dataset.files is set (a registered dataset brings its layout)" });
   } else if (!/^[a-z0-9][a-z0-9-]*$/.test(dataset.name)) {
     // It becomes a folder name and a registry key, like the registered datasets' names.
     ctx.addIssue({ code: 'custom', path: ['name'], message: 'lower-case letters, digits and dashes (the name of the corpus in dataset.files)' });
@@ -120,12 +124,7 @@ const SegmentSection = section({
     .min(3)
     .default(5120)
     .describe('Maximum segment length in sub-word tokens, [CLS] and [SEP] included (reference code: 5120, i.e. 5118 content tokens).'),
-  overlap: z
-    .number()
-    .int()
-    .min(0)
-    .default(0)
-    .describe('Sub-word tokens shared by consecutive segments of a long document (reference code: 0, a plain split).'),
+  overlap: z.number().int().min(0).default(0).describe('Sub-word tokens shared by consecutive segments of a long document (reference code: 0, a plain split).'),
 }).superRefine((segment, ctx) => {
   if (segment.overlap >= segment.maxLen - 2) {
     ctx.addIssue({
@@ -146,9 +145,7 @@ const EncoderSection = section({
     .enum(['full', 'window', 'arrow'])
     .default('arrow')
     .describe("Self-attention pattern: 'full' (O(L^2)), 'window' (sliding window only) or 'arrow' (window plus a global [CLS], SeNER)."),
-  window: posInt()
-    .default(128)
-    .describe('One-sided attention window in sub-word tokens for window/arrow attention (reference: 128, hard-coded).'),
+  window: posInt().default(128).describe('One-sided attention window in sub-word tokens for window/arrow attention (reference: 128, hard-coded).'),
   logN: z
     .enum(['padded', 'true', 'off'])
     .default('padded')
@@ -175,9 +172,7 @@ const EncoderSection = section({
 const TrainSection = section({
   seed: z.number().int().default(2288).describe('Training seed: initialisation, shuffling, dropout, masking (reference checkpoints: 2288, 3618, 4937).'),
   epochs: posInt().default(30).describe('Maximum epochs (reference: 30).'),
-  batchSize: posInt()
-    .default(2)
-    .describe('Documents (segments) per optimizer step (reference: micro-batch 2 per GPU, 16 globally on 8 GPUs).'),
+  batchSize: posInt().default(2).describe('Documents (segments) per optimizer step (reference: micro-batch 2 per GPU, 16 globally on 8 GPUs).'),
   lr: z.number().positive().default(7e-4).describe('Peak learning rate of the span head and other non-encoder parameters (reference: 7e-4).'),
   encoderLr: z
     .number()
@@ -195,10 +190,7 @@ const TrainSection = section({
         "head (`head`: SeNER's BiSPA blocks, CNN-NER's convolution layers, UTC-IE's cross blocks) or of both (`all`), and run the " +
         'block again in the backward pass. Same gradients, less memory, about one more forward pass of time (reference: none).',
     ),
-  patience: posInt()
-    .nullable()
-    .default(10)
-    .describe('Stop after this many epochs without a validation-F1 gain; null = never stop early (reference: 10).'),
+  patience: posInt().nullable().default(10).describe('Stop after this many epochs without a validation-F1 gain; null = never stop early (reference: 10).'),
   maxSteps: nullablePosInt('Stop after this many optimizer steps, whatever train.epochs says; null = no cap. The schedule spans min(epochs, maxSteps).'),
   outputBiasPrior: z
     .number()
@@ -226,7 +218,7 @@ const PretrainSection = section({
     .min(1)
     .nullable()
     .default(null)
-    .describe("Datasets whose training-side words (never validation or test text) make the corpus; null = [dataset.name]."),
+    .describe('Datasets whose training-side words (never validation or test text) make the corpus; null = [dataset.name].'),
 });
 
 const EvalSection = section({
@@ -235,16 +227,12 @@ const EvalSection = section({
     .min(0)
     .max(1)
     .default(0.5)
-    .describe('Probability a span needs to be predicted (reference: 0.5; a zero-logit rule such as Global Pointer\'s is 0.5 on the sigmoid).'),
+    .describe("Probability a span needs to be predicted (reference: 0.5; a zero-logit rule such as Global Pointer's is 0.5 on the sigmoid)."),
   batchSize: posInt().default(4).describe('Segments per inference batch (reference predict.py: 4).'),
 });
 
 export const ConfigSchema = z.strictObject({
-  experiment: z
-    .string()
-    .regex(NAME_PATTERN)
-    .default('default')
-    .describe('Experiment name: runs are stored under runs/<experiment>/.'),
+  experiment: z.string().regex(NAME_PATTERN).default('default').describe('Experiment name: runs are stored under runs/<experiment>/.'),
   method: MethodSchema.default('sener').describe('Which method to train and evaluate.'),
   backend: z
     .enum(BACKENDS)

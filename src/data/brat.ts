@@ -32,9 +32,13 @@ export function writeBrat(dir: string, docs: readonly Document[]): void {
   const stems = new Set<string>();
   for (const doc of docs) {
     const spaced = doc.words.findIndex((w) => w.includes(' '));
-    if (spaced >= 0) throw new LongnerError(`document ${doc.id}: word ${spaced} ${JSON.stringify(doc.words[spaced])} holds a space, which brat's text cannot keep apart; expected words without spaces`);
+    if (spaced >= 0)
+      throw new LongnerError(
+        `document ${doc.id}: word ${spaced} ${JSON.stringify(doc.words[spaced])} holds a space, which brat's text cannot keep apart; expected words without spaces`,
+      );
     const badType = doc.entities.find((e) => /\s/.test(e.type));
-    if (badType) throw new LongnerError(`document ${doc.id}: entity type ${JSON.stringify(badType.type)} holds white space, which brat's .ann lines cannot hold`);
+    if (badType)
+      throw new LongnerError(`document ${doc.id}: entity type ${JSON.stringify(badType.type)} holds white space, which brat's .ann lines cannot hold`);
     const stem = bratFileStem(doc.id);
     if (stems.has(stem)) throw new LongnerError(`document ${doc.id}: its file name ${stem} is taken by another document; expected unique document ids`);
     stems.add(stem);
@@ -49,7 +53,7 @@ export function writeBrat(dir: string, docs: readonly Document[]): void {
       if (typeof score === 'number') lines.push(`#${i + 1}\tAnnotatorNotes T${i + 1}\tscore=${score}`);
     });
     writeFileAtomic(join(dir, `${stem}.txt`), text);
-    writeFileAtomic(join(dir, `${stem}.ann`), lines.length === 0 ? '' : lines.join('\n') + '\n');
+    writeFileAtomic(join(dir, `${stem}.ann`), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
   }
 }
 

@@ -31,9 +31,7 @@ export function dataFingerprints(config: Config, registry: Registry = registryFo
 export function configHash(config: Config, registry?: Registry): string {
   const { experiment: _experiment, preset: _preset, ...all } = config;
   // Only the run's own method section: an option added to another method must not re-id this run.
-  const rest = Object.fromEntries(
-    Object.entries(all).filter(([key]) => !(key in methodSections) || key === METHOD_SECTION[config.method]),
-  ) as typeof all;
+  const rest = Object.fromEntries(Object.entries(all).filter(([key]) => !(key in methodSections) || key === METHOD_SECTION[config.method])) as typeof all;
   const { seed: _seed, ...train } = rest.train;
   const { files, ...dataset } = rest.dataset;
   const data = dataFingerprints(config, registry);

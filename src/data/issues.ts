@@ -18,12 +18,16 @@ export function describeIssues(report: Pick<ReadReport, 'name' | 'issues'>): str
   const parts: string[] = [];
   const m = report.issues.wordMismatches;
   if (m.count > 0) {
-    parts.push(`${m.count} entit${m.count === 1 ? 'y stores words' : 'ies store words'} that differ from text[start:end], e.g. ${m.examples.join('; ')} (the offsets are used)`);
+    parts.push(
+      `${m.count} entit${m.count === 1 ? 'y stores words' : 'ies store words'} that differ from text[start:end], e.g. ${m.examples.join('; ')} (the offsets are used)`,
+    );
   }
   const u = report.issues.invalidUtf8;
   if (u.count > 0) {
     const lines = u.lines.slice(0, 5).join(', ') + (u.count > 5 ? ', ...' : '');
-    parts.push(`${u.count} line${u.count === 1 ? '' : 's'} with bytes that are not UTF-8 (line${u.count === 1 ? '' : 's'} ${lines}; they read as U+FFFD); expected UTF-8 text`);
+    parts.push(
+      `${u.count} line${u.count === 1 ? '' : 's'} with bytes that are not UTF-8 (line${u.count === 1 ? '' : 's'} ${lines}; they read as U+FFFD); expected UTF-8 text`,
+    );
   }
   return parts.length === 0 ? null : `${report.name}: ${parts.join('; ')}`;
 }

@@ -9,7 +9,10 @@ export const splitSchema = z.strictObject({
   file: z.string().regex(/^[^/\\]+$/, 'a bare file name'),
   /** The layout; for manifest files a fallback when the first line does not show it (readers.ts 'auto'). */
   format: z.enum(['sener', 'scirex', 'generic', 'auto']),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits').nullable(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits')
+    .nullable(),
   bytes: z.number().int().positive().nullable(),
   docs: z.number().int().nonnegative().nullable(),
   note: z.string().optional(),

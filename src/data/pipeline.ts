@@ -90,7 +90,8 @@ export async function loadProtocolFor(config: Config, registry?: Registry): Prom
  */
 export async function prepareData(config: Config, opts: { tokenizerPath: string; tokenizer?: SubwordTokenizer; registry?: Registry }): Promise<PreparedData> {
   const protocol = await loadProtocolFor(config, opts.registry);
-  const tokenizer = opts.tokenizer ?? (await loadOrTrainTokenizer(opts.tokenizerPath, () => wordsOf(protocol.train), config, runTokenizerKey(config, opts.registry)));
+  const tokenizer =
+    opts.tokenizer ?? (await loadOrTrainTokenizer(opts.tokenizerPath, () => wordsOf(protocol.train), config, runTokenizerKey(config, opts.registry)));
   return {
     protocol,
     tokenizer,

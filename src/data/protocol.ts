@@ -5,7 +5,7 @@ import { checkIssues } from './issues.js';
 import { readDocumentsWithReport, type ReadReport } from './readers.js';
 import { defaultRegistry, type Registry, type ResolveOptions } from './registry.js';
 import type { Document, ProtocolSplit } from './types.js';
-import { type DatasetSpec, type ProtocolSpec } from './manifest.js';
+import type { DatasetSpec, ProtocolSpec } from './manifest.js';
 
 /**
  * The evaluation protocol (research/datasets.md). Three raw splits are missing from the mirror, so the
@@ -71,11 +71,7 @@ export interface SplitSource {
 type SourceOptions = Pick<ProtocolOptions, 'protocol' | 'validationFraction' | 'validationDocs'>;
 
 /** Where a protocol split comes from, without reading anything (for `datasets stats`). */
-export function protocolSource(
-  dataset: string,
-  split: ProtocolSplit,
-  opts: Partial<SourceOptions> & { registry?: Registry } = {},
-): SplitSource {
+export function protocolSource(dataset: string, split: ProtocolSplit, opts: Partial<SourceOptions> & { registry?: Registry } = {}): SplitSource {
   const registry = opts.registry ?? defaultRegistry();
   const o = { ...DEFAULT_PROTOCOL_OPTIONS, ...definedOnly(opts) };
   const ds = registry.dataset(dataset);
@@ -124,17 +120,16 @@ export interface RawSplit {
  * checked against the dataset's, and its readable-but-suspicious content is a warning (an error under
  * --strict), so every command that reads a split fails or warns the same way, before any training.
  */
-export async function loadRawSplit(
-  dataset: string,
-  split: string,
-  opts: ResolveOptions & { registry?: Registry } = {},
-): Promise<RawSplit> {
+export async function loadRawSplit(dataset: string, split: string, opts: ResolveOptions & { registry?: Registry } = {}): Promise<RawSplit> {
   const registry = opts.registry ?? defaultRegistry();
   const ds = registry.dataset(dataset);
   const spec = registry.split(dataset, split);
   const path = await registry.resolveSplit(dataset, split, opts);
   // Manifest formats are a fallback for a file of the other layout dropped in; a user's explicit format is exact.
-  const r = spec.path !== undefined && spec.format !== 'auto' ? readDocumentsWithReport(path, spec.format) : readDocumentsWithReport(path, 'auto', spec.format === 'auto' ? 'sener' : spec.format);
+  const r =
+    spec.path !== undefined && spec.format !== 'auto'
+      ? readDocumentsWithReport(path, spec.format)
+      : readDocumentsWithReport(path, 'auto', spec.format === 'auto' ? 'sener' : spec.format);
   checkIssues(r);
   checkTypes(r, ds);
   return { docs: r.docs, path, format: r.format };
@@ -149,7 +144,9 @@ export async function loadProtocol(datasetName: string, opts: ProtocolOptions): 
   const read = async (raw: string, role: ProtocolSplit): Promise<Document[]> => {
     const split = await loadRawSplit(ds.name, raw, { registry });
     if (split.docs.length === 0) {
-      throw new LongnerError(`${registry.display(split.path)}: no documents; expected at least one JSON object per line (it is the ${role} split of ${ds.name})`);
+      throw new LongnerError(
+        `${registry.display(split.path)}: no documents; expected at least one JSON object per line (it is the ${role} split of ${ds.name})`,
+      );
     }
     return split.docs;
   };
@@ -167,7 +164,9 @@ export async function loadProtocol(datasetName: string, opts: ProtocolOptions): 
     train = trainRaw.filter((d) => kept.has(d));
     validation = valRaw.filter((d) => kept.has(d));
     if (validation.length === 0) {
-      throw new LongnerError(`${ds.name}: every document of the ${p.validation} split also occurs in ${p.test} or ${p.train} and was dropped (dedup), so validation is empty; expected validation documents of their own`);
+      throw new LongnerError(
+        `${ds.name}: every document of the ${p.validation} split also occurs in ${p.test} or ${p.train} and was dropped (dedup), so validation is empty; expected validation documents of their own`,
+      );
     }
   } else {
     const n = dd.trainSide.length;
@@ -181,7 +180,9 @@ export async function loadProtocol(datasetName: string, opts: ProtocolOptions): 
     if (heldOutCount === 0) {
       // Model selection needs validation documents; an empty validation split used to pass silently.
       const key = p.validation === 'fraction' ? `dataset.validationFraction ${opts.validationFraction}` : `dataset.validationDocs ${opts.validationDocs}`;
-      throw new LongnerError(`${ds.name}: ${key} holds out no validation document from the ${n} of ${p.train}; expected at least one: raise it${ds.splits.some((s) => s.path !== undefined) ? ' or give a validation file' : ''}`);
+      throw new LongnerError(
+        `${ds.name}: ${key} holds out no validation document from the ${n} of ${p.train}; expected at least one: raise it${ds.splits.some((s) => s.path !== undefined) ? ' or give a validation file' : ''}`,
+      );
     }
     const split = holdOut(dd.trainSide, heldOutCount, opts.splitSeed);
     train = split.rest;

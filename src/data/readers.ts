@@ -209,7 +209,7 @@ export function writeGenericJsonl(path: string, docs: readonly Document[]): void
       }),
     }),
   );
-  writeFileAtomic(path, lines.length === 0 ? '' : lines.join('\n') + '\n');
+  writeFileAtomic(path, lines.length === 0 ? '' : `${lines.join('\n')}\n`);
 }
 
 export function writeSenerJsonl(path: string, docs: readonly Document[]): void {
@@ -220,7 +220,7 @@ export function writeSenerJsonl(path: string, docs: readonly Document[]): void {
       entity: doc.entities.map((e) => [e.start, e.end, doc.words.slice(e.start, e.end), e.type]),
     }),
   );
-  writeFileAtomic(path, lines.length === 0 ? '' : lines.join('\n') + '\n');
+  writeFileAtomic(path, lines.length === 0 ? '' : `${lines.join('\n')}\n`);
 }
 
 /** A path as a user should read it in a message: relative to the working directory when inside it. */
@@ -372,13 +372,13 @@ function sameWords(stored: unknown[], words: string[], start: number, end: numbe
 }
 
 function clip(text: string): string {
-  return text.length > 60 ? text.slice(0, 57) + '...' : text;
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   const json = JSON.stringify(value);
   const kind = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value;
-  const shown = json.length > 40 ? json.slice(0, 37) + '...' : json;
+  const shown = json.length > 40 ? `${json.slice(0, 37)}...` : json;
   return `${kind} ${shown}`;
 }

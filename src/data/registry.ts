@@ -27,7 +27,10 @@ export function parseManifest(value: unknown, source: string): Manifest {
   const parsed = manifestSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const at = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+    const at = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '');
     throw new LongnerError(`${source}: ${at || 'the manifest'}: ${issue.message}`);
   }
   const manifest = parsed.data;
@@ -152,7 +155,9 @@ async function fileSha256(path: string): Promise<string> {
 
 /** A user dataset's file (they are never downloaded) that is not there. */
 export function userFileMissing(ds: DatasetSpec, spec: SplitSpec): LongnerError {
-  return new LongnerError(`${ds.source ?? ds.name}: the ${spec.split} file of dataset ${ds.name}, ${spec.path ?? spec.file}, does not exist; expected a JSONL file`);
+  return new LongnerError(
+    `${ds.source ?? ds.name}: the ${spec.split} file of dataset ${ds.name}, ${spec.path ?? spec.file}, does not exist; expected a JSONL file`,
+  );
 }
 
 function isFile(path: string): boolean {
@@ -304,29 +309,31 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   };
 
   const listDatasets = (): DatasetListing[] =>
-    datasetNames().map(dataset).map((ds) => ({
-      name: ds.name,
-      title: ds.title,
-      citation: ds.citation,
-      licence: ds.licence,
-      types: ds.types.slice(),
-      splits: ds.splits.map((s) => {
-        const where = locate(ds.name, s.split);
-        return {
-          split: s.split,
-          file: s.file,
-          format: s.format,
-          docs: s.docs,
-          bytes: s.bytes,
-          sha256: s.sha256,
-          note: s.note ?? null,
-          urls: s.urls.slice(),
-          howToGet: s.howToGet,
-          status: where.status,
-          path: where.path,
-        };
-      }),
-    }));
+    datasetNames()
+      .map(dataset)
+      .map((ds) => ({
+        name: ds.name,
+        title: ds.title,
+        citation: ds.citation,
+        licence: ds.licence,
+        types: ds.types.slice(),
+        splits: ds.splits.map((s) => {
+          const where = locate(ds.name, s.split);
+          return {
+            split: s.split,
+            file: s.file,
+            format: s.format,
+            docs: s.docs,
+            bytes: s.bytes,
+            sha256: s.sha256,
+            note: s.note ?? null,
+            urls: s.urls.slice(),
+            howToGet: s.howToGet,
+            status: where.status,
+            path: where.path,
+          };
+        }),
+      }));
 
   return { root, manifest, datasetNames, dataset, split, mirrorDir, locate, resolveSplit, listDatasets, display };
 }
@@ -365,7 +372,7 @@ async function download(url: string, dest: string, spec: SplitSpec, opts: Downlo
     } catch (err) {
       throw controller.signal.aborted ? controller.signal.reason : err;
     }
-    if (!res.ok) throw new DownloadError(`HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`);
+    if (!res.ok) throw new DownloadError(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
     if (res.body === null) throw new DownloadError('empty response');
     const header = Number(res.headers.get('content-length'));
     const announced = Number.isFinite(header) && header > 0 ? header : undefined;

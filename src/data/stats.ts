@@ -54,9 +54,7 @@ export function computeStats(docs: readonly Document[]): DatasetStats {
 export function countByType(docs: readonly Document[]): Array<{ type: string; count: number }> {
   const counts = new Map<string, number>();
   for (const doc of docs) for (const e of doc.entities) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
-  return [...counts.entries()]
-    .map(([type, count]) => ({ type, count }))
-    .sort((a, b) => b.count - a.count || (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+  return [...counts.entries()].map(([type, count]) => ({ type, count })).sort((a, b) => b.count - a.count || (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
 }
 
 const TABLE1_COLUMNS: ReadonlyArray<[column: string, key: keyof PaperStats]> = [

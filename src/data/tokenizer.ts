@@ -113,15 +113,15 @@ export class SubwordTokenizer {
     } catch (err) {
       throw new LongnerError(`tokenizer file ${path} is not valid JSON: ${(err as Error).message}`);
     }
-    if (!isRecord(parsed) || parsed['format'] !== FILE_FORMAT) {
+    if (!isRecord(parsed) || parsed.format !== FILE_FORMAT) {
       throw new LongnerError(`${path} is not a longner tokenizer file (expected "format": "${FILE_FORMAT}")`);
     }
-    if (parsed['version'] !== FILE_VERSION) {
-      throw new LongnerError(`tokenizer file ${path} has version ${String(parsed['version'])}; this build reads ${FILE_VERSION}`);
+    if (parsed.version !== FILE_VERSION) {
+      throw new LongnerError(`tokenizer file ${path} has version ${String(parsed.version)}; this build reads ${FILE_VERSION}`);
     }
-    const lowercase = parsed['lowercase'];
-    const requested = parsed['requestedVocabSize'];
-    const libJson = parsed['tokenizer'];
+    const lowercase = parsed.lowercase;
+    const requested = parsed.requestedVocabSize;
+    const libJson = parsed.tokenizer;
     if (typeof lowercase !== 'boolean' || typeof requested !== 'number' || !isRecord(libJson)) {
       throw new LongnerError(`tokenizer file ${path} is missing lowercase, requestedVocabSize or tokenizer`);
     }
@@ -132,8 +132,8 @@ export class SubwordTokenizer {
       throw new LongnerError(`tokenizer file ${path}: the tokenizer JSON does not load: ${(err as Error).message}`);
     }
     const tok = new SubwordTokenizer(lib, libJson, { lowercase, requestedVocabSize: requested });
-    if (parsed['vocabSize'] !== tok.vocabSize) {
-      throw new LongnerError(`tokenizer file ${path} says vocabSize ${String(parsed['vocabSize'])} but holds ${tok.vocabSize} tokens`);
+    if (parsed.vocabSize !== tok.vocabSize) {
+      throw new LongnerError(`tokenizer file ${path} says vocabSize ${String(parsed.vocabSize)} but holds ${tok.vocabSize} tokens`);
     }
     return tok;
   }
@@ -145,7 +145,7 @@ export class SubwordTokenizer {
   static readKey(path: string): string | null {
     try {
       const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
-      return isRecord(parsed) && typeof parsed['trainedOn'] === 'string' ? parsed['trainedOn'] : null;
+      return isRecord(parsed) && typeof parsed.trainedOn === 'string' ? parsed.trainedOn : null;
     } catch {
       return null;
     }
@@ -164,7 +164,7 @@ export class SubwordTokenizer {
       tokenizer: this.libJson,
     };
     // Compact: a 30k vocabulary with merges is megabytes when pretty-printed.
-    writeFileAtomic(path, JSON.stringify(file) + '\n');
+    writeFileAtomic(path, `${JSON.stringify(file)}\n`);
   }
 
   idToToken(id: number): string {
@@ -249,12 +249,12 @@ function writeLines(path: string, words: Iterable<string>): void {
       chunk.push(w);
       chars += w.length + 1;
       if (chars > 1 << 20) {
-        writeSync(fd, chunk.join('\n') + '\n');
+        writeSync(fd, `${chunk.join('\n')}\n`);
         chunk = [];
         chars = 0;
       }
     }
-    if (chunk.length > 0) writeSync(fd, chunk.join('\n') + '\n');
+    if (chunk.length > 0) writeSync(fd, `${chunk.join('\n')}\n`);
   } finally {
     closeSync(fd);
   }
@@ -273,16 +273,16 @@ function readLibraryJson(lib: LibTokenizer): unknown {
 }
 
 function parseTrainedModel(json: unknown): TrainedBpe {
-  const model = isRecord(json) ? json['model'] : undefined;
-  if (!isRecord(model) || model['type'] !== 'BPE' || !isRecord(model['vocab']) || !Array.isArray(model['merges'])) {
+  const model = isRecord(json) ? json.model : undefined;
+  if (!isRecord(model) || model.type !== 'BPE' || !isRecord(model.vocab) || !Array.isArray(model.merges)) {
     throw new Error('tokenizers library produced an unexpected model JSON (expected a BPE model with vocab and merges)');
   }
   const vocab = new Map<string, number>();
-  for (const [token, id] of Object.entries(model['vocab'])) {
+  for (const [token, id] of Object.entries(model.vocab)) {
     if (typeof id !== 'number') throw new Error(`tokenizers library produced a non-numeric id for ${token}`);
     vocab.set(token, id);
   }
-  const merges = model['merges'].map((m: unknown): [string, string] => {
+  const merges = model.merges.map((m: unknown): [string, string] => {
     if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') return [m[0], m[1]];
     // Older library versions wrote "a b"; whitespace never occurs inside a token here.
     if (typeof m === 'string' && m.indexOf(' ') > 0) {

@@ -60,7 +60,9 @@ export function readUserRegistry(file: string = userRegistryPath()): UserDataset
   try {
     value = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new LongnerError(`${file}: cannot read the user dataset registry (${err instanceof Error ? err.message : String(err)}); expected the JSON that \`longner datasets add\` writes`);
+    throw new LongnerError(
+      `${file}: cannot read the user dataset registry (${err instanceof Error ? err.message : String(err)}); expected the JSON that \`longner datasets add\` writes`,
+    );
   }
   const parsed = FileSchema.safeParse(value);
   if (!parsed.success) {
@@ -100,7 +102,17 @@ export function userDatasetSpec(entry: UserDataset): DatasetSpec {
   for (const split of USER_SPLITS) {
     const path = entry.files[split];
     if (path === null) continue;
-    splits.push({ split, file: basename(path), format: entry.format, sha256: null, bytes: null, docs: null, urls: [], howToGet: `defined in ${entry.source}`, path });
+    splits.push({
+      split,
+      file: basename(path),
+      format: entry.format,
+      sha256: null,
+      bytes: null,
+      docs: null,
+      urls: [],
+      howToGet: `defined in ${entry.source}`,
+      path,
+    });
   }
   return {
     name: entry.name,
@@ -128,7 +140,9 @@ export function inferTypes(entry: UserDataset): string[] {
     const docs = readDocumentsWithReport(path, entry.format).docs;
     types = [...new Set(docs.flatMap((d) => d.entities.map((e) => e.type)))].sort();
     if (types.length === 0) {
-      throw new LongnerError(`${path}: no entities, so dataset ${entry.name} has no types to infer; expected entities in the training file, or list the types (dataset.types / --types)`);
+      throw new LongnerError(
+        `${path}: no entities, so dataset ${entry.name} has no types to infer; expected entities in the training file, or list the types (dataset.types / --types)`,
+      );
     }
     inferred.set(key, types);
   }

@@ -42,7 +42,10 @@ export function groupSegments(segments: readonly Segment[]): Map<string, Segment
   const out = new Map<string, Segment[]>();
   for (const s of segments) {
     let list = out.get(s.docId);
-    if (!list) out.set(s.docId, (list = []));
+    if (!list) {
+      list = [];
+      out.set(s.docId, list);
+    }
     list.push(s);
   }
   for (const list of out.values()) list.sort((a, b) => a.index - b.index);
@@ -97,7 +100,9 @@ function mergeAll(p: Plan, spansOf: Map<Segment, ScoredEntity[]>): Map<string, S
 }
 
 function collect(spansOf: Map<Segment, ScoredEntity[]>, batch: Batch, out: ScoredEntity[][]): void {
-  batch.segments.forEach((s, i) => spansOf.set(s, out[i]!));
+  batch.segments.forEach((s, i) => {
+    spansOf.set(s, out[i]!);
+  });
 }
 
 /** Predicted entities per document (document word offsets), segments merged with the reference rule. */

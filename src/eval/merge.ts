@@ -51,7 +51,10 @@ export function mergeSegmentPredictions(parts: readonly SegmentSpans[]): ScoredE
     for (const { type, key } of removed) collected.get(type)?.delete(key);
     for (const span of added.values()) {
       let sameType = collected.get(span.type);
-      if (!sameType) collected.set(span.type, (sameType = new Map()));
+      if (!sameType) {
+        sameType = new Map();
+        collected.set(span.type, sameType);
+      }
       keepMax(sameType, span);
     }
   }

@@ -65,7 +65,10 @@ export function scoreEntities(gold: Map<string, Entity[]> | readonly Document[],
   const counts = new Map<string, { tp: number; fp: number; fn: number }>();
   const bump = (group: string, field: 'tp' | 'fp' | 'fn'): void => {
     let c = counts.get(group);
-    if (!c) counts.set(group, (c = { tp: 0, fp: 0, fn: 0 }));
+    if (!c) {
+      c = { tp: 0, fp: 0, fn: 0 };
+      counts.set(group, c);
+    }
     c[field]++;
   };
   // Group names cannot collide: types are prefixed 't:', buckets 'b:'.

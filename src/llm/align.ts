@@ -25,7 +25,10 @@ export class Aligner {
   /** Character offset just past a word's last character -> index of that word. */
   private readonly ends = new Map<number, number>();
 
-  constructor(words: readonly string[], readonly rule: OffsetRule) {
+  constructor(
+    words: readonly string[],
+    readonly rule: OffsetRule,
+  ) {
     let text = '';
     words.forEach((w, i) => {
       const piece = compact(w);

@@ -15,7 +15,10 @@ export interface BenchResult {
   generationTokensPerSecond: number;
 }
 
-export async function benchGguf(path: string, opts: { promptWords: number; genTokens: number; contextSize: number; device: 'auto' | 'cpu'; threads: number | null }): Promise<BenchResult> {
+export async function benchGguf(
+  path: string,
+  opts: { promptWords: number; genTokens: number; contextSize: number; device: 'auto' | 'cpu'; threads: number | null },
+): Promise<BenchResult> {
   const client = new EmbeddedLlamaClient({ id: 'bench', path, contextSize: opts.contextSize, device: opts.device, threads: opts.threads });
   try {
     const t0 = performance.now();

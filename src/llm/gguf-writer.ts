@@ -139,12 +139,14 @@ export function writeTestGguf(path: string, shape: Partial<TestGgufShape> = {}):
 
   const rng = createRng(s.seed);
   // Box-Muller normals scaled like a fresh transformer (std 0.02); the exact values do not matter.
-  const normal = (std: number) => (out: Float32Array): void => {
-    for (let i = 0; i < out.length; i++) {
-      const u = Math.max(rng.next(), 1e-12);
-      out[i] = std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
-    }
-  };
+  const normal =
+    (std: number) =>
+    (out: Float32Array): void => {
+      for (let i = 0; i < out.length; i++) {
+        const u = Math.max(rng.next(), 1e-12);
+        out[i] = std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
+      }
+    };
   const ones = (out: Float32Array): void => void out.fill(1);
   const tensors: Tensor[] = [
     { name: 'token_embd.weight', dims: [s.hidden, nVocab], fill: normal(0.02) },

@@ -73,10 +73,7 @@ export const LlmSummarySchema = z.strictObject({
     }),
   ),
   /** Sums per pipeline stage (pre-extract, extract, type, verify). */
-  stages: z.record(
-    z.string(),
-    z.strictObject({ calls: count(), promptTokens: count(), completionTokens: count(), msTotal: z.number().min(0) }),
-  ),
+  stages: z.record(z.string(), z.strictObject({ calls: count(), promptTokens: count(), completionTokens: count(), msTotal: z.number().min(0) })),
 });
 export type LlmSummary = z.infer<typeof LlmSummarySchema>;
 
@@ -112,9 +109,7 @@ export class Ledger {
       unparseableAnswers: extras.unparseableAnswers,
       windows: extras.windows,
       models: models.map((m) => ({ ...m, ...sum(this.records.filter((r) => r.model === m.id)) })),
-      stages: Object.fromEntries(
-        STAGES.map((stage) => [stage, sum(this.records.filter((r) => r.stage === stage))] as const).filter(([, s]) => s.calls > 0),
-      ),
+      stages: Object.fromEntries(STAGES.map((stage) => [stage, sum(this.records.filter((r) => r.stage === stage))] as const).filter(([, s]) => s.calls > 0)),
     };
   }
 }

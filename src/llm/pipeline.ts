@@ -231,7 +231,15 @@ async function ask(ctx: PipelineContext, m: PipelineModel, stage: Stage, message
       temperature: ctx.config.temperature,
       timeoutMs: ctx.config.timeoutMs,
     });
-    const record = { model: m.client.id, stage, promptTokens: r.promptTokens, completionTokens: r.completionTokens, ms: r.ms, cached: r.cached === true, failed: false };
+    const record = {
+      model: m.client.id,
+      stage,
+      promptTokens: r.promptTokens,
+      completionTokens: r.completionTokens,
+      ms: r.ms,
+      cached: r.cached === true,
+      failed: false,
+    };
     ctx.ledger.record(record);
     ctx.onEvent?.({ event: 'llm-call', ...record });
     return r.text;

@@ -71,7 +71,11 @@ export class TfidfEmbedder {
   private readonly df = new Map<string, number>();
   private readonly n: number;
 
-  constructor(corpus: readonly string[], private readonly nMin: number, private readonly nMax: number) {
+  constructor(
+    corpus: readonly string[],
+    private readonly nMin: number,
+    private readonly nMax: number,
+  ) {
     this.n = corpus.length;
     for (const text of corpus) {
       for (const g of new Set(charNgrams(text, nMin, nMax))) this.df.set(g, (this.df.get(g) ?? 0) + 1);
@@ -138,7 +142,11 @@ export class Retriever {
   private textEmbedder: TfidfEmbedder | null = null;
   private candidateTexts: SparseVector[] = [];
 
-  constructor(private readonly pool: readonly Demo[], private readonly opts: RetrievalOptions, private readonly weigher: PosWeigher) {
+  constructor(
+    private readonly pool: readonly Demo[],
+    private readonly opts: RetrievalOptions,
+    private readonly weigher: PosWeigher,
+  ) {
     if (opts.method === 'span-sim') {
       const strings = pool.map((d) => d.entities.map((e) => spanText(d.words, e)));
       this.spanEmbedder = new TfidfEmbedder(strings.flat(), opts.ngramMin, opts.ngramMax);
@@ -172,7 +180,10 @@ export class Retriever {
       this.candidateTexts = texts.map((t) => this.textEmbedder!.embed(t));
     }
     const q = this.textEmbedder.embed(renderWords(words));
-    return topK(this.candidateTexts.map((c) => cosine(q, c)), k).map((i) => this.pool[i]!);
+    return topK(
+      this.candidateTexts.map((c) => cosine(q, c)),
+      k,
+    ).map((i) => this.pool[i]!);
   }
 }
 

@@ -51,7 +51,10 @@ export interface LlmClient {
 
 /** A call that did not finish within its timeout. */
 export class LlmTimeoutError extends Error {
-  constructor(readonly model: string, readonly timeoutMs: number) {
+  constructor(
+    readonly model: string,
+    readonly timeoutMs: number,
+  ) {
     super(`${model}: no answer within ${timeoutMs} ms`);
     this.name = 'LlmTimeoutError';
   }
@@ -59,7 +62,11 @@ export class LlmTimeoutError extends Error {
 
 /** A call that failed for good: retries exhausted, or an answer that retrying cannot fix. */
 export class LlmCallError extends Error {
-  constructor(message: string, readonly status: number | null, readonly fatal: boolean) {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly fatal: boolean,
+  ) {
     super(message);
     this.name = 'LlmCallError';
   }

@@ -54,7 +54,10 @@ export interface ExitInfo {
 /** What a child that died without a result means; see the file comment. */
 export function classifyExit(info: ExitInfo): { status: ProbeStatus; reason: string } {
   if (info.timedOut) return { status: 'failed', reason: `timeout after ${Math.round((info.timeoutMs ?? 0) / 1000)} s` };
-  const lines = info.output.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = info.output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   // Emscripten prints "Aborted(...)" when the wasm runtime aborts: in tfjs-backend-wasm, a failed allocation.
   const oomLine = lines.find((l) => isOutOfMemory(l) || /^Aborted\(/.test(l));
   const how = info.signal !== null ? `killed by ${info.signal}` : `exited with code ${info.code}`;

@@ -185,7 +185,13 @@ export function fitPeak(points: readonly (readonly [number, number])[]): PeakFit
     ys.filter((_, i) => keep[i]),
   );
   if (beta === null) return null;
-  return finish(beta[0]!, beta[1]! / scale, 0, 1, clean.filter((_, i) => keep[i]));
+  return finish(
+    beta[0]!,
+    beta[1]! / scale,
+    0,
+    1,
+    clean.filter((_, i) => keep[i]),
+  );
 }
 
 /**

@@ -42,7 +42,10 @@ const FrontierSettings = z.strictObject({
 const BudgetSchema = z.strictObject({ name: z.string().min(1), bytes: z.number().positive() });
 
 const SettingsSchema = z.strictObject({
-  experiment: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/).default('memory-frontier'),
+  experiment: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/)
+    .default('memory-frontier'),
   /** null = every span method of src/models (SPAN_METHODS). */
   methods: z.array(MethodSchema).min(1).nullable().default(null),
   /** Config file per method; a method not listed uses `configPattern`. Relative paths start at the project root. */
@@ -70,7 +73,10 @@ const SettingsSchema = z.strictObject({
   seed: z.number().int().default(2288),
   lengths: z.array(posInt()).min(1).default([256, 512, 1024, 2048, 4096]),
   repeats: z.number().int().min(0).default(1),
-  timeoutSeconds: z.number().positive().default(DEFAULT_TIMEOUT_MS / 1000),
+  timeoutSeconds: z
+    .number()
+    .positive()
+    .default(DEFAULT_TIMEOUT_MS / 1000),
   /** After a length runs out of memory (or fails), longer ones of the same method and mode are not run. */
   skipAfterOom: z.boolean().default(true),
   frontier: FrontierSettings.prefault({}),
@@ -141,7 +147,12 @@ export function buildProbeTask(
   mode: ProbeMode,
   opts: { encoder?: Mapping; repeats?: number; set?: Mapping } = {},
 ): ProbeTaskInput {
-  const overrides = mergeConfigObjects(plan.configFile === null ? s.fallback : {}, s.overrides, { backend: s.backend, encoder: opts.encoder ?? s.encoder }, opts.set ?? {});
+  const overrides = mergeConfigObjects(
+    plan.configFile === null ? s.fallback : {},
+    s.overrides,
+    { backend: s.backend, encoder: opts.encoder ?? s.encoder },
+    opts.set ?? {},
+  );
   return {
     method: plan.method,
     configFile: plan.configFile,

@@ -33,7 +33,9 @@ function injectFault(fault: ProbeFault): void {
     case 'throw':
       throw new Error(fault.message);
     case 'exit':
+      // process.exit never returns; the return keeps the switch from seeming to fall through.
       process.exit(fault.code);
+      return;
     case 'signal':
       process.kill(process.pid, fault.signal);
       // A signal is delivered asynchronously; wait for it so the step never starts.
@@ -48,7 +50,7 @@ function send(message: unknown): Promise<void> {
   return new Promise((resolve) => {
     if (process.send === undefined) {
       // Run by hand (no IPC channel): print the result as one JSON line instead.
-      process.stdout.write(JSON.stringify(message) + '\n', () => resolve());
+      process.stdout.write(`${JSON.stringify(message)}\n`, () => resolve());
       return;
     }
     process.send(message, undefined, {}, () => resolve());

@@ -177,10 +177,12 @@ type Mapping = Record<string, unknown>;
 export function probeConfig(task: ProbeTask): Config {
   let base: Mapping;
   if (task.configFile !== null) {
+    // A resolved Config is a plain nested object; as a Mapping it merges with the task's overrides.
     base = loadConfig(task.configFile, { preset: task.preset ?? undefined, set: task.set }).config as unknown as Mapping;
   } else {
     const layers: Mapping[] = [{ method: task.method }];
     if (task.preset !== null) layers.push(readPreset(task.preset), { preset: task.preset });
+    // As above: a plain nested object, merged as a Mapping.
     base = resolveConfigFromObject(mergeConfigObjects(...layers), `probe of ${task.method}`) as unknown as Mapping;
     if (task.set.length > 0) throw new LongnerError('probe task: `set` needs a configFile (use `overrides` instead)');
   }
@@ -421,6 +423,7 @@ export function watchWasmAborts(): void {
     return;
   }
   if (!isWasmBackend(backend)) return;
+  // The emscripten module's onAbort is not in tfjs-backend-wasm's typings.
   const module = backend.wasm as unknown as { onAbort?: (what: unknown) => void };
   const previous = module.onAbort;
   module.onAbort = (what: unknown) => {

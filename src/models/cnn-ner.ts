@@ -83,14 +83,7 @@ export interface BiaffineWeights {
   norms: { bilinear: NormWeights; linear: NormWeights } | null;
 }
 
-export function createBiaffine(
-  params: ParamStore,
-  prefix: string,
-  hidden: number,
-  d: number,
-  c: number,
-  opts: { norms?: boolean } = {},
-): BiaffineWeights {
+export function createBiaffine(params: ParamStore, prefix: string, hidden: number, d: number, c: number, opts: { norms?: boolean } = {}): BiaffineWeights {
   const d1 = d + 1;
   // The reference initialises U [c, d+1, d+1] with xavier_normal (fan-in (d+1)^2, fan-out c (d+1))
   // and W [c, 2(d+1)] likewise; uniform with the same variance keeps that scale in our layouts.

@@ -133,7 +133,8 @@ export function gpLabels(layout: PairLayout, entities: readonly Entity[], typeIn
   for (const e of entities) {
     const t = typeIndex.get(e.type);
     if (t === undefined) throw new LongnerError(`${where}: entity type "${e.type}" is not one of the model's types (${[...typeIndex.keys()].join(', ')})`);
-    if (e.start < 0 || e.end > layout.valid || e.end <= e.start) throw new Error(`${where}: entity [${e.start}, ${e.end}) is outside the segment's ${layout.valid} words`);
+    if (e.start < 0 || e.end > layout.valid || e.end <= e.start)
+      throw new Error(`${where}: entity [${e.start}, ${e.end}) is outside the segment's ${layout.valid} words`);
     const cell = cellIndex(layout, e.start, e.end - 1);
     if (cell < 0) dropped++;
     else sets[t]!.add(cell);
@@ -196,11 +197,29 @@ export function bandPairScores(q: tf.Tensor2D, k: tf.Tensor2D, K: number): tf.Te
     const [L, d] = q.shape;
     const nb = Math.ceil(L / K);
     const Lp = nb * K;
-    const qb = tf.reshape(tf.pad(q, [[0, Lp - L], [0, 0]]), [nb, K, d]);
-    const kp = tf.reshape(tf.pad(k, [[0, Lp - L + K], [0, 0]]), [nb + 1, K, d]);
+    const qb = tf.reshape(
+      tf.pad(q, [
+        [0, Lp - L],
+        [0, 0],
+      ]),
+      [nb, K, d],
+    );
+    const kp = tf.reshape(
+      tf.pad(k, [
+        [0, Lp - L + K],
+        [0, 0],
+      ]),
+      [nb + 1, K, d],
+    );
     const kb = tf.concat([tf.slice(kp, [0, 0, 0], [nb, K, d]), tf.slice(kp, [1, 0, 0], [nb, K, d])], 1);
     const m = tf.matMul(qb, kb, false, true); // [nb, K, 2K]
-    const skewed = tf.reshape(tf.pad(tf.reshape(m, [nb, 2 * K * K]), [[0, 0], [0, K]]), [nb, K, 2 * K + 1]);
+    const skewed = tf.reshape(
+      tf.pad(tf.reshape(m, [nb, 2 * K * K]), [
+        [0, 0],
+        [0, K],
+      ]),
+      [nb, K, 2 * K + 1],
+    );
     const band = tf.reshape(tf.slice(skewed, [0, 0, 0], [nb, K, K]), [Lp, K]) as tf.Tensor2D;
     return Lp === L ? band : tf.slice(band, [0, 0], [L, K]);
   });
@@ -237,8 +256,14 @@ export function gpScores(h: tf.Tensor2D, head: GpHead, layout: PairLayout): tf.T
     }
     if (head.typeBias === null) throw new Error('EGP head without its type-bias layer');
     const u = linear(h, head.qk);
-    const even = tf.tensor1d(Int32Array.from({ length: d }, (_, n) => 2 * n), 'int32');
-    const odd = tf.tensor1d(Int32Array.from({ length: d }, (_, n) => 2 * n + 1), 'int32');
+    const even = tf.tensor1d(
+      Int32Array.from({ length: d }, (_, n) => 2 * n),
+      'int32',
+    );
+    const odd = tf.tensor1d(
+      Int32Array.from({ length: d }, (_, n) => 2 * n + 1),
+      'int32',
+    );
     const q: tf.Tensor2D = tf.mul(rotate(tf.gather(u, even, 1) as tf.Tensor2D), scale);
     const k = rotate(tf.gather(u, odd, 1) as tf.Tensor2D);
     // The mask is added once to the shared scores; the type terms are finite, so masked cells stay near MASK.

@@ -213,7 +213,19 @@ export function bandContext(L: number, w: number, c: number): BandContext {
   const sideValues = new Float32Array(K * 2);
   for (let k = 0; k < K; k++) sideValues[k * 2 + (k >= w ? 1 : 0)] = 1;
   const side = tf.tensor2d(sideValues, [K, 2]);
-  return { L, w, K, valid, valid3, rope, side, dispose: () => (tf.dispose([valid, valid3, side]), rope.dispose()) };
+  return {
+    L,
+    w,
+    K,
+    valid,
+    valid3,
+    rope,
+    side,
+    dispose: () => {
+      tf.dispose([valid, valid3, side]);
+      rope.dispose();
+    },
+  };
 }
 
 type BlockConfig = Pick<SenerConfig, 'attnDropout' | 'unrollVertical' | 'lowMemory'>;
@@ -223,7 +235,14 @@ export function bispaAttention(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, 
   return tf.tidy(() => {
     const { L, K } = ctx;
     const c = X.shape[2];
-    const attn = { rope: ctx.rope, validMask: ctx.valid, dropout: cfg.attnDropout, training: opts.training, lowMemory: cfg.lowMemory, ...(opts.rng ? { rng: opts.rng } : {}) };
+    const attn = {
+      rope: ctx.rope,
+      validMask: ctx.valid,
+      dropout: cfg.attnDropout,
+      training: opts.training,
+      lowMemory: cfg.lowMemory,
+      ...(opts.rng ? { rng: opts.rng } : {}),
+    };
     const x = tf.add(tf.clipByValue(X, -1000, 1000), tf.reshape(tf.matMul(ctx.side, b.pos), [1, K, c])) as tf.Tensor3D;
     const h = rowAttention(x, { qkv: b.hQkv }, attn);
     let v = rowAttention(rollFlip(x), { qkv: b.vQkv }, attn);
@@ -414,7 +433,13 @@ export class SenerModel implements SpanModel {
   /** Input tokens of a training segment: whole-word masked when `wwm` > 0 (labels untouched). */
   private trainingInput(seg: Segment, rng: Rng): Segment {
     if (this.options.wwm <= 0) return seg;
-    const { input } = wholeWordMask(seg.tokenIds, seg.tokenWord, { rate: this.options.wwm, maskId: MASK_ID, vocabSize: this.vocabSize, specialIds: SPECIAL_IDS, rng });
+    const { input } = wholeWordMask(seg.tokenIds, seg.tokenWord, {
+      rate: this.options.wwm,
+      maskId: MASK_ID,
+      vocabSize: this.vocabSize,
+      specialIds: SPECIAL_IDS,
+      rng,
+    });
     return { ...seg, tokenIds: input };
   }
 

@@ -152,12 +152,7 @@ export function createSpanEnumHead(params: ParamStore, hidden: number, types: nu
 // Forward
 
 /** Logits z [N, R + 1] of every span in `plan` from word states h [L, H]. */
-export function spanEnumLogits(
-  h: tf.Tensor2D,
-  head: SpanEnumHead,
-  plan: SpanPlan,
-  opts: { dropout: number; training: boolean; rng?: Rng },
-): tf.Tensor2D {
+export function spanEnumLogits(h: tf.Tensor2D, head: SpanEnumHead, plan: SpanPlan, opts: { dropout: number; training: boolean; rng?: Rng }): tf.Tensor2D {
   if (h.shape[0] !== plan.L) throw new Error(`span plan is for ${plan.L} words, got word states for ${h.shape[0]}`);
   return tf.tidy(() => {
     const g = tf.concat(

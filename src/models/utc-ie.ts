@@ -32,7 +32,16 @@ import { maskedConv3x3, rowAttention } from '../nn/grid.js';
 import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { ropeTables } from '../nn/rope.js';
-import { biaffineGrid, createBiaffine, createConvTaps, fullGridMask, GridSpanModel, requireTypes, type BiaffineWeights, type ForwardOptions } from './cnn-ner.js';
+import {
+  biaffineGrid,
+  createBiaffine,
+  createConvTaps,
+  fullGridMask,
+  GridSpanModel,
+  requireTypes,
+  type BiaffineWeights,
+  type ForwardOptions,
+} from './cnn-ner.js';
 import { checkpoint } from '../nn/checkpoint.js';
 import { createEncoder, recomputes } from './encode.js';
 import type { ModelContext } from './span-model.js';
@@ -132,7 +141,14 @@ export function crossBlock(X: tf.Tensor2D, blk: CrossBlock, L: number, cfg: UtcI
     let x = X;
     if (blk.tri) x = tf.add(x, tf.matMul(constants.tri, blk.tri));
     const grid = tf.reshape(x, [L, L, c]) as tf.Tensor3D;
-    const attn = { rope: constants.rope, validMask: constants.valid, dropout: cfg.attnDropout, training: opts.training, rng: opts.rng, lowMemory: cfg.lowMemory };
+    const attn = {
+      rope: constants.rope,
+      validMask: constants.valid,
+      dropout: cfg.attnDropout,
+      training: opts.training,
+      rng: opts.rng,
+      lowMemory: cfg.lowMemory,
+    };
     const rows = tf.reshape(rowAttention(grid, { qkv: blk.rowQkv }, attn), [L * L, c]);
     // Column attention is row attention on the transposed grid; its output is in transposed order.
     let cols = rowAttention(tf.transpose(grid, [1, 0, 2]), { qkv: blk.colQkv }, attn);

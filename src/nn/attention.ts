@@ -96,13 +96,7 @@ export function fullAttention(
  * i may see key j) and optional per-row logit factors. O(Lq Lk) memory and plain tfjs ops (no
  * hand-written gradient), so tests can hold the blocked and fused forms against it.
  */
-export function denseMaskedAttention(
-  q: tf.Tensor2D,
-  k: tf.Tensor2D,
-  v: tf.Tensor2D,
-  allowed: Uint8Array,
-  rowScale?: Float32Array,
-): tf.Tensor2D {
+export function denseMaskedAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, allowed: Uint8Array, rowScale?: Float32Array): tf.Tensor2D {
   return tf.tidy(() => {
     const [Lq, dh] = q.shape;
     const Lk = k.shape[0];
@@ -173,7 +167,13 @@ export function bandPlan(L: number, w: number, kind: 'window' | 'arrow'): BandPl
 function neighbourBlocks(x: tf.Tensor2D, plan: BandPlan): tf.Tensor3D {
   const { nb, w, L, Lp } = plan;
   const d = x.shape[1];
-  const padded = tf.reshape(tf.pad(x, [[w, Lp - L + w], [0, 0]]), [nb + 2, w, d]);
+  const padded = tf.reshape(
+    tf.pad(x, [
+      [w, Lp - L + w],
+      [0, 0],
+    ]),
+    [nb + 2, w, d],
+  );
   const blocks = [0, 1, 2].map((o) => tf.slice(padded, [o, 0, 0], [nb, w, d]));
   return tf.concat(blocks, 1) as tf.Tensor3D;
 }
@@ -185,7 +185,13 @@ function bandAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, plan: Ban
   if (q.shape[0] !== L || k.shape[0] !== L || v.shape[0] !== L) {
     throw new Error(`attention plan is for ${L} tokens, got Q/K/V with ${q.shape[0]}/${k.shape[0]}/${v.shape[0]}`);
   }
-  const qb = tf.reshape(tf.pad(tf.mul(q, 1 / Math.sqrt(dh)), [[0, Lp - L], [0, 0]]), [nb, w, dh]) as tf.Tensor3D;
+  const qb = tf.reshape(
+    tf.pad(tf.mul(q, 1 / Math.sqrt(dh)), [
+      [0, Lp - L],
+      [0, 0],
+    ]),
+    [nb, w, dh],
+  ) as tf.Tensor3D;
   let kb = neighbourBlocks(k, plan);
   let vb = neighbourBlocks(v, plan);
   if (plan.kind === 'arrow') {
@@ -210,14 +216,7 @@ export function windowAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, 
 }
 
 /** SeNER's arrow attention (see the top of this file); `logN` is the [CLS]-row factor or null. */
-export function arrowAttention(
-  q: tf.Tensor2D,
-  k: tf.Tensor2D,
-  v: tf.Tensor2D,
-  w: number,
-  logN: number | null,
-  plan?: BandPlan,
-): tf.Tensor2D {
+export function arrowAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, w: number, logN: number | null, plan?: BandPlan): tf.Tensor2D {
   return tf.tidy(() => {
     const [L, dh] = q.shape;
     const cls = fullAttention(tf.slice(q, [0, 0], [1, dh]), k, v, { logitScale: logN });

@@ -122,7 +122,14 @@ export function bandedBiaffine(
     const hs1 = tf.concat([hs, ones], 1) as tf.Tensor2D;
     const he1 = tf.concat([he, ones], 1) as tf.Tensor2D;
     const tails = tf.tensor1d(tailIndex(L, w), 'int32');
-    const gatherTails = (x: tf.Tensor2D): tf.Tensor => tf.gather(tf.pad(x, [[w, w], [0, 0]]), tails);
+    const gatherTails = (x: tf.Tensor2D): tf.Tensor =>
+      tf.gather(
+        tf.pad(x, [
+          [w, w],
+          [0, 0],
+        ]),
+        tails,
+      );
 
     // Bilinear: (h_i' U_r) for every type-feature r as one [L, d+1] x [d+1, c (d+1)] product.
     const Ucols = tf.reshape(tf.transpose(U, [1, 0, 2]), [d + 1, c * (d + 1)]);
@@ -131,8 +138,7 @@ export function bandedBiaffine(
     const bilinear = tf.matMul(heBand, hsU, false, true); // [L, K, c]
 
     // Linear: W [h_i'; h_j'] = W_1 h_i' + W_2 h_j', the head part broadcast over the row.
-    const drop = <X extends tf.Tensor>(x: X): X =>
-      opts.dropout ? dropout(x, opts.dropout.rate, opts.dropout.training, opts.dropout.rng) : x;
+    const drop = <X extends tf.Tensor>(x: X): X => (opts.dropout ? dropout(x, opts.dropout.rate, opts.dropout.training, opts.dropout.rng) : x);
     const W1 = tf.slice(W, [0, 0], [c, d + 1]);
     const W2 = tf.slice(W, [0, d + 1], [c, d + 1]);
     const headLin = tf.reshape(tf.matMul(drop(hs1), W1, false, true), [L, 1, c]);

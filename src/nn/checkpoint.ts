@@ -30,7 +30,12 @@ function rebuild<W>(value: W, replacements: readonly Leaf[]): W {
   const walk = (v: unknown): unknown => {
     if (v instanceof tf.Tensor) return replacements[next++];
     if (Array.isArray(v)) return v.map(walk);
-    if (isPlainObject(v)) return Object.fromEntries(Object.keys(v).sort().map((k) => [k, walk(v[k])]));
+    if (isPlainObject(v))
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, walk(v[k])]),
+      );
     return v;
   };
   return walk(value) as W;
@@ -53,7 +58,10 @@ interface TapeState {
  * and, on ending, dispose it. So the outer tape is put back afterwards.
  */
 function nestedGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): (tf.Tensor | undefined)[] {
-  const engine = tf.engine() as unknown as TapeState & { gradients: (f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor, allowNoGradients: boolean) => { value: tf.Tensor; grads: (tf.Tensor | undefined)[] } };
+  // The engine's tape state and gradients() are internal to tfjs-core (not in its typings).
+  const engine = tf.engine() as unknown as TapeState & {
+    gradients: (f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor, allowNoGradients: boolean) => { value: tf.Tensor; grads: (tf.Tensor | undefined)[] };
+  };
   const outer = engine.state.activeTape;
   try {
     const { value, grads } = engine.gradients(f, xs, dy, true);

@@ -71,7 +71,7 @@ export class Encoder {
     this.dh = H / heads;
     if (this.dh % 2 !== 0) throw new Error(`RoPE needs an even head size, got ${this.dh}`);
     this.embed = params.param(`${prefix}.tok_embed`, [cfg.vocabSize, H], { kind: 'normal', std: 0.02 }) as tf.Variable<tf.Rank.R2>;
-    const loraFor = (t: 'q' | 'v') => (cfg.lora && cfg.lora.targets.includes(t) ? cfg.lora : null);
+    const loraFor = (t: 'q' | 'v') => (cfg.lora?.targets.includes(t) ? cfg.lora : null);
     this.layers = Array.from({ length: cfg.layers }, (_, i) => {
       const n = `${prefix}.l${i}`;
       return {

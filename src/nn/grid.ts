@@ -12,7 +12,17 @@
  * stridedSlice or gatherND (research/backends.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedRowAttention, fusedRowAttentionGrad, hasFusedRowAttention, type RowAttentionAttrs, type RowAttentionInputs, fusedSoftmaxGrad, fusedWindowGemm, fusedWindowGemmGradInput, fusedWindowGemmGradWeights } from '../backend/fused.js';
+import {
+  fusedRowAttention,
+  fusedRowAttentionGrad,
+  hasFusedRowAttention,
+  type RowAttentionAttrs,
+  type RowAttentionInputs,
+  fusedSoftmaxGrad,
+  fusedWindowGemm,
+  fusedWindowGemmGradInput,
+  fusedWindowGemmGradWeights,
+} from '../backend/fused.js';
 import { counterDropoutMask, drawSeed, fillDropoutMask } from '../backend/random.js';
 import type { Rng } from '../util/rng.js';
 import { linearSplit, type LinearWeights } from './layers.js';
@@ -62,9 +72,16 @@ export function maskedConv3x3(x: tf.Tensor3D, taps: tf.Tensor3D, mask: tf.Tensor
   const m = mask;
   const conv = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xs, k, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
-    const grid = tf.pad(tf.mul(xs, m), [[1, 1], [1, 1], [0, 0]]);
+    const grid = tf.pad(tf.mul(xs, m), [
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]);
     // Flat row f is padded cell (f - 1) of the row-major [R + 2, C + 2] grid.
-    const flat = tf.pad(tf.reshape(grid, [(R + 2) * Cp, cin]), [[1, 1], [0, 0]]) as tf.Tensor2D;
+    const flat = tf.pad(tf.reshape(grid, [(R + 2) * Cp, cin]), [
+      [1, 1],
+      [0, 0],
+    ]) as tf.Tensor2D;
     const fused = fusedWindowGemm(flat, k, starts, n);
     const sum = fused ?? tf.addN(Array.from({ length: 9 }, (_, t) => tf.matMul(tf.slice(flat, [start(t), 0], [n, cin]), tap(k, t))));
     const wide = tf.reshape(sum, [R, Cp, cout]);
@@ -73,21 +90,36 @@ export function maskedConv3x3(x: tf.Tensor3D, taps: tf.Tensor3D, mask: tf.Tensor
       value: tf.mul(tf.slice(wide, [0, 1, 0], [R, C, cout]), m) as tf.Tensor,
       // tfjs calls gradFunc outside any tidy and keeps every gradient tensor until the backward pass
       // ends, so the intermediates are tidied here.
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => tf.tidy(() => {
-        const [sFlat, sTaps, sMask] = saved as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D];
-        // dY on the padded width: zero at the cut-off columns and at invalid cells.
-        const dWide = tf.reshape(tf.pad(tf.mul(dy, sMask), [[0, 0], [1, 1], [0, 0]]), [n, cout]) as tf.Tensor2D;
-        const rows = (R + 2) * Cp + 2;
-        const dFlat =
-          fusedWindowGemmGradInput(dWide, sTaps, starts, rows) ??
-          tf.addN(Array.from({ length: 9 }, (_, t) => tf.pad(tf.matMul(dWide, tap(sTaps, t), false, true), [[start(t), rows - n - start(t)], [0, 0]])));
-        const dGrid = tf.reshape(tf.slice(dFlat, [1, 0], [(R + 2) * Cp, cin]), [R + 2, Cp, cin]);
-        const dx = tf.mul(tf.slice(dGrid, [1, 1, 0], [R, C, cin]), sMask);
-        const dTaps =
-          fusedWindowGemmGradWeights(sFlat, dWide, starts) ??
-          tf.stack(Array.from({ length: 9 }, (_, t) => tf.matMul(tf.slice(sFlat, [start(t), 0], [n, cin]), dWide, true, false)));
-        return [dx, dTaps];
-      }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
+        tf.tidy(() => {
+          const [sFlat, sTaps, sMask] = saved as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D];
+          // dY on the padded width: zero at the cut-off columns and at invalid cells.
+          const dWide = tf.reshape(
+            tf.pad(tf.mul(dy, sMask), [
+              [0, 0],
+              [1, 1],
+              [0, 0],
+            ]),
+            [n, cout],
+          ) as tf.Tensor2D;
+          const rows = (R + 2) * Cp + 2;
+          const dFlat =
+            fusedWindowGemmGradInput(dWide, sTaps, starts, rows) ??
+            tf.addN(
+              Array.from({ length: 9 }, (_, t) =>
+                tf.pad(tf.matMul(dWide, tap(sTaps, t), false, true), [
+                  [start(t), rows - n - start(t)],
+                  [0, 0],
+                ]),
+              ),
+            );
+          const dGrid = tf.reshape(tf.slice(dFlat, [1, 0], [(R + 2) * Cp, cin]), [R + 2, Cp, cin]);
+          const dx = tf.mul(tf.slice(dGrid, [1, 1, 0], [R, C, cin]), sMask);
+          const dTaps =
+            fusedWindowGemmGradWeights(sFlat, dWide, starts) ??
+            tf.stack(Array.from({ length: 9 }, (_, t) => tf.matMul(tf.slice(sFlat, [start(t), 0], [n, cin]), dWide, true, false)));
+          return [dx, dTaps];
+        }),
     };
   });
   return tf.tidy(() => conv(x, taps) as tf.Tensor3D);
@@ -182,15 +214,16 @@ function attend(qa: tf.Tensor3D, ka: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tenso
       value: tf.matMul(mask ? tf.mul(p, mask) : p, vv) as tf.Tensor,
       // tfjs calls gradFunc outside any tidy and keeps every gradient tensor until the backward pass
       // ends, so the intermediates are tidied here.
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => tf.tidy(() => {
-        const [sq, sk, sv, sp, sm] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D | undefined];
-        const dy3 = dy as tf.Tensor3D;
-        const pm = sm ? (tf.mul(sp, sm) as tf.Tensor3D) : sp;
-        const dv = tf.matMul(pm, dy3, true, false);
-        const dpm = tf.matMul(dy3, sv, false, true) as tf.Tensor3D;
-        const ds = fusedSoftmaxGrad(sp, dpm, sm ?? null) ?? softmaxGradOf(sp, sm ? (tf.mul(dpm, sm) as tf.Tensor3D) : dpm);
-        return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), dv];
-      }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
+        tf.tidy(() => {
+          const [sq, sk, sv, sp, sm] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D | undefined];
+          const dy3 = dy as tf.Tensor3D;
+          const pm = sm ? (tf.mul(sp, sm) as tf.Tensor3D) : sp;
+          const dv = tf.matMul(pm, dy3, true, false);
+          const dpm = tf.matMul(dy3, sv, false, true) as tf.Tensor3D;
+          const ds = fusedSoftmaxGrad(sp, dpm, sm ?? null) ?? softmaxGradOf(sp, sm ? (tf.mul(dpm, sm) as tf.Tensor3D) : dpm);
+          return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), dv];
+        }),
     };
   });
   return f(qa, ka, v) as tf.Tensor3D;
@@ -240,7 +273,8 @@ export function rowAttention(x: tf.Tensor3D, w: RowAttentionWeights, opts: RowAt
     const qa = tf.concat([qr, tf.ones([R, C, 1])], 2) as tf.Tensor3D;
     const ka = tf.concat([kr, keyBias], 2) as tf.Tensor3D;
     let mask: tf.Tensor3D | null = null;
-    if (drops) mask = opts.lowMemory === true ? tf.tensor3d(counterDropoutMask(R, C, rate, seed), [R, C, C]) : (dropoutMask([R, C, C], rate, opts.rng) as tf.Tensor3D);
+    if (drops)
+      mask = opts.lowMemory === true ? tf.tensor3d(counterDropoutMask(R, C, rate, seed), [R, C, C]) : (dropoutMask([R, C, C], rate, opts.rng) as tf.Tensor3D);
     const out = attend(qa, ka, shape3(v), mask);
     const rowAny = tf.reshape(tf.cast(tf.greater(tf.max(validMask, 1), 0), 'float32'), [R, 1, 1]);
     return tf.mul(out, rowAny) as tf.Tensor3D;

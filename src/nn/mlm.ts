@@ -36,13 +36,7 @@ export function createMlmHead(params: ParamStore, hidden: number, vocabSize: num
  * Mean cross-entropy over the chosen positions. With no position chosen it returns 0, still tied to
  * `states` so that gradient code sees a connected graph.
  */
-export function mlmLoss(
-  states: tf.Tensor2D,
-  targets: Int32Array,
-  params: ParamStore,
-  prefix = 'mlm',
-  embeddingName = 'encoder.tok_embed',
-): tf.Scalar {
+export function mlmLoss(states: tf.Tensor2D, targets: Int32Array, params: ParamStore, prefix = 'mlm', embeddingName = 'encoder.tok_embed'): tf.Scalar {
   const [T, H] = states.shape;
   if (targets.length !== T) throw new Error(`mlmLoss: ${targets.length} targets for ${T} token states`);
   const E = params.get(embeddingName) as tf.Variable<tf.Rank.R2>;

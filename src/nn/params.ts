@@ -20,12 +20,7 @@ import { LongnerError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { createRng, type Rng } from '../util/rng.js';
 
-export type Init =
-  | { kind: 'xavier' }
-  | { kind: 'normal'; std: number }
-  | { kind: 'uniform'; limit: number }
-  | { kind: 'zeros' }
-  | { kind: 'ones' };
+export type Init = { kind: 'xavier' } | { kind: 'normal'; std: number } | { kind: 'uniform'; limit: number } | { kind: 'zeros' } | { kind: 'ones' };
 
 export type NameFilter = string | ((name: string) => boolean);
 

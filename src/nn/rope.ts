@@ -29,7 +29,7 @@ export function ropeTables(positions: Int32Array | number, d: number): RopeTable
   const cos = new Float32Array(L * d);
   const sin = new Float32Array(L * d);
   for (let k = 0; k < d / 2; k++) {
-    const theta = Math.pow(10000, (-2 * k) / d);
+    const theta = 10000 ** ((-2 * k) / d);
     for (let i = 0; i < L; i++) {
       const angle = pos[i]! * theta;
       const c = Math.cos(angle);

@@ -142,7 +142,10 @@ export function noValueText(group: Group): string {
 
 function shortReason(reason: string): string {
   // A runner's reason may already say "not run: ..."; the cell adds that prefix itself.
-  const first = reason.replace(/^not run:\s*/i, '').split(/[(;]/)[0]!.trim();
+  const first = reason
+    .replace(/^not run:\s*/i, '')
+    .split(/[(;]/)[0]!
+    .trim();
   return first.length > 60 ? `${first.slice(0, 57)}...` : first;
 }
 

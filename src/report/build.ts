@@ -52,7 +52,12 @@ function chartBlocks(kind: ChartKind, ctx: ReportContext): Block[] {
   const { experiment, groups } = ctx.collected;
   switch (kind) {
     case 'f1-bars':
-      return f1Bars(ctx, groups, `F1 per ${experiment.report.tables.includes('ablation') ? 'ablation row' : 'method'} and dataset (ours, preset ${experiment.preset ?? 'none'})`, 'f1-bars.png');
+      return f1Bars(
+        ctx,
+        groups,
+        `F1 per ${experiment.report.tables.includes('ablation') ? 'ablation row' : 'method'} and dataset (ours, preset ${experiment.preset ?? 'none'})`,
+        'f1-bars.png',
+      );
     case 'window-lines':
       return windowChart(ctx);
     case 'per-type-radar':
@@ -109,8 +114,13 @@ function overview(collected: Collected): Block[] {
     kind: 'list',
     items: [
       made,
-      `Preset: **${e.preset ?? 'none'}** (config preset ${e.configPreset ?? 'none'}${Object.keys(e.presetSet).length > 0 ? ` plus the experiment's presets.${e.preset} block: ${Object.entries(e.presetSet).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}` : ''}); ` +
-        `--set: ${collected.set.length === 0 ? 'none' : collected.set.join(' ')} (${collected.settingsSource}).`,
+      `Preset: **${e.preset ?? 'none'}** (config preset ${e.configPreset ?? 'none'}${
+        Object.keys(e.presetSet).length > 0
+          ? ` plus the experiment's presets.${e.preset} block: ${Object.entries(e.presetSet)
+              .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+              .join(', ')}`
+          : ''
+      }); ` + `--set: ${collected.set.length === 0 ? 'none' : collected.set.join(' ')} (${collected.settingsSource}).`,
       `Runs root: ${displayPath(collected.root)}. Grid: ${collected.groups.length} rows, ${all.length} cells${all.length > 0 ? `: ${tally}` : ''}.`,
       ...(collected.strays.length === 0
         ? []

@@ -62,6 +62,7 @@ function errorBarPlugin(series: readonly BarSeries[], logY: boolean): Plugin<'ba
         const meta = chart.getDatasetMeta(i);
         s.values.forEach((value, j) => {
           const error = s.errors?.[j];
+          // chart.js types the elements generically; a bar element has the x and width the error bars need.
           const bar = meta.data[j] as unknown as { x: number; width: number } | undefined;
           if (value === null || error === null || error === undefined || !(error > 0) || bar === undefined) return;
           // The whisker stays inside the axis (F1, times and bytes are never negative).
@@ -119,6 +120,7 @@ export function barChart(spec: BarChartSpec): Buffer {
     },
     plugins: [errorBarPlugin(spec.series, logY)],
   };
+  // Built with narrower types than chart.js's ChartConfiguration, whose generic does not take them without a cast.
   return render(width, height, config as unknown as ChartConfiguration);
 }
 
@@ -159,5 +161,6 @@ export function radarChart(spec: RadarChartSpec): Buffer {
       },
     },
   };
+  // Built with narrower types than chart.js's ChartConfiguration, whose generic does not take them without a cast.
   return render(width, height, config as unknown as ChartConfiguration);
 }

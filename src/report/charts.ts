@@ -188,6 +188,7 @@ export function lineChart(spec: LineChartSpec): Buffer {
       },
     },
   };
+  // Built with narrower types than chart.js's ChartConfiguration, whose generic does not take them without a cast.
   return renderChart(width, height, config as unknown as ChartConfiguration);
 }
 
@@ -199,7 +200,6 @@ export function pngSize(png: Uint8Array): { width: number; height: number } {
   if (String.fromCharCode(...png.subarray(12, 16)) !== 'IHDR') throw new Error('not a PNG (no IHDR chunk first)');
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
-
 
 /** Powers of `base` covering [min, max] (one step beyond each end), for ticks on a log axis. */
 export function powerTicks(min: number, max: number, base = 2): number[] {

@@ -93,4 +93,3 @@ export function collect(nameOrPath: string, opts: CollectOptions = {}): Collecte
   const ids = new Set(own.cells.map((c) => c.runId));
   return { experiment, root, set, settingsSource, groups: own.groups, used, strays: strayRuns(root, experiment.name, ids) };
 }
-

@@ -64,7 +64,7 @@ export function renderMarkdown(doc: ReportDocument): string {
         break;
     }
   }
-  return parts.join('\n\n') + '\n';
+  return `${parts.join('\n\n')}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +118,9 @@ export function renderHtml(doc: ReportDocument): string {
         body.push(htmlTable(b));
         break;
       case 'image':
-        body.push(`<figure><img alt="${escapeHtml(b.alt)}" src="data:image/png;base64,${b.png.toString('base64')}"><figcaption>${inline(b.alt)}</figcaption></figure>`);
+        body.push(
+          `<figure><img alt="${escapeHtml(b.alt)}" src="data:image/png;base64,${b.png.toString('base64')}"><figcaption>${inline(b.alt)}</figcaption></figure>`,
+        );
         break;
     }
   }

@@ -331,7 +331,7 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     ...(ratios === null
       ? []
       : [
-          '### SeNER\'s inference time over each method\'s (below 1: SeNER is faster)',
+          "### SeNER's inference time over each method's (below 1: SeNER is faster)",
           '',
           markdownTable(ratios.header, ratios.cells),
           '',
@@ -364,7 +364,13 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     backend: o.backend,
     backendDetail: o.backendDetail,
     budgetBytes: o.backend === 'native' ? o.budgetBytes : null,
-    machine: { cores: cpus().length, cpu: cpus()[0]?.model.trim() ?? null, memoryBytes: totalmem(), node: process.version, platform: `${process.platform}-${process.arch}` },
+    machine: {
+      cores: cpus().length,
+      cpu: cpus()[0]?.model.trim() ?? null,
+      memoryBytes: totalmem(),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+    },
     wallSeconds: o.wallSeconds,
     probeSeconds: probeSeconds(o),
     settings: s,
@@ -373,7 +379,10 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
       method: f.method,
       config: f.config,
       attention: f.attention,
-      measured: f.search === null ? null : { limit: limitName(o.backend, o.budgetBytes), maxOk: f.search.maxOk, firstOom: f.search.firstOom, end: f.search.end, steps: f.search.steps },
+      measured:
+        f.search === null
+          ? null
+          : { limit: limitName(o.backend, o.budgetBytes), maxOk: f.search.maxOk, firstOom: f.search.firstOom, end: f.search.end, steps: f.search.steps },
       fit: f.fit,
       predictions: f.predictions.map((p) => ({ ...p, kind: 'prediction' })),
       ratioToSener: { measured: rows[i]!.ratioMeasured, predicted: rows[i]!.ratioPredicted },
@@ -411,7 +420,7 @@ function peakUnit(backend: string | null): string {
 
 function peakNote(backend: string | null): string {
   return backend === 'native'
-    ? 'Peak bytes are the high-water mark of live tensor buffers during the step, each buffer once, weights and optimizer moments included: what the memory budget counts (the process\'s resident set adds V8 and the runtime).'
+    ? "Peak bytes are the high-water mark of live tensor buffers during the step, each buffer once, weights and optimizer moments included: what the memory budget counts (the process's resident set adds V8 and the runtime)."
     : "Peak bytes are tf.profile's peak of live tensor bytes, weights and optimizer moments included (tfjs counts a reshaped view of a tensor again, so this can exceed the real heap).";
 }
 
@@ -438,7 +447,8 @@ function pick(r: ProbeResult): Partial<ProbeResult> {
 function describeDocument(s: MemorySettings): string {
   const d = s.document;
   const len = d.entityLength;
-  const lengthText = len.dist === 'geometric' ? `geometric mean ${len.mean}, max ${len.max}` : len.dist === 'uniform' ? `uniform ${len.min}-${len.max}` : `fixed ${len.length}`;
+  const lengthText =
+    len.dist === 'geometric' ? `geometric mean ${len.mean}, max ${len.max}` : len.dist === 'uniform' ? `uniform ${len.min}-${len.max}` : `fixed ${len.length}`;
   return `${d.entityDensity} entities per 100 words, entity length ${lengthText} words, nesting ${d.nested}`;
 }
 

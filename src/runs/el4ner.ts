@@ -73,7 +73,9 @@ export async function executeEnsembleRun(config: Config, opts: EnsembleRunOption
     const env = opts.env ?? process.env;
     const onEvent = (event: Record<string, unknown>): void => record.log(event);
     const resolved = cfg.models.map((m, i) => resolveModel(m, i, env));
-    resolved.forEach((m, i) => clients.push(opts.clientFor ? opts.clientFor(m, i) : createClient(m, cfg, { env, onEvent })));
+    resolved.forEach((m, i) => {
+      clients.push(opts.clientFor ? opts.clientFor(m, i) : createClient(m, cfg, { env, onEvent }));
+    });
     const identities = await Promise.all(clients.map((c) => c.identity()));
     const ledgerModels = resolved.map((m, i) => ({ id: m.id, kind: m.kind, model: identities[i]! }));
     record.log({ event: 'llm-models', models: ledgerModels, offsetRule: cfg.offsetRule, verifier: cfg.models[cfg.verifier]?.id ?? null });
@@ -108,7 +110,10 @@ export async function executeEnsembleRun(config: Config, opts: EnsembleRunOption
     const loopMs = Date.now() - loopStarted;
 
     const summary = ctx.ledger.summary(ledgerModels, { offsetRule: cfg.offsetRule, ...ctx.counters, documents: docs.length });
-    writeGenericJsonl(join(record.dir, PREDICTIONS_FILE), docs.map((d) => ({ id: d.id, words: d.words, entities: predictions.get(d.id) ?? [] })));
+    writeGenericJsonl(
+      join(record.dir, PREDICTIONS_FILE),
+      docs.map((d) => ({ id: d.id, words: d.words, entities: predictions.get(d.id) ?? [] })),
+    );
     const memory = { ...emptyMemory(), rssBytes: peakRss };
     const timing = { ...emptyTiming(), msPerDocument: docs.length > 0 ? loopMs / docs.length : null, wallSeconds: (Date.now() - started) / 1000 };
     if (summary.calls > 0 && summary.failedCalls === summary.calls) {

@@ -97,7 +97,7 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
     if (outcome.status === 'diverged') return finish('diverged', { reason: outcome.reason ?? 'non-finite loss' });
     const ev: Evaluation = await evaluateDocuments(model, data.test.docs, data.test.byDoc, config.eval.batchSize);
     writeGenericJsonl(join(record.dir, 'test.predictions.jsonl'), predictionDocuments(data.test.docs, ev.predictions));
-    const testSeconds = (ev.msPerDocument ?? 0) * data.test.docs.length / 1000;
+    const testSeconds = ((ev.msPerDocument ?? 0) * data.test.docs.length) / 1000;
     return finish('ok', {
       metrics: { overall: ev.metrics.overall, perType: ev.metrics.perType, perLength: ev.metrics.perLength },
       memory: {

@@ -57,10 +57,7 @@ const AxisSchema = z.union([
   }),
 ]);
 
-const DatasetRef = z.union([
-  z.string().min(1),
-  z.strictObject({ name: z.string().min(1), set: SetBlock.default({}) }),
-]);
+const DatasetRef = z.union([z.string().min(1), z.strictObject({ name: z.string().min(1), set: SetBlock.default({}) })]);
 
 const EntrySchema = z
   .strictObject({

@@ -82,7 +82,9 @@ function entrySources(entry: GridEntry, experimentFile: string): Source[] {
       datasets.map((d) => ({ file: fromRoot('configs', method, `${d!.name}.yaml`), method, dataset: d!.name, datasetSet: d!.set })),
     );
   }
-  return (entry.configs ?? []).flatMap((path) => datasets.map((d) => ({ file: projectPath(path, experimentFile), method: null, dataset: d?.name ?? null, datasetSet: d?.set ?? {} })));
+  return (entry.configs ?? []).flatMap((path) =>
+    datasets.map((d) => ({ file: projectPath(path, experimentFile), method: null, dataset: d?.name ?? null, datasetSet: d?.set ?? {} })),
+  );
 }
 
 export function expandGrid(experiment: Experiment, opts: ExpandOptions = {}): GridCell[] {
@@ -132,7 +134,9 @@ export function expandGrid(experiment: Experiment, opts: ExpandOptions = {}): Gr
             config = loadConfig(source.file, { preset: experiment.configPreset ?? undefined, set }).config;
           } catch (err) {
             if (!(err instanceof LongnerError)) throw err;
-            throw new LongnerError(`${experiment.file}: grid.${entryIndex} (${configFile}${source.dataset === null ? '' : `, ${source.dataset}`}): ${err.message}`);
+            throw new LongnerError(
+              `${experiment.file}: grid.${entryIndex} (${configFile}${source.dataset === null ? '' : `, ${source.dataset}`}): ${err.message}`,
+            );
           }
           cells.push({
             index: cells.length,

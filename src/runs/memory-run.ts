@@ -205,23 +205,26 @@ export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}
   // The frontier runs its probes `concurrency` at a time: every probe of the experiment gets the
   // same share of the machine's memory, so the report states one budget.
   const concurrency = settings.frontier.enabled ? settings.frontier.concurrency : 1;
-  if (settings.memoryBudget !== null && (process.env['LONGNER_MEMORY_BUDGET'] ?? '') === '') process.env['LONGNER_MEMORY_BUDGET'] = settings.memoryBudget;
+  if (settings.memoryBudget !== null && (process.env.LONGNER_MEMORY_BUDGET ?? '') === '') process.env.LONGNER_MEMORY_BUDGET = settings.memoryBudget;
   shareMemoryBudget(concurrency);
-  const budgetBytes = parseByteSize(process.env['LONGNER_MEMORY_BUDGET'] ?? '') ?? defaultBudgetBytes(1);
+  const budgetBytes = parseByteSize(process.env.LONGNER_MEMORY_BUDGET ?? '') ?? defaultBudgetBytes(1);
   if (opts.backend !== undefined) settings.backend = z.enum(BACKENDS).parse(opts.backend);
   const plans = planMethods(settings, opts.methods);
-  const set = mergeConfigObjects(...(opts.set ?? []).map((a) => {
-    const { keyPath, value } = parseSetArgument(a);
-    return nested(keyPath, value);
-  }));
+  const set = mergeConfigObjects(
+    ...(opts.set ?? []).map((a) => {
+      const { keyPath, value } = parseSetArgument(a);
+      return nested(keyPath, value);
+    }),
+  );
   const runner = new ProbeRunner(settings, new Map(plans.map((p) => [p.method, p])), { set, fresh: opts.fresh === true, runsRoot: opts.runsRoot });
   const say = (line: string): void => {
-    if (opts.quiet !== true) process.stderr.write(line + '\n');
+    if (opts.quiet !== true) process.stderr.write(`${line}\n`);
   };
   for (const p of plans) {
     // Validate every config before the first child starts: a typo should not cost an hour of probes.
     runner.config(runner.task(p.method, settings.lengths[0]!, 'train', 'curve'));
-    if (p.configFile === null) say(`longner: memory: ${p.configShown} not found; ${p.method} uses the schema defaults with fallback ${JSON.stringify(settings.fallback)}`);
+    if (p.configFile === null)
+      say(`longner: memory: ${p.configShown} not found; ${p.method} uses the schema defaults with fallback ${JSON.stringify(settings.fallback)}`);
   }
 
   const lengths = [...new Set(settings.lengths)].sort((a, b) => a - b);
@@ -273,7 +276,9 @@ export async function runMemoryExperiment(file: string, opts: MemoryOptions = {}
     const family: Family = settings.frontier.enabled ? 'frontier' : 'curve';
     const sameConfig = settings.frontier.encoder === null || !settings.frontier.enabled;
     const points = runner.entries
-      .filter((e) => e.method === mf.method && e.mode === 'train' && (e.family === family || sameConfig) && e.result.status === 'ok' && e.result.peakBytes !== null)
+      .filter(
+        (e) => e.method === mf.method && e.mode === 'train' && (e.family === family || sameConfig) && e.result.status === 'ok' && e.result.peakBytes !== null,
+      )
       .map((e) => [e.words, e.result.peakBytes!] as [number, number]);
     const unique = [...new Map(points.map(([L, y]) => [L, y])).entries()];
     // The lengths within fitRange of the longest, and at least the three longest (a quadratic needs three).
@@ -302,4 +307,3 @@ function describe(r: ProbeResult): string {
   if (r.status === 'ok') return `ok, peak ${r.peakBytes === null ? '?' : formatBytes(r.peakBytes)}, ${r.ms === null ? '?' : Math.round(r.ms)} ms`;
   return `${r.status}${r.reason === null ? '' : ` (${r.reason.slice(0, 80)})`}`;
 }
-

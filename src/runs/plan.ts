@@ -38,7 +38,9 @@ export function planCell(cell: GridCell, found: FoundRun, opts: PlanOptions): Pl
     case 'diverged':
     case 'failed':
     case 'not-run':
-      return opts.retryFailed === true ? plan('run', `retry (was ${found.status}${where})`) : plan('skip', `${found.status}${where} (--retry-failed runs it again)`);
+      return opts.retryFailed === true
+        ? plan('run', `retry (was ${found.status}${where})`)
+        : plan('skip', `${found.status}${where} (--retry-failed runs it again)`);
     case 'partial':
       if (found.experiment !== opts.experiment) return plan('run', `new (a partial run exists${where})`);
       return opts.resume === true ? plan('resume', 'resume partial run') : plan('run', 'start over (partial run; --resume continues it)');

@@ -16,7 +16,6 @@ const count = () => z.number().int().min(0);
 /** A measurement that may be unavailable (not run, not supported on the backend). */
 const measured = () => z.number().min(0).nullable();
 
-
 export const RunStatusSchema = z.enum(['ok', 'oom', 'diverged', 'failed', 'not-run']);
 export type RunStatus = z.infer<typeof RunStatusSchema>;
 

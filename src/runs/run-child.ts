@@ -13,9 +13,7 @@ import { ensurePretrained } from '../train/pretrain.js';
 import { executeRun } from './execute.js';
 import { runId } from './id.js';
 
-export type ChildTask =
-  | { kind: 'run'; config: unknown; root: string; resume: boolean; runId: string }
-  | { kind: 'pretrain'; config: unknown; root: string };
+export type ChildTask = { kind: 'run'; config: unknown; root: string; resume: boolean; runId: string } | { kind: 'pretrain'; config: unknown; root: string };
 
 export interface DoneMessage {
   type: 'done';
@@ -30,7 +28,7 @@ function isTaskMessage(message: unknown): message is { type: 'task'; task: Child
 function send(message: DoneMessage): Promise<void> {
   return new Promise((resolve) => {
     if (process.send === undefined) {
-      process.stdout.write(JSON.stringify(message) + '\n', () => resolve());
+      process.stdout.write(`${JSON.stringify(message)}\n`, () => resolve());
       return;
     }
     process.send(message, undefined, {}, () => resolve());

@@ -67,7 +67,11 @@ export function planExperiment(nameOrPath: string, opts: RunOptions = {}): Omit<
   const root = runsRoot(opts.root);
   const cells = expandGrid(experiment, { set: opts.set });
   const mine = shardItems(runnableCells(cells), opts.shard ?? null);
-  const found = findRuns(root, experiment.name, mine.map((c) => c.runId));
+  const found = findRuns(
+    root,
+    experiment.name,
+    mine.map((c) => c.runId),
+  );
   const plan = planCells(mine, found, { experiment: experiment.name, resume: opts.resume, retryFailed: opts.retryFailed });
   return { experiment, root, cells, plan, pretrain: pretrainNeeds(plan, root) };
 }

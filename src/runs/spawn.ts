@@ -87,11 +87,7 @@ export interface CellOutcome {
 }
 
 /** Trains and tests one cell in a child process; result.json exists afterwards in every case. */
-export async function runCellInChild(
-  config: Config,
-  root: string,
-  opts: ChildOptions & { resume?: boolean } = {},
-): Promise<CellOutcome> {
+export async function runCellInChild(config: Config, root: string, opts: ChildOptions & { resume?: boolean } = {}): Promise<CellOutcome> {
   const started = Date.now();
   const dir = runDir(config, root);
   const file = join(dir, RESULT_FILE);
@@ -108,7 +104,8 @@ export async function runCellInChild(
     return { status: result.status, reason: result.reason ?? null, dir, wallSeconds, writtenByParent: false };
   }
   const status: RunStatus = outcome.status === 'ok' ? 'failed' : outcome.status;
-  const reason = outcome.status === 'ok' ? 'the run process reported ok but wrote no result.json' : (outcome.reason ?? 'the run process ended without a result');
+  const reason =
+    outcome.status === 'ok' ? 'the run process reported ok but wrote no result.json' : (outcome.reason ?? 'the run process ended without a result');
   const record = existsSync(join(dir, 'config.json')) ? RunRecord.open(dir) : RunRecord.create(config, root);
   record.writeResult(fallbackResult(config, status, reason, wallSeconds));
   record.log({ event: 'result', status, reason, writtenBy: 'parent' });

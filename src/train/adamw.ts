@@ -126,8 +126,12 @@ export class AdamW {
       const wd = p.decay ? this.weightDecay : 0;
       tf.tidy(() => {
         const fused = fusedAdamW(p.variable, g, m, v, {
-          beta1: b1, beta2: b2, epsilon: eps, decay: 1 - rate * wd,
-          stepSize: rate / (1 - Math.pow(b1, t)), biasCorrection2Sqrt: Math.sqrt(1 - Math.pow(b2, t)),
+          beta1: b1,
+          beta2: b2,
+          epsilon: eps,
+          decay: 1 - rate * wd,
+          stepSize: rate / (1 - b1 ** t),
+          biasCorrection2Sqrt: Math.sqrt(1 - b2 ** t),
         });
         if (fused !== null) {
           m.assign(fused.m);
@@ -138,8 +142,8 @@ export class AdamW {
         const decayed = wd > 0 ? tf.mul(p.variable, 1 - rate * wd) : p.variable;
         const m2 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
         const v2 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
-        const stepSize = rate / (1 - Math.pow(b1, t));
-        const denom = tf.add(tf.div(tf.sqrt(v2), Math.sqrt(1 - Math.pow(b2, t))), eps);
+        const stepSize = rate / (1 - b1 ** t);
+        const denom = tf.add(tf.div(tf.sqrt(v2), Math.sqrt(1 - b2 ** t)), eps);
         const updated = tf.sub(decayed, tf.mul(tf.div(m2, denom), stepSize));
         m.assign(m2);
         v.assign(v2);

@@ -138,10 +138,15 @@ export function loadCheckpoint(dir: string): TrainerState | null {
   const parsed = TrainerStateSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new LongnerError(`${file}: not a trainer state of this version (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}); start without --resume`);
+    throw new LongnerError(
+      `${file}: not a trainer state of this version (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}); start without --resume`,
+    );
   }
   const state = parsed.data;
-  for (const [f, want] of [[LAST_CKPT, state.files.params], [LAST_OPTIM, state.files.optimizer]] as const) {
+  for (const [f, want] of [
+    [LAST_CKPT, state.files.params],
+    [LAST_OPTIM, state.files.optimizer],
+  ] as const) {
     const path = join(dir, f);
     if (!existsSync(path)) throw new LongnerError(`${file} names ${f}, which is missing; start without --resume`);
     if (hashFile(path) !== want) throw new LongnerError(`${path} does not match ${STATE_FILE} (sha256 differs); start without --resume`);

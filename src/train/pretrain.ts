@@ -320,7 +320,9 @@ function loadState(dir: string): State | null {
   const parsed = StateSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new LongnerError(`${file}: not a pretraining state of this version (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}); pretrain again without --resume`);
+    throw new LongnerError(
+      `${file}: not a pretraining state of this version (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}); pretrain again without --resume`,
+    );
   }
   const state = parsed.data;
   const files: [string, string][] = [
@@ -485,7 +487,13 @@ export async function pretrain(config: Config, opts: PretrainOptions = {}): Prom
   const hash = pretrainHash(config, opts.registry);
   const tokenizerPath = join(dir, TOKENIZER_FILE);
   const encoderCheckpoint = join(dir, ENCODER_CKPT);
-  const result = (status: PretrainResult['status'], summary: PretrainSummary | null): PretrainResult => ({ dir, status, summary, tokenizerPath, encoderCheckpoint });
+  const result = (status: PretrainResult['status'], summary: PretrainSummary | null): PretrainResult => ({
+    dir,
+    status,
+    summary,
+    tokenizerPath,
+    encoderCheckpoint,
+  });
   mkdirSync(dir, { recursive: true });
   const release = acquireLock(dir);
   try {
@@ -495,7 +503,9 @@ export async function pretrain(config: Config, opts: PretrainOptions = {}): Prom
       if (done !== null) return result(done.status, done);
       saved = loadState(dir);
       if (saved !== null && saved.key !== hash) {
-        throw new LongnerError(`${join(dir, STATE_FILE)} was written for another pretraining key (${saved.key}, expected ${hash}); pretrain again without --resume`);
+        throw new LongnerError(
+          `${join(dir, STATE_FILE)} was written for another pretraining key (${saved.key}, expected ${hash}); pretrain again without --resume`,
+        );
       }
     }
     if (saved === null) clearRun(dir);
@@ -727,7 +737,9 @@ export async function ensurePretrained(config: Config, opts: EnsureOptions = {})
       if (summary === null) throw new LongnerError(`pretraining in ${dir} was stopped before it finished; run \`longner pretrain CONFIG --resume\``);
     }
     if (summary.status !== 'ok') {
-      throw new LongnerError(`pretraining in ${dir} ${summary.status}${summary.reason ? ` (${summary.reason})` : ''}; change the pretrain section and run again`);
+      throw new LongnerError(
+        `pretraining in ${dir} ${summary.status}${summary.reason ? ` (${summary.reason})` : ''}; change the pretrain section and run again`,
+      );
     }
     return { dir, tokenizerPath: join(dir, TOKENIZER_FILE), encoderCheckpoint: join(dir, ENCODER_CKPT) };
   }
@@ -743,7 +755,9 @@ function checkPretrainedFolder(dir: string, config: Config): PretrainedEncoder {
   // Heads do not show in the weights' shapes, so the run's own config is compared as well when it is there.
   const theirs = readSummary(dir)?.config?.encoder;
   if (theirs !== undefined) {
-    const diffs = ARCHITECTURE_KEYS.filter((k) => theirs[k] !== config.encoder[k]).map((k) => `encoder.${k} is ${config.encoder[k]} here but ${theirs[k]} in the pretraining run`);
+    const diffs = ARCHITECTURE_KEYS.filter((k) => theirs[k] !== config.encoder[k]).map(
+      (k) => `encoder.${k} is ${config.encoder[k]} here but ${theirs[k]} in the pretraining run`,
+    );
     if (diffs.length > 0) throw new LongnerError(`encoder.pretrained: ${dir} does not fit this config: ${diffs.join(', ')}; align them`);
   }
   return { dir, tokenizerPath: join(dir, TOKENIZER_FILE), encoderCheckpoint: join(dir, ENCODER_CKPT) };
@@ -766,7 +780,9 @@ export function loadPretrainedEncoder(params: ParamStore, checkpoint: string): s
     return params.load(checkpoint, { only });
   } catch (err) {
     if (!(err instanceof LongnerError)) throw err;
-    throw new LongnerError(`${err.message}. The pretrained encoder has another architecture: align encoder.layers, encoder.hidden, encoder.heads, encoder.ffn and tokenizer.vocabSize with the pretraining run${pretrainedShape(checkpoint)}, or pretrain one for this config with \`longner pretrain CONFIG\``);
+    throw new LongnerError(
+      `${err.message}. The pretrained encoder has another architecture: align encoder.layers, encoder.hidden, encoder.heads, encoder.ffn and tokenizer.vocabSize with the pretraining run${pretrainedShape(checkpoint)}, or pretrain one for this config with \`longner pretrain CONFIG\``,
+    );
   }
 }
 

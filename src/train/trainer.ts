@@ -173,12 +173,7 @@ export interface StepResult {
  * AdamW update. Every tensor it makes is disposed. Takes a loss function rather than a model so
  * that other loops (MLM pretraining) can use it too.
  */
-export function trainStep(
-  lossFn: () => tf.Scalar,
-  optimizer: AdamW,
-  lr: Readonly<Record<string, number>>,
-  clip: number | null,
-): StepResult {
+export function trainStep(lossFn: () => tf.Scalar, optimizer: AdamW, lr: Readonly<Record<string, number>>, clip: number | null): StepResult {
   const vars = optimizer.params.map((p) => p.variable);
   const { value, grads } = tf.variableGrads(lossFn, vars);
   try {
@@ -255,7 +250,9 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       const saved = loadCheckpoint(dir);
       if (saved !== null) {
         if (saved.configHash !== configHash(config) || saved.seed !== tc.seed || saved.totalSteps !== total) {
-          throw new LongnerError(`${join(dir, 'trainer-state.json')} was written for another config, seed or data (config hash ${saved.configHash}, seed ${saved.seed}, ${saved.totalSteps} steps); start without --resume`);
+          throw new LongnerError(
+            `${join(dir, 'trainer-state.json')} was written for another config, seed or data (config hash ${saved.configHash}, seed ${saved.seed}, ${saved.totalSteps} steps); start without --resume`,
+          );
         }
         restoreCheckpoint(dir, saved, model.params, optimizer);
         state = bodyOf(saved);
@@ -288,10 +285,19 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       const f = s.finished!;
       // The caller evaluates the best epoch, not the last.
       if (s.best.epoch !== null) {
-        if (!existsSync(bestPath)) throw new LongnerError(`${bestPath} is missing (the state says epoch ${s.best.epoch} was best); train again without --resume`);
+        if (!existsSync(bestPath))
+          throw new LongnerError(`${bestPath} is missing (the state says epoch ${s.best.epoch} was best); train again without --resume`);
         model.params.load(bestPath);
       }
-      record.log({ event: 'train-end', status: f.status, stoppedBy: f.stoppedBy, reason: f.reason, step: s.step, bestEpoch: s.best.epoch, bestValidationF1: s.best.f1 });
+      record.log({
+        event: 'train-end',
+        status: f.status,
+        stoppedBy: f.stoppedBy,
+        reason: f.reason,
+        step: s.step,
+        bestEpoch: s.best.epoch,
+        bestValidationF1: s.best.f1,
+      });
       return outcome(f.status, f.stoppedBy, f.reason);
     };
     if (s.finished !== null) return finish();
@@ -351,7 +357,15 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
           s.measured.peakBytesTrainStep = m.peakBytes;
           s.measured.wasmHeapBytes = m.wasmHeapBytes;
           s.measured.rssBytes = m.rssBytes;
-          record.log({ event: 'probe', step: s.step + 1, ms: m.ms, peakBytes: m.peakBytes, baselineBytes: m.baselineBytes, wasmHeapBytes: m.wasmHeapBytes, rssBytes: m.rssBytes });
+          record.log({
+            event: 'probe',
+            step: s.step + 1,
+            ms: m.ms,
+            peakBytes: m.peakBytes,
+            baselineBytes: m.baselineBytes,
+            wasmHeapBytes: m.wasmHeapBytes,
+            rssBytes: m.rssBytes,
+          });
         } else {
           const m = timeStep(run);
           result = m.value;

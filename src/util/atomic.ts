@@ -15,11 +15,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** Appends one JSON line; a crash can lose at most the line being written. */
 export function appendJsonl(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
-  appendFileSync(path, JSON.stringify(value) + '\n');
+  appendFileSync(path, `${JSON.stringify(value)}\n`);
 }

@@ -23,7 +23,12 @@ export function createRng(seed: number): Rng {
   return {
     next,
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo)),
-    state: { get: () => a, set: (value) => void (a = value >>> 0) },
+    state: {
+      get: () => a,
+      set: (value) => {
+        a = value >>> 0;
+      },
+    },
   };
 }
 

@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fromRoot } from '../../src/util/paths.js';
 
 /** Lowest first. `llm` sits beside `models` (an LLM ensemble is a method); files directly in src/ are util. */
-export const LAYERS = ['util', 'config', 'data', 'backend', 'nn', 'models', 'eval', 'train', 'measure', 'runs', 'report', 'cli'] as const;
+const LAYERS = ['util', 'config', 'data', 'backend', 'nn', 'models', 'eval', 'train', 'measure', 'runs', 'report', 'cli'] as const;
 const SAME_AS: Readonly<Record<string, (typeof LAYERS)[number]>> = { llm: 'models' };
 
 const SRC = fromRoot('src');

@@ -24,8 +24,7 @@ const flags = [
 ] as const;
 
 /** [m, k] x [k, n] with the stored layout swapped where a transpose flag is set. */
-const shapeOf = (batch: number[], rows: number, cols: number, transposed: boolean): number[] =>
-  transposed ? [...batch, cols, rows] : [...batch, rows, cols];
+const shapeOf = (batch: number[], rows: number, cols: number, transposed: boolean): number[] => (transposed ? [...batch, cols, rows] : [...batch, rows, cols]);
 
 const matMulCases: GradCase[] = flags.flatMap(([tA, tB]) => [
   {
@@ -80,7 +79,15 @@ const cases: GradCase[] = [
     name: 'where(mask, x, -1e4) then softmax',
     inputs: () => [randn([3, 5], 14)],
     f: (x) => {
-      const mask = tf.tensor2d([[1, 1, 0, 1, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]], [3, 5], 'bool');
+      const mask = tf.tensor2d(
+        [
+          [1, 1, 0, 1, 0],
+          [1, 0, 0, 0, 0],
+          [1, 1, 1, 1, 1],
+        ],
+        [3, 5],
+        'bool',
+      );
       return tf.softmax(tf.where(mask, x, tf.fill([3, 5], -1e4)));
     },
   },
@@ -90,20 +97,49 @@ const cases: GradCase[] = [
     f: (a, b, c) => tf.tanh(tf.concat([tf.concat([a, b], 1), c], 0)),
   },
   { name: 'slice', inputs: () => [randn([4, 5], 18)], f: (x) => tf.tanh(tf.slice(x, [1, 1], [2, 3])) },
-  { name: 'pad', inputs: () => [randn([2, 3], 19)], f: (x) => tf.tanh(tf.pad(x, [[1, 0], [0, 2]], 0.5)) },
+  {
+    name: 'pad',
+    inputs: () => [randn([2, 3], 19)],
+    f: (x) =>
+      tf.tanh(
+        tf.pad(
+          x,
+          [
+            [1, 0],
+            [0, 2],
+          ],
+          0.5,
+        ),
+      ),
+  },
   {
     // The stable form max(x,0) - x*z + log(1+exp(-|x|)): smooth as a whole even though its parts have kinks at 0.
     name: 'sigmoid cross-entropy (stable formula)',
     inputs: () => [randn([3, 4], 20, 2)],
     f: (x) => {
-      const z = tf.tensor2d([[1, 0, 1, 0], [0, 0, 1, 1], [1, 1, 0, 0]]);
+      const z = tf.tensor2d([
+        [1, 0, 1, 0],
+        [0, 0, 1, 1],
+        [1, 1, 0, 0],
+      ]);
       return tf.add(tf.sub(tf.relu(x), tf.mul(x, z)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
     },
   },
   {
     name: 'sigmoid cross-entropy (tf.losses, no reduction)',
     inputs: () => [randn([3, 4], 21, 2)],
-    f: (x) => tf.losses.sigmoidCrossEntropy(tf.tensor2d([[1, 0, 1, 0], [0, 0, 1, 1], [1, 1, 0, 0]]), x, undefined, 0, tf.Reduction.NONE),
+    f: (x) =>
+      tf.losses.sigmoidCrossEntropy(
+        tf.tensor2d([
+          [1, 0, 1, 0],
+          [0, 0, 1, 1],
+          [1, 1, 0, 0],
+        ]),
+        x,
+        undefined,
+        0,
+        tf.Reduction.NONE,
+      ),
   },
   {
     // Span-pair scores: start and end representations broadcast against each other.
@@ -123,7 +159,10 @@ for (const backend of backends) {
       const inputs = c.inputs();
       try {
         const r = checkGradients(c.f, inputs);
-        t.true(r.ok, `max relative error ${r.maxRelError.toExponential(2)} at input ${r.worst.input}[${r.worst.index}]: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`);
+        t.true(
+          r.ok,
+          `max relative error ${r.maxRelError.toExponential(2)} at input ${r.worst.input}[${r.worst.index}]: analytic ${r.worst.analytic}, numeric ${r.worst.numeric}`,
+        );
       } finally {
         tf.dispose(inputs);
       }

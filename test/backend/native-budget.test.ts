@@ -6,7 +6,7 @@ import { loadNativeAddon } from '../../src/backend/native/addon.js';
 import { defaultBudgetBytes, shareMemoryBudget } from '../../src/backend/native/register.js';
 import { isOutOfMemory } from '../../src/measure/oom.js';
 
-const native = loadNativeAddon().ok || process.env['CI'] !== undefined;
+const native = loadNativeAddon().ok || process.env.CI !== undefined;
 
 (native ? test.serial : test.serial.skip)('the budget also counts resident memory that no tensor holds (uncollected arrays)', async (t) => {
   await initBackend('native', { quiet: true });
@@ -29,19 +29,19 @@ const native = loadNativeAddon().ok || process.env['CI'] !== undefined;
 });
 
 test.serial('runs or probes started together share the default budget; a budget the user set is kept', (t) => {
-  const saved = process.env['LONGNER_MEMORY_BUDGET'];
+  const saved = process.env.LONGNER_MEMORY_BUDGET;
   try {
-    delete process.env['LONGNER_MEMORY_BUDGET'];
+    delete process.env.LONGNER_MEMORY_BUDGET;
     shareMemoryBudget(1);
-    t.is(process.env['LONGNER_MEMORY_BUDGET'], undefined);
+    t.is(process.env.LONGNER_MEMORY_BUDGET, undefined);
     shareMemoryBudget(2);
-    t.is(Number(process.env['LONGNER_MEMORY_BUDGET']), defaultBudgetBytes(2));
+    t.is(Number(process.env.LONGNER_MEMORY_BUDGET), defaultBudgetBytes(2));
     t.is(defaultBudgetBytes(2), Math.floor((0.75 * totalmem()) / 2));
-    process.env['LONGNER_MEMORY_BUDGET'] = '6GiB';
+    process.env.LONGNER_MEMORY_BUDGET = '6GiB';
     shareMemoryBudget(3);
-    t.is(process.env['LONGNER_MEMORY_BUDGET'], '6GiB');
+    t.is(process.env.LONGNER_MEMORY_BUDGET, '6GiB');
   } finally {
-    if (saved === undefined) delete process.env['LONGNER_MEMORY_BUDGET'];
-    else process.env['LONGNER_MEMORY_BUDGET'] = saved;
+    if (saved === undefined) delete process.env.LONGNER_MEMORY_BUDGET;
+    else process.env.LONGNER_MEMORY_BUDGET = saved;
   }
 });

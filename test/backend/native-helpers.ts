@@ -13,7 +13,7 @@ export const nativeLoad = loadNativeAddon();
 
 /** CI set (CI=false or CI=0 count as unset): there the engine is installed and must not be skipped. */
 export function onCi(): boolean {
-  const ci = process.env['CI'];
+  const ci = process.env.CI;
   return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
 }
 
@@ -105,11 +105,13 @@ export interface Tolerance {
  * an infinity only the same infinity), as readable lines; empty when they match.
  */
 export function mismatches(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance = {}): string[] {
-  const rtol = tol.rtol ?? 1e-5, atol = tol.atol ?? 1e-6;
+  const rtol = tol.rtol ?? 1e-5,
+    atol = tol.atol ?? 1e-6;
   if (actual.length !== expected.length) return [`length ${actual.length}, expected ${expected.length}`];
   const bad: string[] = [];
   for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!, e = expected[i]!;
+    const a = actual[i]!,
+      e = expected[i]!;
     if (Number.isNaN(e) ? Number.isNaN(a) : a === e || Math.abs(a - e) <= atol + rtol * Math.abs(e)) continue;
     if (bad.length < 8) bad.push(`[${i}] ${a}, expected ${e} (rel err ${(Math.abs(a - e) / Math.abs(e)).toExponential(2)})`);
     else {

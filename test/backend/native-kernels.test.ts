@@ -2,7 +2,18 @@ import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { fusedAdamW, fusedGelu, fusedGeluGrad, fusedLayerNorm, fusedLayerNormGrad, fusedSoftmaxGrad, fusedWindowGemm, fusedWindowGemmGradInput, fusedWindowGemmGradWeights, type AdamWStep } from '../../src/backend/fused.js';
+import {
+  fusedAdamW,
+  fusedGelu,
+  fusedGeluGrad,
+  fusedLayerNorm,
+  fusedLayerNormGrad,
+  fusedSoftmaxGrad,
+  fusedWindowGemm,
+  fusedWindowGemmGradInput,
+  fusedWindowGemmGradWeights,
+  type AdamWStep,
+} from '../../src/backend/fused.js';
 import { FUSED_KERNELS } from '../../src/backend/native/kernels-fused.js';
 import { NATIVE_KERNELS } from '../../src/backend/native/register.js';
 import { gelu, layerNorm } from '../../src/nn/layers.js';
@@ -37,32 +48,98 @@ const TRANSCENDENTAL: CompareOptions = { rtol: 1e-6, atol: FLT_MIN };
 
 test('the kernel lists name the kernels these tests cover', (t) => {
   const covered = new Set([
-    'BatchMatMul', 'Add', 'Sub', 'Multiply', 'RealDiv', 'Maximum', 'Minimum', 'Pow', 'SquaredDifference',
-    'Exp', 'Log', 'Tanh', 'Sqrt', 'Rsqrt', 'Square', 'Neg', 'Abs', 'Sigmoid', 'Relu', 'Reciprocal', 'Log1p',
-    'Softplus', 'Erf', 'Sign', 'Expm1', 'Sum', 'Mean', 'Max', 'Min', 'Prod', 'ArgMax', 'ArgMin', 'Softmax',
-    'AddN', 'Select', 'Fill', 'ZerosLike', 'OnesLike', 'Transpose', 'Slice', 'PadV2', 'Concat', 'SplitV',
-    'GatherV2', 'UnsortedSegmentSum', 'Equal', 'NotEqual', 'Greater', 'GreaterEqual', 'Less', 'LessEqual',
-    'LogicalAnd', 'LogicalOr', 'ClipByValue',
+    'BatchMatMul',
+    'Add',
+    'Sub',
+    'Multiply',
+    'RealDiv',
+    'Maximum',
+    'Minimum',
+    'Pow',
+    'SquaredDifference',
+    'Exp',
+    'Log',
+    'Tanh',
+    'Sqrt',
+    'Rsqrt',
+    'Square',
+    'Neg',
+    'Abs',
+    'Sigmoid',
+    'Relu',
+    'Reciprocal',
+    'Log1p',
+    'Softplus',
+    'Erf',
+    'Sign',
+    'Expm1',
+    'Sum',
+    'Mean',
+    'Max',
+    'Min',
+    'Prod',
+    'ArgMax',
+    'ArgMin',
+    'Softmax',
+    'AddN',
+    'Select',
+    'Fill',
+    'ZerosLike',
+    'OnesLike',
+    'Transpose',
+    'Slice',
+    'PadV2',
+    'Concat',
+    'SplitV',
+    'GatherV2',
+    'UnsortedSegmentSum',
+    'Equal',
+    'NotEqual',
+    'Greater',
+    'GreaterEqual',
+    'Less',
+    'LessEqual',
+    'LogicalAnd',
+    'LogicalOr',
+    'ClipByValue',
   ]);
   // A kernel added to the native backend without a test here shows up in this list.
-  t.deepEqual(Object.keys(NATIVE_KERNELS).filter((k) => !covered.has(k)), []);
+  t.deepEqual(
+    Object.keys(NATIVE_KERNELS).filter((k) => !covered.has(k)),
+    [],
+  );
   t.deepEqual(Object.keys(FUSED_KERNELS).sort(), [
-    'LongnerAdamW', 'LongnerGelu', 'LongnerGeluGrad', 'LongnerLayerNorm', 'LongnerLayerNormGrad', 'LongnerRowAttention',
-    'LongnerRowAttentionGrad', 'LongnerSoftmaxGrad', 'LongnerWindowGemm', 'LongnerWindowGemmGradInput', 'LongnerWindowGemmGradWeights',
+    'LongnerAdamW',
+    'LongnerGelu',
+    'LongnerGeluGrad',
+    'LongnerLayerNorm',
+    'LongnerLayerNormGrad',
+    'LongnerRowAttention',
+    'LongnerRowAttentionGrad',
+    'LongnerSoftmaxGrad',
+    'LongnerWindowGemm',
+    'LongnerWindowGemmGradInput',
+    'LongnerWindowGemmGradWeights',
   ]);
 });
 
 // ---- BatchMatMul ----
 
-const FLAGS = [[false, false], [false, true], [true, false], [true, true]] as const;
+const FLAGS = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+] as const;
 
 /** The stored shape of an [rows, cols] operand, transposed when its flag is set. */
-const stored = (batch: number[], rows: number, cols: number, transposed: boolean): number[] =>
-  transposed ? [...batch, cols, rows] : [...batch, rows, cols];
+const stored = (batch: number[], rows: number, cols: number, transposed: boolean): number[] => (transposed ? [...batch, cols, rows] : [...batch, rows, cols]);
 
 for (const [tA, tB] of FLAGS) {
   nativeTest(`BatchMatMul transposeA=${tA} transposeB=${tB}: 2D, batched, and a batch of 1 broadcast on either side`, async (t) => {
-    const m = 5, k = 7, n = 6;
+    const m = 5,
+      k = 7,
+      n = 6;
     const cases: [string, number[], number[]][] = [
       ['2D', [], []],
       ['batched [3]', [3], [3]],
@@ -139,9 +216,10 @@ for (const [name, fn] of BINARY) {
   nativeTest(`${name}: every broadcast pattern matches cpu`, async (t) => {
     for (const [label, sa, sb] of BROADCASTS) {
       // Pow: a positive base for real exponents.
-      const build = name === 'Pow'
-        ? (): tf.Tensor => fn(tf.add(tf.abs(rand(sa, 31)), 0.1), rand(sb, 32))
-        : (): tf.Tensor => fn(rand(sa, 31), rand(sb, 32, name === 'RealDiv' ? 2 : 1));
+      const build =
+        name === 'Pow'
+          ? (): tf.Tensor => fn(tf.add(tf.abs(rand(sa, 31)), 0.1), rand(sb, 32))
+          : (): tf.Tensor => fn(rand(sa, 31), rand(sb, 32, name === 'RealDiv' ? 2 : 1));
       await matchesCpu(t, build, { uses: ['binary'], label });
     }
   });
@@ -161,7 +239,10 @@ nativeTest('Maximum and Minimum propagate NaN from either side, also when broadc
     await matchesCpu(t, () => fn(tf.tensor2d([...a, ...b], [2, 6]), tf.tensor2d([NaN, 0.5], [2, 1])), { uses: ['binary'] });
   }
   const out = await runOn('native', () => tf.maximum(tf.tensor1d(a), tf.tensor1d(b)));
-  t.deepEqual(out.outputs[0]!.values.map((v) => Number.isNaN(v)), [true, true, false, true, false, false]);
+  t.deepEqual(
+    out.outputs[0]!.values.map((v) => Number.isNaN(v)),
+    [true, true, false, true, false, false],
+  );
 });
 
 nativeTest('binary ops: infinities and signed zeros', async (t) => {
@@ -205,7 +286,12 @@ nativeTest('LogicalAnd and LogicalOr on bool tensors; broadcasting falls back to
     await matchesCpu(t, () => fn(bools([200, 200], 39), bools([200, 200], 40)), { uses: ['logical'], rtol: 0, atol: 0, label: 'large' });
     await matchesCpu(t, () => fn(bools([5, 7], 41), bools([7], 42)), { rtol: 0, atol: 0, label: 'broadcast' });
     // A comparison's output feeding a logical op: the attention masks.
-    await matchesCpu(t, () => fn(tf.greater(rand([4, 6], 43), 0), tf.less(rand([4, 6], 44), 0.5)), { uses: ['compare', 'logical'], rtol: 0, atol: 0, label: 'masks' });
+    await matchesCpu(t, () => fn(tf.greater(rand([4, 6], 43), 0), tf.less(rand([4, 6], 44), 0.5)), {
+      uses: ['compare', 'logical'],
+      rtol: 0,
+      atol: 0,
+      label: 'masks',
+    });
   }
 });
 
@@ -248,7 +334,32 @@ for (const [name, fn, tol] of UNARY) {
 }
 
 nativeTest('Exp at the ends of the float range: overflow to inf, subnormal and zero results, NaN', async (t) => {
-  const xs = [88, 88.5, 88.72, 88.7228, 88.73, 89, 100, 1000, Infinity, -80, -86.9, -87, -87.3, -87.4, -87.7, -88, -90, -100, -103, -104, -110, -1000, -Infinity, NaN];
+  const xs = [
+    88,
+    88.5,
+    88.72,
+    88.7228,
+    88.73,
+    89,
+    100,
+    1000,
+    Infinity,
+    -80,
+    -86.9,
+    -87,
+    -87.3,
+    -87.4,
+    -87.7,
+    -88,
+    -90,
+    -100,
+    -103,
+    -104,
+    -110,
+    -1000,
+    -Infinity,
+    NaN,
+  ];
   await matchesCpu(t, () => tf.exp(tf.tensor1d(xs)), { ...TRANSCENDENTAL, uses: ['unary'] });
   // Down to FLT_MIN the result is a normal float and must be relatively accurate: exp(-87) is not 0.
   const out = await runOn('native', () => tf.exp(tf.tensor1d([-86.9, -87, -87.3])));
@@ -307,11 +418,27 @@ for (const [name, fn] of REDUCE) {
       }
     }
     // Size-1 dims between reduced axes do not break adjacency; rank 4 non-adjacent.
-    await matchesCpu(t, () => fn(name === 'Prod' ? tf.add(1, rand([3, 1, 4, 2], 52, 0.2)) : rand([3, 1, 4, 2], 52), [0, 2]), { uses: ['reduce'], label: 'size-1 dim between', atol: 1e-5 });
-    await matchesCpu(t, () => fn(name === 'Prod' ? tf.add(1, rand([2, 3, 4, 5], 53, 0.2)) : rand([2, 3, 4, 5], 53), [1, 3], true), { uses: ['reduce', 'transpose'], label: 'rank 4, axes 1 and 3', atol: 1e-5 });
+    await matchesCpu(t, () => fn(name === 'Prod' ? tf.add(1, rand([3, 1, 4, 2], 52, 0.2)) : rand([3, 1, 4, 2], 52), [0, 2]), {
+      uses: ['reduce'],
+      label: 'size-1 dim between',
+      atol: 1e-5,
+    });
+    await matchesCpu(t, () => fn(name === 'Prod' ? tf.add(1, rand([2, 3, 4, 5], 53, 0.2)) : rand([2, 3, 4, 5], 53), [1, 3], true), {
+      uses: ['reduce', 'transpose'],
+      label: 'rank 4, axes 1 and 3',
+      atol: 1e-5,
+    });
     // Large: above the parallel threshold, on the inner==1 path and the strided path.
-    await matchesCpu(t, () => fn(name === 'Prod' ? tf.add(1, rand([300, 200], 54, 0.01)) : rand([300, 200], 54), 1), { uses: ['reduce'], label: 'large, last axis', atol: 1e-4 });
-    await matchesCpu(t, () => fn(name === 'Prod' ? tf.add(1, rand([300, 200], 55, 0.01)) : rand([300, 200], 55), 0), { uses: ['reduce'], label: 'large, first axis', atol: 1e-4 });
+    await matchesCpu(t, () => fn(name === 'Prod' ? tf.add(1, rand([300, 200], 54, 0.01)) : rand([300, 200], 54), 1), {
+      uses: ['reduce'],
+      label: 'large, last axis',
+      atol: 1e-4,
+    });
+    await matchesCpu(t, () => fn(name === 'Prod' ? tf.add(1, rand([300, 200], 55, 0.01)) : rand([300, 200], 55), 0), {
+      uses: ['reduce'],
+      label: 'large, first axis',
+      atol: 1e-4,
+    });
     // An empty axis list reduces nothing (a copy).
     await matchesCpu(t, () => fn(rand([2, 3], 56), []), { label: 'empty axis list' });
     // 1-D, and a reduction to a scalar of a single element.
@@ -363,8 +490,14 @@ function mask(n: number, seed: number): boolean[] {
 nativeTest('Select (where) with a same-rank condition, broadcast conditions and NaN values', async (t) => {
   await matchesCpu(t, () => tf.where(tf.tensor2d(mask(20, 101), [4, 5], 'bool'), rand([4, 5], 102), rand([4, 5], 103)), { uses: ['select'] });
   await matchesCpu(t, () => tf.where(tf.tensor2d(mask(4, 104), [4, 1], 'bool'), rand([4, 5], 105), tf.scalar(-1e4)), { uses: ['select'], label: 'broadcast' });
-  await matchesCpu(t, () => tf.where(tf.tensor1d([true, false, true], 'bool'), tf.tensor1d([NaN, 1, 2]), tf.tensor1d([0, NaN, 5])), { uses: ['select'], label: 'NaN' });
-  await matchesCpu(t, () => tf.where(tf.tensor2d(mask(40000, 106), [200, 200], 'bool'), rand([200, 200], 107), rand([200, 200], 108)), { uses: ['select'], label: 'large' });
+  await matchesCpu(t, () => tf.where(tf.tensor1d([true, false, true], 'bool'), tf.tensor1d([NaN, 1, 2]), tf.tensor1d([0, NaN, 5])), {
+    uses: ['select'],
+    label: 'NaN',
+  });
+  await matchesCpu(t, () => tf.where(tf.tensor2d(mask(40000, 106), [200, 200], 'bool'), rand([200, 200], 107), rand([200, 200], 108)), {
+    uses: ['select'],
+    label: 'large',
+  });
 });
 
 nativeTest('Select with a rank-1 condition picks whole rows', async (t) => {
@@ -372,9 +505,12 @@ nativeTest('Select with a rank-1 condition picks whole rows', async (t) => {
   // The stock cpu kernel gets this case wrong (it repeats t[i] / e[i] along each row: tfjs 4.22
   // Select.js indexes the values by the condition's index), so the reference is computed here.
   const cond = [true, false, true];
-  const tv = normals(12, 111), ev = normals(12, 112);
-  const out = await runOn('native', () =>
-    tf.engine().runKernel('Select', { condition: tf.tensor1d(cond, 'bool'), t: tf.tensor2d(tv, [3, 4]), e: tf.tensor2d(ev, [3, 4]) }) as tf.Tensor);
+  const tv = normals(12, 111),
+    ev = normals(12, 112);
+  const out = await runOn(
+    'native',
+    () => tf.engine().runKernel('Select', { condition: tf.tensor1d(cond, 'bool'), t: tf.tensor2d(tv, [3, 4]), e: tf.tensor2d(ev, [3, 4]) }) as tf.Tensor,
+  );
   t.true((out.calls.get('select') ?? 0) > 0);
   t.deepEqual(out.outputs[0]!.shape, [3, 4]);
   const want = Array.from({ length: 12 }, (_, i) => (cond[Math.floor(i / 4)] ? tv[i]! : ev[i]!));
@@ -407,20 +543,59 @@ nativeTest('Fill, ZerosLike and OnesLike', async (t) => {
 
 nativeTest('Transpose: swap-last-two fast path and general permutations up to rank 4', async (t) => {
   const cases: [number[], number[]][] = [
-    [[5, 7], [1, 0]],
-    [[37, 45], [1, 0]], // not a multiple of the 32 tile
-    [[3, 37, 45], [0, 2, 1]],
-    [[2, 3, 33, 40], [0, 1, 3, 2]],
-    [[3, 4, 5], [2, 0, 1]],
-    [[3, 4, 5], [1, 0, 2]],
-    [[3, 4, 5], [0, 1, 2]],
-    [[2, 3, 4, 5], [3, 1, 0, 2]],
-    [[2, 3, 4, 5], [0, 2, 1, 3]],
-    [[2, 3, 4, 5], [3, 2, 1, 0]],
+    [
+      [5, 7],
+      [1, 0],
+    ],
+    [
+      [37, 45],
+      [1, 0],
+    ], // not a multiple of the 32 tile
+    [
+      [3, 37, 45],
+      [0, 2, 1],
+    ],
+    [
+      [2, 3, 33, 40],
+      [0, 1, 3, 2],
+    ],
+    [
+      [3, 4, 5],
+      [2, 0, 1],
+    ],
+    [
+      [3, 4, 5],
+      [1, 0, 2],
+    ],
+    [
+      [3, 4, 5],
+      [0, 1, 2],
+    ],
+    [
+      [2, 3, 4, 5],
+      [3, 1, 0, 2],
+    ],
+    [
+      [2, 3, 4, 5],
+      [0, 2, 1, 3],
+    ],
+    [
+      [2, 3, 4, 5],
+      [3, 2, 1, 0],
+    ],
     [[9], [0]], // rank 1: tf.transpose returns a clone without calling the kernel
-    [[2, 150, 130], [0, 2, 1]], // large, fast path
-    [[40, 30, 30], [2, 0, 1]], // large, general path
-    [[2, 0, 3], [2, 0, 1]], // empty
+    [
+      [2, 150, 130],
+      [0, 2, 1],
+    ], // large, fast path
+    [
+      [40, 30, 30],
+      [2, 0, 1],
+    ], // large, general path
+    [
+      [2, 0, 3],
+      [2, 0, 1],
+    ], // empty
   ];
   for (const [shape, perm] of cases) {
     const viaKernel = sizeOf(shape) > 0 && shape.length > 1;
@@ -448,11 +623,56 @@ nativeTest('Slice: begin and size, -1 sizes, empty and full slices, ranks 1 to 4
 
 nativeTest('PadV2 with constant values on ranks 1 to 3', async (t) => {
   const exact: CompareOptions = { rtol: 0, atol: 0, uses: ['pad'] };
-  await matchesCpu(t, () => tf.pad(rand([3, 4], 151), [[1, 2], [0, 3]], 1.5), { ...exact, label: 'rank 2' });
-  await matchesCpu(t, () => tf.pad(rand([2, 3, 4], 152), [[0, 0], [2, 1], [1, 0]]), { ...exact, label: 'rank 3' });
+  await matchesCpu(
+    t,
+    () =>
+      tf.pad(
+        rand([3, 4], 151),
+        [
+          [1, 2],
+          [0, 3],
+        ],
+        1.5,
+      ),
+    { ...exact, label: 'rank 2' },
+  );
+  await matchesCpu(
+    t,
+    () =>
+      tf.pad(rand([2, 3, 4], 152), [
+        [0, 0],
+        [2, 1],
+        [1, 0],
+      ]),
+    { ...exact, label: 'rank 3' },
+  );
   await matchesCpu(t, () => tf.pad(rand([5], 153), [[3, 0]], -2), { ...exact, label: 'rank 1' });
-  await matchesCpu(t, () => tf.pad(rand([0, 2], 154), [[1, 1], [0, 1]], 3), { ...exact, label: 'empty input' });
-  await matchesCpu(t, () => tf.pad(rand([200, 180], 155), [[5, 6], [7, 8]], 0.5), { ...exact, label: 'large' });
+  await matchesCpu(
+    t,
+    () =>
+      tf.pad(
+        rand([0, 2], 154),
+        [
+          [1, 1],
+          [0, 1],
+        ],
+        3,
+      ),
+    { ...exact, label: 'empty input' },
+  );
+  await matchesCpu(
+    t,
+    () =>
+      tf.pad(
+        rand([200, 180], 155),
+        [
+          [5, 6],
+          [7, 8],
+        ],
+        0.5,
+      ),
+    { ...exact, label: 'large' },
+  );
 });
 
 nativeTest('Concat on each axis, with unequal sizes and a zero-size input', async (t) => {
@@ -495,12 +715,33 @@ nativeTest('GatherV2 with an index out of range throws instead of reading outsid
 
 nativeTest('UnsortedSegmentSum: repeated, missing and out-of-range segment ids, rank 3', async (t) => {
   await matchesCpu(t, () => tf.unsortedSegmentSum(rand([6, 4], 201), tf.tensor1d([0, 2, 2, 1, 0, 2], 'int32'), 3), { uses: ['segmentSum'], label: 'rank 2' });
-  await matchesCpu(t, () => tf.unsortedSegmentSum(rand([5, 3], 202), tf.tensor1d([0, 4, -1, 0, 7], 'int32'), 5), { uses: ['segmentSum'], label: 'ids outside are dropped' });
+  await matchesCpu(t, () => tf.unsortedSegmentSum(rand([5, 3], 202), tf.tensor1d([0, 4, -1, 0, 7], 'int32'), 5), {
+    uses: ['segmentSum'],
+    label: 'ids outside are dropped',
+  });
   // tf.unsortedSegmentSum types its ids as 1-D; the kernel takes ids of any rank that prefix x's shape.
   const rank2Ids = (): tf.Tensor =>
-    tf.engine().runKernel('UnsortedSegmentSum', { x: rand([2, 3, 4], 203), segmentIds: tf.tensor2d([0, 1, 0, 2, 2, 1], [2, 3], 'int32') }, { numSegments: 3 }) as tf.Tensor;
+    tf
+      .engine()
+      .runKernel(
+        'UnsortedSegmentSum',
+        { x: rand([2, 3, 4], 203), segmentIds: tf.tensor2d([0, 1, 0, 2, 2, 1], [2, 3], 'int32') },
+        { numSegments: 3 },
+      ) as tf.Tensor;
   await matchesCpu(t, rank2Ids, { uses: ['segmentSum'], label: 'ids of rank 2' });
-  await matchesCpu(t, () => tf.unsortedSegmentSum(rand([400, 128], 204), tf.tensor1d(Array.from({ length: 400 }, (_, i) => (i * 7) % 50), 'int32'), 50), { uses: ['segmentSum'], atol: 1e-5, label: 'large' });
+  await matchesCpu(
+    t,
+    () =>
+      tf.unsortedSegmentSum(
+        rand([400, 128], 204),
+        tf.tensor1d(
+          Array.from({ length: 400 }, (_, i) => (i * 7) % 50),
+          'int32',
+        ),
+        50,
+      ),
+    { uses: ['segmentSum'], atol: 1e-5, label: 'large' },
+  );
 });
 
 // ---- other dtypes ----
@@ -528,10 +769,22 @@ nativeTest('bool and int32 tensors cast to float32 share their storage and still
   const bools = (seed: number, shape: number[]): tf.Tensor => tf.tensor(mask(sizeOf(shape), seed), shape, 'bool');
   await matchesCpu(t, () => tf.mul(tf.cast(bools(231, [3, 4]), 'float32'), rand([3, 4], 232)), { uses: ['binary'], label: 'bool -> float32, multiply' });
   await matchesCpu(t, () => tf.sum(tf.cast(bools(233, [3, 4]), 'float32'), 1), { uses: ['reduce'], label: 'bool -> float32, sum' });
-  await matchesCpu(t, () => tf.matMul(tf.cast(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32'), 'float32'), rand([3, 2], 234)), { uses: ['gemm'], label: 'int32 -> float32, matMul' });
-  await matchesCpu(t, () => tf.exp(tf.cast(tf.tensor1d([-1, 0, 2], 'int32'), 'float32')), { ...TRANSCENDENTAL, uses: ['unary'], label: 'int32 -> float32, exp' });
+  await matchesCpu(t, () => tf.matMul(tf.cast(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32'), 'float32'), rand([3, 2], 234)), {
+    uses: ['gemm'],
+    label: 'int32 -> float32, matMul',
+  });
+  await matchesCpu(t, () => tf.exp(tf.cast(tf.tensor1d([-1, 0, 2], 'int32'), 'float32')), {
+    ...TRANSCENDENTAL,
+    uses: ['unary'],
+    label: 'int32 -> float32, exp',
+  });
   // The attention masks: where(mask, x, -1e4) then softmax.
-  await matchesCpu(t, () => tf.softmax(tf.where(bools(235, [4, 6]), rand([4, 6], 236), tf.scalar(-1e4))), { rtol: 2e-6, atol: 1e-9, uses: ['softmax'], label: 'masked softmax' });
+  await matchesCpu(t, () => tf.softmax(tf.where(bools(235, [4, 6]), rand([4, 6], 236), tf.scalar(-1e4))), {
+    rtol: 2e-6,
+    atol: 1e-9,
+    uses: ['softmax'],
+    label: 'masked softmax',
+  });
 });
 
 // ---- fused kernels ----
@@ -603,66 +856,125 @@ function present<T>(value: T | null): T {
 }
 
 nativeTest('fusedLayerNorm matches the composite layer norm (2-D and 3-D, large)', async (t) => {
-  for (const [label, shape] of [['[6, 16]', [6, 16]], ['[2, 3, 8]', [2, 3, 8]], ['[256, 192]', [256, 192]], ['[3, 1]', [3, 1]]] as const) {
+  for (const [label, shape] of [
+    ['[6, 16]', [6, 16]],
+    ['[2, 3, 8]', [2, 3, 8]],
+    ['[256, 192]', [256, 192]],
+    ['[3, 1]', [3, 1]],
+  ] as const) {
     const d = shape[shape.length - 1]!;
     const inputs = (): tf.Tensor[] => [rand([...shape], 301, 2), tf.add(1, rand([d], 302, 0.3)), rand([d], 303, 0.3)];
-    await fusedMatchesComposite(t, () => {
-      const [x, g, b] = inputs();
-      const r = present(fusedLayerNorm(x!, g!, b!, EPS));
-      return [r.y, r.xhat, r.rsigma];
-    }, () => {
-      const [x, g, b] = inputs();
-      const r = layerNormComposite(x!, g!, b!);
-      return [r.y, r.xhat, r.rsigma];
-    }, { rtol: 1e-5, atol: 1e-5, label }, 'layerNorm');
+    await fusedMatchesComposite(
+      t,
+      () => {
+        const [x, g, b] = inputs();
+        const r = present(fusedLayerNorm(x!, g!, b!, EPS));
+        return [r.y, r.xhat, r.rsigma];
+      },
+      () => {
+        const [x, g, b] = inputs();
+        const r = layerNormComposite(x!, g!, b!);
+        return [r.y, r.xhat, r.rsigma];
+      },
+      { rtol: 1e-5, atol: 1e-5, label },
+      'layerNorm',
+    );
   }
 });
 
 nativeTest('fusedLayerNormGrad matches the composite gradient', async (t) => {
-  for (const [label, shape] of [['[6, 16]', [6, 16]], ['[2, 3, 8]', [2, 3, 8]], ['[256, 192]', [256, 192]]] as const) {
+  for (const [label, shape] of [
+    ['[6, 16]', [6, 16]],
+    ['[2, 3, 8]', [2, 3, 8]],
+    ['[256, 192]', [256, 192]],
+  ] as const) {
     const d = shape[shape.length - 1]!;
     // x_hat and 1 / sigma from the composite forward pass on both backends, so only the gradient differs.
     const inputs = (): tf.Tensor[] => {
-      const x = rand([...shape], 311, 2), gamma = tf.add(1, rand([d], 312, 0.3));
+      const x = rand([...shape], 311, 2),
+        gamma = tf.add(1, rand([d], 312, 0.3));
       const { xhat, rsigma } = layerNormComposite(x, gamma, tf.zeros([d]));
       return [rand([...shape], 313), xhat, rsigma, gamma];
     };
-    await fusedMatchesComposite(t, () => {
-      const [dy, xhat, rsigma, gamma] = inputs();
-      const r = present(fusedLayerNormGrad(dy!, xhat!, rsigma!, gamma!));
-      return [r.dx, r.dgamma, r.dbeta];
-    }, () => {
-      const [dy, xhat, rsigma, gamma] = inputs();
-      return layerNormGradComposite(dy!, xhat!, rsigma!, gamma!);
-    }, { rtol: 1e-5, atol: 2e-5, label }, 'layerNormGrad');
+    await fusedMatchesComposite(
+      t,
+      () => {
+        const [dy, xhat, rsigma, gamma] = inputs();
+        const r = present(fusedLayerNormGrad(dy!, xhat!, rsigma!, gamma!));
+        return [r.dx, r.dgamma, r.dbeta];
+      },
+      () => {
+        const [dy, xhat, rsigma, gamma] = inputs();
+        return layerNormGradComposite(dy!, xhat!, rsigma!, gamma!);
+      },
+      { rtol: 1e-5, atol: 2e-5, label },
+      'layerNormGrad',
+    );
   }
 });
 
 nativeTest('fusedGelu and fusedGeluGrad match the composite tanh-approximation GELU', async (t) => {
   const sweep = (): tf.Tensor => tf.tensor1d(Array.from({ length: 2001 }, (_, i) => -12 + i * 0.012));
-  for (const [label, x] of [['random', () => rand([33, 65], 321, 3)], ['sweep', sweep], ['special', () => tf.tensor1d([0, -0, 1e-20, -1e-6, 1e-3, 20, -20, 100, -100])]] as const) {
+  for (const [label, x] of [
+    ['random', () => rand([33, 65], 321, 3)],
+    ['sweep', sweep],
+    ['special', () => tf.tensor1d([0, -0, 1e-20, -1e-6, 1e-3, 20, -20, 100, -100])],
+  ] as const) {
     // 0.5 x (1 + tanh u) cancels for negative x in float32: both forms are off the exact value by up
     // to about 4e-7 absolutely there (measured against float64), so that is the tolerance.
-    await fusedMatchesComposite(t, () => [present(fusedGelu(x()))], () => [geluComposite(x())], { rtol: 2e-6, atol: 1e-6, label: `gelu ${label}` }, 'gelu');
+    await fusedMatchesComposite(
+      t,
+      () => [present(fusedGelu(x()))],
+      () => [geluComposite(x())],
+      { rtol: 2e-6, atol: 1e-6, label: `gelu ${label}` },
+      'gelu',
+    );
     const dy = (): tf.Tensor => tf.add(1, tf.zerosLike(x()));
     // The composite's 1 - tanh(u)^2 cancels once tanh(u) rounds to +-1 (|u| > 8, x < -4.8) and is
     // off the float64 value by up to 5.5e-7 absolutely there; the fused kernel forms sech^2 from
     // exp(-2|u|) instead, so the two differ by about the composite's own error.
-    await fusedMatchesComposite(t, () => [present(fusedGeluGrad(x(), dy()))], () => [geluGradComposite(x(), dy())], { rtol: 2e-6, atol: 1e-6, label: `geluGrad ${label}` }, 'geluGrad');
+    await fusedMatchesComposite(
+      t,
+      () => [present(fusedGeluGrad(x(), dy()))],
+      () => [geluGradComposite(x(), dy())],
+      { rtol: 2e-6, atol: 1e-6, label: `geluGrad ${label}` },
+      'geluGrad',
+    );
   }
-  await fusedMatchesComposite(t, () => [present(fusedGeluGrad(rand([300, 200], 322, 2), rand([300, 200], 323)))],
+  await fusedMatchesComposite(
+    t,
+    () => [present(fusedGeluGrad(rand([300, 200], 322, 2), rand([300, 200], 323)))],
     // (dy up to about 4 here scales the error above by as much)
-    () => [geluGradComposite(rand([300, 200], 322, 2), rand([300, 200], 323))], { rtol: 2e-6, atol: 1.2e-5, label: 'geluGrad large' }, 'geluGrad');
+    () => [geluGradComposite(rand([300, 200], 322, 2), rand([300, 200], 323))],
+    { rtol: 2e-6, atol: 1.2e-5, label: 'geluGrad large' },
+    'geluGrad',
+  );
 });
 
 nativeTest('fusedSoftmaxGrad matches P (G - rowsum(G P)) with and without a dropout mask', async (t) => {
-  for (const [label, shape] of [['[5, 7]', [5, 7]], ['[3, 17, 33]', [3, 17, 33]], ['[40, 300]', [40, 300]]] as const) {
+  for (const [label, shape] of [
+    ['[5, 7]', [5, 7]],
+    ['[3, 17, 33]', [3, 17, 33]],
+    ['[40, 300]', [40, 300]],
+  ] as const) {
     const p = (): tf.Tensor => tf.softmax(rand([...shape], 401, 2));
     const dp = (): tf.Tensor => rand([...shape], 402);
     const mask = (): tf.Tensor => tf.mul(tf.cast(tf.greater(rand([...shape], 403), -0.8), 'float32'), 1.25);
     const composite = (g: tf.Tensor, pp: tf.Tensor): tf.Tensor => tf.mul(pp, tf.sub(g, tf.sum(tf.mul(g, pp), -1, true)));
-    await fusedMatchesComposite(t, () => [present(fusedSoftmaxGrad(p(), dp(), null))], () => [composite(dp(), p())], { rtol: 1e-5, atol: 1e-6, label: `softmaxGrad ${label}` }, 'softmaxGrad');
-    await fusedMatchesComposite(t, () => [present(fusedSoftmaxGrad(p(), dp(), mask()))], () => [composite(tf.mul(dp(), mask()), p())], { rtol: 1e-5, atol: 1e-6, label: `softmaxGrad masked ${label}` }, 'softmaxGrad');
+    await fusedMatchesComposite(
+      t,
+      () => [present(fusedSoftmaxGrad(p(), dp(), null))],
+      () => [composite(dp(), p())],
+      { rtol: 1e-5, atol: 1e-6, label: `softmaxGrad ${label}` },
+      'softmaxGrad',
+    );
+    await fusedMatchesComposite(
+      t,
+      () => [present(fusedSoftmaxGrad(p(), dp(), mask()))],
+      () => [composite(tf.mul(dp(), mask()), p())],
+      { rtol: 1e-5, atol: 1e-6, label: `softmaxGrad masked ${label}` },
+      'softmaxGrad',
+    );
   }
 });
 
@@ -675,40 +987,85 @@ nativeTest('fusedWindowGemm and its gradients match sums of products over sliced
   const dOut = (): tf.Tensor2D => rand([n, cout], 413) as tf.Tensor2D;
   const tap = (k: tf.Tensor3D, i: number): tf.Tensor2D => tf.reshape(tf.slice(k, [i, 0, 0], [1, cin, cout]), [cin, cout]);
   const window = (m: tf.Tensor2D, i: number): tf.Tensor2D => tf.slice(m, [starts[i]!, 0], [n, cin]);
-  await fusedMatchesComposite(t, () => [present(fusedWindowGemm(x(), w(), starts, n))],
-    () => [tf.addN(starts.map((_, i) => tf.matMul(window(x(), i), tap(w(), i))))], { rtol: 1e-5, atol: 1e-5, label: 'windowGemm' }, 'windowGemm');
-  await fusedMatchesComposite(t, () => [present(fusedWindowGemmGradInput(dOut(), w(), starts, p))],
-    () => [tf.addN(starts.map((s0, i) => tf.pad(tf.matMul(dOut(), tap(w(), i), false, true), [[s0, p - n - s0], [0, 0]])))],
-    { rtol: 1e-5, atol: 1e-5, label: 'windowGemmGradInput' }, 'windowGemmGradInput');
-  await fusedMatchesComposite(t, () => [present(fusedWindowGemmGradWeights(x(), dOut(), starts))],
-    () => [tf.stack(starts.map((_, i) => tf.matMul(window(x(), i), dOut(), true, false)))], { rtol: 1e-5, atol: 1e-5, label: 'windowGemmGradWeights' }, 'windowGemmGradWeights');
+  await fusedMatchesComposite(
+    t,
+    () => [present(fusedWindowGemm(x(), w(), starts, n))],
+    () => [tf.addN(starts.map((_, i) => tf.matMul(window(x(), i), tap(w(), i))))],
+    { rtol: 1e-5, atol: 1e-5, label: 'windowGemm' },
+    'windowGemm',
+  );
+  await fusedMatchesComposite(
+    t,
+    () => [present(fusedWindowGemmGradInput(dOut(), w(), starts, p))],
+    () => [
+      tf.addN(
+        starts.map((s0, i) =>
+          tf.pad(tf.matMul(dOut(), tap(w(), i), false, true), [
+            [s0, p - n - s0],
+            [0, 0],
+          ]),
+        ),
+      ),
+    ],
+    { rtol: 1e-5, atol: 1e-5, label: 'windowGemmGradInput' },
+    'windowGemmGradInput',
+  );
+  await fusedMatchesComposite(
+    t,
+    () => [present(fusedWindowGemmGradWeights(x(), dOut(), starts))],
+    () => [tf.stack(starts.map((_, i) => tf.matMul(window(x(), i), dOut(), true, false)))],
+    { rtol: 1e-5, atol: 1e-5, label: 'windowGemmGradWeights' },
+    'windowGemmGradWeights',
+  );
   // A window that leaves the input is refused at the boundary, not read past the end.
-  t.throws(() => tf.tidy(() => present(fusedWindowGemm(x(), w(), [0, 1, 2, 9, 10, 11, 18, 19, 21], n))), { instanceOf: RangeError, message: /windowGemm: window outside the input/ });
+  t.throws(() => tf.tidy(() => present(fusedWindowGemm(x(), w(), [0, 1, 2, 9, 10, 11, 18, 19, 21], n))), {
+    instanceOf: RangeError,
+    message: /windowGemm: window outside the input/,
+  });
 });
 
 nativeTest('fusedAdamW matches the composite AdamW update', async (t) => {
-  for (const [label, n, step] of [['small', 37, 1], ['large', 70000, 3], ['late step', 129, 1000]] as const) {
-    const lr = 1e-3, wd = 0.01, b1 = 0.9, b2 = 0.999;
+  for (const [label, n, step] of [
+    ['small', 37, 1],
+    ['large', 70000, 3],
+    ['late step', 129, 1000],
+  ] as const) {
+    const lr = 1e-3,
+      wd = 0.01,
+      b1 = 0.9,
+      b2 = 0.999;
     const s: AdamWStep = {
-      beta1: b1, beta2: b2, epsilon: 1e-8, decay: 1 - lr * wd,
-      stepSize: lr / (1 - b1 ** step), biasCorrection2Sqrt: Math.sqrt(1 - b2 ** step),
+      beta1: b1,
+      beta2: b2,
+      epsilon: 1e-8,
+      decay: 1 - lr * wd,
+      stepSize: lr / (1 - b1 ** step),
+      biasCorrection2Sqrt: Math.sqrt(1 - b2 ** step),
     };
     const inputs = (): tf.Tensor[] => [rand([n], 331), rand([n], 332, 0.1), rand([n], 333, 0.01), tf.square(rand([n], 334, 0.01))];
-    await fusedMatchesComposite(t, () => {
-      const [p, g, m, v] = inputs();
-      const r = present(fusedAdamW(p!, g!, m!, v!, s));
-      return [r.p, r.m, r.v];
-    }, () => {
-      const [p, g, m, v] = inputs();
-      return adamWComposite(p!, g!, m!, v!, s);
-    }, { rtol: 1e-5, atol: 1e-8, label }, 'adamw');
+    await fusedMatchesComposite(
+      t,
+      () => {
+        const [p, g, m, v] = inputs();
+        const r = present(fusedAdamW(p!, g!, m!, v!, s));
+        return [r.p, r.m, r.v];
+      },
+      () => {
+        const [p, g, m, v] = inputs();
+        return adamWComposite(p!, g!, m!, v!, s);
+      },
+      { rtol: 1e-5, atol: 1e-8, label },
+      'adamw',
+    );
   }
 });
 
 nativeTest('the fused kernels are native-only: on cpu each returns null', async (t) => {
   await tf.setBackend('cpu');
   tf.tidy(() => {
-    const x = rand([2, 4], 341), g = tf.ones([4]), b = tf.zeros([4]);
+    const x = rand([2, 4], 341),
+      g = tf.ones([4]),
+      b = tf.zeros([4]);
     t.is(fusedLayerNorm(x, g, b, EPS), null);
     t.is(fusedLayerNormGrad(x, x, tf.ones([2, 1]), g), null);
     t.is(fusedGelu(x), null);
@@ -806,8 +1163,18 @@ nativeTest('addon: arrays too short for the shape they are used with throw a Ran
   throwsRange(t, 'rowAttention', () => ra(24, 12, 6, 24, 4, 1), /rate/);
   throwsRange(t, 'rowAttention', () => ra(24, 12, 6, 24, 4, 0.1, -1), /seed/);
   throwsRange(t, 'rowAttention', () => ra(18, 9, 6, 18, 3), /even/);
-  throwsRange(t, 'rowAttentionGrad', () => a.rowAttentionGrad(f32(24), f32(24), f32(24), f32(12), f32(12), f32(6), f32(23), f32(24), f32(24), f32(24), 2, 3, 4, 0.5, 0, 1), short);
-  throwsRange(t, 'rowAttentionGrad', () => a.rowAttentionGrad(f32(24), f32(24), f32(24), f32(12), f32(12), f32(6), f32(24), f32(24), f32(24), f32(20), 2, 3, 4, 0.5, 0, 1), short);
+  throwsRange(
+    t,
+    'rowAttentionGrad',
+    () => a.rowAttentionGrad(f32(24), f32(24), f32(24), f32(12), f32(12), f32(6), f32(23), f32(24), f32(24), f32(24), 2, 3, 4, 0.5, 0, 1),
+    short,
+  );
+  throwsRange(
+    t,
+    'rowAttentionGrad',
+    () => a.rowAttentionGrad(f32(24), f32(24), f32(24), f32(12), f32(12), f32(6), f32(24), f32(24), f32(24), f32(20), 2, 3, 4, 0.5, 0, 1),
+    short,
+  );
   throwsRange(t, 'setThreads', () => a.setThreads(0), /threads/);
 });
 
@@ -815,13 +1182,13 @@ nativeTest('addon: wrong argument types throw a RangeError naming the call', (t)
   const a = addon();
   const call = (name: string, f: (...args: unknown[]) => unknown, ...args: unknown[]): void => throwsRange(t, name, () => f(...args));
   const raw = a as unknown as Record<string, (...args: unknown[]) => unknown>;
-  call('unary', raw['unary']!, 0, new Float64Array(4), f32(4));
-  call('unary', raw['unary']!, 0, [1, 2, 3], f32(3));
-  call('gemm', raw['gemm']!, f32(4), f32(4), f32(4), 1, 1, 2, 2, 'two', 0, 0);
-  call('gather', raw['gather']!, f32(4), new Float32Array([0]), f32(4), 1, 4, 1);
-  call('transpose', raw['transpose']!, f32(4), f32(4), 4, [0]);
-  call('binary', raw['binary']!, 0, f32(4), [1, 1, 1, 1, 1, 1, 1, 1, 1], f32(4), [1], f32(4), [4]);
-  call('reduce', raw['reduce']!, 0, f32(4), f32(4));
+  call('unary', raw.unary!, 0, new Float64Array(4), f32(4));
+  call('unary', raw.unary!, 0, [1, 2, 3], f32(3));
+  call('gemm', raw.gemm!, f32(4), f32(4), f32(4), 1, 1, 2, 2, 'two', 0, 0);
+  call('gather', raw.gather!, f32(4), new Float32Array([0]), f32(4), 1, 4, 1);
+  call('transpose', raw.transpose!, f32(4), f32(4), 4, [0]);
+  call('binary', raw.binary!, 0, f32(4), [1, 1, 1, 1, 1, 1, 1, 1, 1], f32(4), [1], f32(4), [4]);
+  call('reduce', raw.reduce!, 0, f32(4), f32(4));
 });
 
 nativeTest('addon: in-range calls still work after the failures above (no state is left behind)', (t) => {

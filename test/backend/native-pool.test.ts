@@ -152,7 +152,10 @@ test('BufferPool: the cap bounds the free bytes; trim and setCap drop free buffe
   big.trim();
   t.is(big.snapshot().freeBytes, 0);
   const fresh = big.take(10);
-  t.false(many.some((a) => a.buffer === fresh.buffer), 'trimmed buffers are gone');
+  t.false(
+    many.some((a) => a.buffer === fresh.buffer),
+    'trimmed buffers are gone',
+  );
 
   const capped = new BufferPool(1 << 20);
   const xs = Array.from({ length: 3 }, () => capped.take(10));
@@ -167,7 +170,8 @@ test('BufferPool: the cap bounds the free bytes; trim and setCap drop free buffe
 
 test('BufferPool: live and peak bytes; resetPeak', (t) => {
   const pool = new BufferPool(1 << 20);
-  const a = pool.take(10), b = pool.take(20);
+  const a = pool.take(10),
+    b = pool.take(20);
   pool.retain(a);
   pool.retain(b);
   t.like(pool.snapshot(), { liveBytes: 120, peakLiveBytes: 120 });
@@ -291,9 +295,11 @@ nativeTest('memory budget: a kernel with several outputs counts all of them', as
   const live = b.poolStats().liveBytes;
   try {
     setMemoryBudget(live + 2.5 * 4 * n);
-    const err = t.throws(() => tf.tidy(() => {
-      fusedAdamW(p!, g!, m!, v!, { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, decay: 1, stepSize: 1e-3, biasCorrection2Sqrt: 1 });
-    }));
+    const err = t.throws(() =>
+      tf.tidy(() => {
+        fusedAdamW(p!, g!, m!, v!, { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, decay: 1, stepSize: 1e-3, biasCorrection2Sqrt: 1 });
+      }),
+    );
     t.true(isOutOfMemory(err));
   } finally {
     setMemoryBudget(null);
@@ -327,7 +333,8 @@ nativeTest('memory budget: ignored (false) on other backends', async (t) => {
 nativeTest('a tidy loop over many kernels holds tensors and live bytes steady and reuses buffers', async (t) => {
   const b = await nativeBackend();
   const w = rand([32, 48], 5);
-  const gamma = tf.ones([48]), beta = tf.zeros([48]);
+  const gamma = tf.ones([48]),
+    beta = tf.zeros([48]);
   const step = (i: number): void => {
     tf.tidy(() => {
       const x = rand([16, 32], 100 + i);

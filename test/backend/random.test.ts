@@ -12,11 +12,15 @@ function jsMask(n: number, rate: number, seed: number): { mask: Float32Array; af
   return { mask, after: rng.next() };
 }
 
-const native = loadNativeAddon().ok || process.env['CI'] !== undefined;
+const native = loadNativeAddon().ok || process.env.CI !== undefined;
 
 for (const rate of [0.1, 0.2, 0.4, 0.5]) {
   test(`fillDropoutMask draws the JS generator's numbers bit for bit (rate ${rate})`, (t) => {
-    for (const [n, seed] of [[1, 3], [17, 5], [100_003, 2288]] as const) {
+    for (const [n, seed] of [
+      [1, 3],
+      [17, 5],
+      [100_003, 2288],
+    ] as const) {
       const expected = jsMask(n, rate, seed);
       const rng = createRng(seed);
       const mask = new Float32Array(n);

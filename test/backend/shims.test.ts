@@ -148,22 +148,63 @@ test('segmentSumInto adds rows into their segments and drops out-of-range ids', 
 for (const backend of ['wasm', 'cpu'] as const) {
   test.serial(`${backend}: UnsortedSegmentSum matches a hand-computed case`, async (t) => {
     await initBackend(backend, { quiet: true });
-    const x = tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]);
+    const x = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+      [7, 8],
+      [9, 10],
+    ]);
     const ids = tf.tensor1d([2, 0, 2, 3, -1], 'int32'); // 3 and -1 are out of range for 3 segments
     const sum = tf.unsortedSegmentSum(x, ids, 3);
-    t.deepEqual(sum.arraySync(), [[3, 4], [0, 0], [6, 8]]);
+    t.deepEqual(sum.arraySync(), [
+      [3, 4],
+      [0, 0],
+      [6, 8],
+    ]);
 
     // Rows that are matrices, int32 values.
-    const xi = tf.tensor3d([[[1, 1], [2, 2]], [[3, 3], [4, 4]], [[50, 50], [60, 60]]], [3, 2, 2], 'int32');
+    const xi = tf.tensor3d(
+      [
+        [
+          [1, 1],
+          [2, 2],
+        ],
+        [
+          [3, 3],
+          [4, 4],
+        ],
+        [
+          [50, 50],
+          [60, 60],
+        ],
+      ],
+      [3, 2, 2],
+      'int32',
+    );
     const idsi = tf.tensor1d([1, 1, 7], 'int32');
     const sumi = tf.unsortedSegmentSum(xi, idsi, 2);
     t.is(sumi.dtype, 'int32');
-    t.deepEqual(sumi.arraySync(), [[[0, 0], [0, 0]], [[4, 4], [6, 6]]]);
+    t.deepEqual(sumi.arraySync(), [
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      [
+        [4, 4],
+        [6, 6],
+      ],
+    ]);
 
     // The gradient of gather is exactly this kernel: repeated rows accumulate.
     const table = tf.ones([4, 3]);
     const g = tf.grad((tb: tf.Tensor) => tf.sum(tf.gather(tb, tf.tensor1d([1, 1, 3], 'int32'))))(table);
-    t.deepEqual(g.arraySync(), [[0, 0, 0], [2, 2, 2], [0, 0, 0], [1, 1, 1]]);
+    t.deepEqual(g.arraySync(), [
+      [0, 0, 0],
+      [2, 2, 2],
+      [0, 0, 0],
+      [1, 1, 1],
+    ]);
     tf.dispose([x, ids, sum, xi, idsi, sumi, table, g]);
   });
 }
@@ -171,11 +212,26 @@ for (const backend of ['wasm', 'cpu'] as const) {
 // ---- BatchMatMul override ----
 
 test('broadcastSourceIndex follows numpy broadcasting of batch dims', (t) => {
-  t.deepEqual([0, 1, 2, 3, 4, 5].map((i) => broadcastSourceIndex([2, 3], [2, 1], i)), [0, 0, 0, 1, 1, 1]);
-  t.deepEqual([0, 1, 2, 3, 4, 5].map((i) => broadcastSourceIndex([2, 3], [1, 3], i)), [0, 1, 2, 0, 1, 2]);
-  t.deepEqual([0, 1, 2, 3, 4, 5].map((i) => broadcastSourceIndex([2, 3], [3], i)), [0, 1, 2, 0, 1, 2]);
-  t.deepEqual([0, 1, 2, 3, 4, 5].map((i) => broadcastSourceIndex([2, 3], [2, 3], i)), [0, 1, 2, 3, 4, 5]);
-  t.deepEqual([0, 1, 2].map((i) => broadcastSourceIndex([3], [], i)), [0, 0, 0]);
+  t.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((i) => broadcastSourceIndex([2, 3], [2, 1], i)),
+    [0, 0, 0, 1, 1, 1],
+  );
+  t.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((i) => broadcastSourceIndex([2, 3], [1, 3], i)),
+    [0, 1, 2, 0, 1, 2],
+  );
+  t.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((i) => broadcastSourceIndex([2, 3], [3], i)),
+    [0, 1, 2, 0, 1, 2],
+  );
+  t.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((i) => broadcastSourceIndex([2, 3], [2, 3], i)),
+    [0, 1, 2, 3, 4, 5],
+  );
+  t.deepEqual(
+    [0, 1, 2].map((i) => broadcastSourceIndex([3], [], i)),
+    [0, 0, 0],
+  );
 });
 
 /** Logical product [..., m, k] x [..., k, n]; each case is run with all four transpose flags. */
@@ -190,8 +246,7 @@ const products: Array<{ a: number[]; b: number[]; m: number; k: number; n: numbe
   { a: [4], b: [4], m: 33, k: 40, n: 17 },
 ];
 
-const stored = (batch: number[], rows: number, cols: number, transposed: boolean): number[] =>
-  transposed ? [...batch, cols, rows] : [...batch, rows, cols];
+const stored = (batch: number[], rows: number, cols: number, transposed: boolean): number[] => (transposed ? [...batch, cols, rows] : [...batch, rows, cols]);
 
 async function productOn(backend: 'wasm' | 'cpu', a: tf.Tensor, b: tf.Tensor, tA: boolean, tB: boolean): Promise<{ shape: number[]; values: Float32Array }> {
   await initBackend(backend, { quiet: true });
@@ -206,7 +261,12 @@ const maxAbsDiff = (x: Float32Array, y: Float32Array): number => x.reduce((m, v,
 test.serial('wasm BatchMatMul override equals cpu for batched, broadcast and transposed products', async (t) => {
   let seed = 100;
   for (const p of products) {
-    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+    for (const [tA, tB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
       const a = randn(stored(p.a, p.m, p.k, tA), seed++);
       const b = randn(stored(p.b, p.k, p.n, tB), seed++);
       const wasm = await productOn('wasm', a, b, tA, tB);
@@ -241,7 +301,12 @@ test.serial('wasm BatchMatMul override frees its temporaries', async (t) => {
   const single = randn([1, 6, 6], 11);
   const dataIds = (): number => tf.backend().numDataIds();
   const before = dataIds();
-  for (const [tA, tB] of [[false, true], [true, false], [true, true]] as const) tf.matMul(a, b, tA, tB).dispose();
+  for (const [tA, tB] of [
+    [false, true],
+    [true, false],
+    [true, true],
+  ] as const)
+    tf.matMul(a, b, tA, tB).dispose();
   tf.matMul(single, b).dispose();
   tf.matMul(single, b, true, true).dispose();
   t.is(dataIds(), before);

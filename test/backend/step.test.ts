@@ -28,9 +28,12 @@ test.serial('measureStep returns the value untouched and the peak of live tensor
 });
 
 test.serial('a step that throws leaves tfjs out of profiling mode', async (t) => {
-  await t.throwsAsync(measureStep(() => {
-    throw new Error('boom');
-  }), { message: 'boom' });
+  await t.throwsAsync(
+    measureStep(() => {
+      throw new Error('boom');
+    }),
+    { message: 'boom' },
+  );
   t.false(tf.engine().state.profiling);
   const later = await measureStep(() => tf.tidy(() => tf.add(tf.scalar(1), 1).dataSync()[0]!), { profile: false });
   t.is(later.value, 2);

@@ -21,7 +21,10 @@ test('an unknown dataset is a one-line error listing the known ones, exit 2', (t
   const r = longner('datasets', 'stats', 'nope');
   t.is(r.code, 2);
   t.is(r.stderr.trim().split('\n').length, 1);
-  t.regex(r.stderr, /unknown dataset "nope" \(known: scholar-xl, profiling-07, scirex\); for your own corpus set dataset.files in the config, or run `longner datasets add NAME/);
+  t.regex(
+    r.stderr,
+    /unknown dataset "nope" \(known: scholar-xl, profiling-07, scirex\); for your own corpus set dataset.files in the config, or run `longner datasets add NAME/,
+  );
 });
 
 test('--threads and --memory-budget are checked before any work, exit 2', (t) => {
@@ -34,10 +37,14 @@ test('--threads and --memory-budget are checked before any work, exit 2', (t) =>
 });
 
 test('a bad memory budget in the environment is an error, not a silent fall-back to another backend', (t) => {
-  const r = spawnSync(process.execPath, [fromRoot('bin', 'longner.js'), 'train', fromRoot('configs', 'global-pointer', 'scholar-xl.yaml'), '--preset', 'quick'], {
-    encoding: 'utf8',
-    env: { ...process.env, LONGNER_MEMORY_BUDGET: 'xx' },
-  });
+  const r = spawnSync(
+    process.execPath,
+    [fromRoot('bin', 'longner.js'), 'train', fromRoot('configs', 'global-pointer', 'scholar-xl.yaml'), '--preset', 'quick'],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, LONGNER_MEMORY_BUDGET: 'xx' },
+    },
+  );
   t.is(r.status, 2, r.stderr);
   t.regex(r.stderr, /LONGNER_MEMORY_BUDGET \(--memory-budget\) must be a size such as 16GiB or 12000MB, got 'xx'/);
 });

@@ -38,9 +38,18 @@ const doc = (i: number, p: string): Document => ({
 });
 const corpus = join(base, 'corpus');
 mkdirSync(corpus);
-writeSenerJsonl(join(corpus, 'train.jsonl'), [0, 1, 2, 3, 4, 5].map((i) => doc(i, 't')));
-writeSenerJsonl(join(corpus, 'dev.jsonl'), [0, 1].map((i) => doc(i, 'v')));
-writeSenerJsonl(join(corpus, 'test.jsonl'), [0, 1].map((i) => doc(i, 'x')));
+writeSenerJsonl(
+  join(corpus, 'train.jsonl'),
+  [0, 1, 2, 3, 4, 5].map((i) => doc(i, 't')),
+);
+writeSenerJsonl(
+  join(corpus, 'dev.jsonl'),
+  [0, 1].map((i) => doc(i, 'v')),
+);
+writeSenerJsonl(
+  join(corpus, 'test.jsonl'),
+  [0, 1].map((i) => doc(i, 'x')),
+);
 const TINY = `
 tokenizer: {vocabSize: 100}
 segment: {maxLen: 32}
@@ -50,7 +59,10 @@ train: {epochs: 1, maxSteps: 2, batchSize: 2}
 sener: {window: 4, cnnDim: 4, biaffineSize: 8, depth: 1}
 eval: {batchSize: 2}
 `;
-writeFileSync(join(corpus, 'sener.yaml'), `method: sener\nexperiment: mine\ndataset:\n  name: mine\n  files: {train: train.jsonl, validation: dev.jsonl, test: test.jsonl}\n${TINY}`);
+writeFileSync(
+  join(corpus, 'sener.yaml'),
+  `method: sener\nexperiment: mine\ndataset:\n  name: mine\n  files: {train: train.jsonl, validation: dev.jsonl, test: test.jsonl}\n${TINY}`,
+);
 writeFileSync(join(corpus, 'mine.yaml'), 'name: mine\nseeds: [7]\ngrid:\n  - configs: [sener.yaml]\n    label: sener\nreport:\n  tables: [main]\n');
 
 test.serial('a user corpus configured outside the repository trains, evaluates, predicts and shows in a report; git status unchanged', (t) => {
@@ -67,8 +79,11 @@ test.serial('a user corpus configured outside the repository trains, evaluates, 
   const trained = longner('train', join(corpus, 'sener.yaml'));
   t.is(trained.code, 0, trained.stderr);
   const runDir = /record: (.*)/.exec(trained.stdout)![1]!.trim();
-  t.true(runDir.startsWith(join(base, 'runs', 'mine') + '/'), runDir);
-  const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as { status: string; data: { types: string[]; fingerprints: Record<string, Record<string, string>> } };
+  t.true(runDir.startsWith(`${join(base, 'runs', 'mine')}/`), runDir);
+  const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as {
+    status: string;
+    data: { types: string[]; fingerprints: Record<string, Record<string, string>> };
+  };
   t.is(result.status, 'ok');
   t.deepEqual(result.data.types, ['Name', 'Person', 'Place']);
   t.deepEqual(Object.keys(result.data.fingerprints.mine!), ['test', 'train', 'validation']);
@@ -81,10 +96,16 @@ test.serial('a user corpus configured outside the repository trains, evaluates, 
 
   const brat = longner('predict', id, 'corpus/test.jsonl', '--format', 'brat', '--out', 'brat');
   t.is(brat.code, 0, brat.stderr);
-  t.deepEqual(readBrat(join(base, 'brat')).map((d) => d.id), ['x0', 'x1']);
+  t.deepEqual(
+    readBrat(join(base, 'brat')).map((d) => d.id),
+    ['x0', 'x1'],
+  );
   const sener = longner('predict', id, 'corpus/test.jsonl', '--format', 'sener', '--out', 'pred.sener.jsonl');
   t.is(sener.code, 0, sener.stderr);
-  t.deepEqual(readSenerJsonl(join(base, 'pred.sener.jsonl')).map((d) => d.words), [doc(0, 'x').words, doc(1, 'x').words]);
+  t.deepEqual(
+    readSenerJsonl(join(base, 'pred.sener.jsonl')).map((d) => d.words),
+    [doc(0, 'x').words, doc(1, 'x').words],
+  );
 
   const grid = longner('run', join(corpus, 'mine.yaml'));
   t.is(grid.code, 0, grid.stderr + grid.stdout);
@@ -99,7 +120,7 @@ test.serial('a user corpus configured outside the repository trains, evaluates, 
 
 function badCase(name: string, lines: string[]): string {
   const path = join(base, `${name}.jsonl`);
-  writeFileSync(path, lines.join('\n') + '\n');
+  writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
 
@@ -120,25 +141,39 @@ test('bad input: one line, exit 2, before any training', (t) => {
   exits2(t, longner('datasets', 'add', 'arr', '--train', good, '--test', array), /array\.jsonl:1: expected JSON Lines: one JSON object per line/);
 
   const empty = badCase('empty', ['']);
-  exits2(t, longner('datasets', 'add', 'emp', '--train', good, '--validation', empty, '--test', good), /empty\.jsonl: no documents; expected at least one JSON object per line \(it is the validation split of emp\)/);
+  exits2(
+    t,
+    longner('datasets', 'add', 'emp', '--train', good, '--validation', empty, '--test', good),
+    /empty\.jsonl: no documents; expected at least one JSON object per line \(it is the validation split of emp\)/,
+  );
 
   const mismatch = badCase('mismatch', [line('m', [[0, 1, ['Alfa'], 'Person']])]);
   const warned = longner('datasets', 'add', 'mis', '--train', good, '--test', mismatch);
   t.is(warned.code, 0, warned.stderr);
-  t.regex(warned.stderr, /warning: .*mismatch\.jsonl: 1 entity stores words that differ from text\[start:end\], e\.g\. .*mismatch\.jsonl:1: entity \[0, 1, Person\] stores \["Alfa"\], the text has \["Alpha"\].*--strict makes this an error/);
+  t.regex(
+    warned.stderr,
+    /warning: .*mismatch\.jsonl: 1 entity stores words that differ from text\[start:end\], e\.g\. .*mismatch\.jsonl:1: entity \[0, 1, Person\] stores \["Alfa"\], the text has \["Alpha"\].*--strict makes this an error/,
+  );
   exits2(t, longner('--strict', 'datasets', 'stats', 'mis'), /mismatch\.jsonl: 1 entity stores words .*\(an error under --strict\)/);
 
   const typed = badCase('typed', [line('u', [[0, 1, ['Alpha'], 'Alien']])]);
-    const registry = JSON.parse(readFileSync(join(home, 'datasets.json'), 'utf8')) as { datasets: unknown[] };
+  const registry = JSON.parse(readFileSync(join(home, 'datasets.json'), 'utf8')) as { datasets: unknown[] };
   registry.datasets.push({ name: 'typed', files: { train: good, validation: null, test: typed }, format: 'sener', types: ['Person', 'Place', 'Name'] });
   writeFileSync(join(home, 'datasets.json'), JSON.stringify(registry));
-  exits2(t, longner('datasets', 'stats', 'typed'), /typed\.jsonl:1: document u: entity \[0, 1, Alien\] has a type that is not one of typed's types \(expected one of Person, Place, Name\)/);
+  exits2(
+    t,
+    longner('datasets', 'stats', 'typed'),
+    /typed\.jsonl:1: document u: entity \[0, 1, Alien\] has a type that is not one of typed's types \(expected one of Person, Place, Name\)/,
+  );
 
   const cfg = join(base, 'empty-test.yaml');
   writeFileSync(cfg, `method: sener\ndataset:\n  name: emptytest\n  files: {train: ${good}, validation: ${good}, test: ${empty}}\n${TINY}`);
   const train = longner('train', cfg);
   // train prints its backend and run folder first; the error itself is the last line.
   t.is(train.code, 2, train.stderr);
-  t.regex(train.stderr.trim().split('\n').at(-1)!, /^longner: .*empty\.jsonl: no documents; expected at least one JSON object per line \(it is the test split of emptytest\)$/);
+  t.regex(
+    train.stderr.trim().split('\n').at(-1)!,
+    /^longner: .*empty\.jsonl: no documents; expected at least one JSON object per line \(it is the test split of emptytest\)$/,
+  );
   t.notRegex(train.stderr + train.stdout, /pretrain \[|train \[/, 'nothing trained');
 });

@@ -132,7 +132,10 @@ test('a wrong type names the key path, the expected type and the value, attribut
   const message = loadError(() => loadConfig(join(dir, 'c.yaml'), { set: ['train.lr=fast', 'encoder.attention=sparse'] }));
   const lines = message.split('\n');
   t.is(lines.length, 3);
-  t.true(lines.some((l) => /c\.yaml: train\.epochs: expected an integer, got "many"$/.test(l)), message);
+  t.true(
+    lines.some((l) => /c\.yaml: train\.epochs: expected an integer, got "many"$/.test(l)),
+    message,
+  );
   t.true(lines.includes('--set: train.lr: expected a number, got "fast"'), message);
   t.true(lines.includes('--set: encoder.attention: expected one of "full", "window", "arrow", got "sparse"'), message);
 });
@@ -154,18 +157,30 @@ test('malformed YAML reports file:line:col', (t) => {
   t.false(message.includes('\n'), 'one line');
 
   const dup = fixture({ 'dup.yaml': 'train:\n  lr: 1\n  lr: 2\n' });
-  t.regex(loadError(() => loadConfig(join(dup, 'dup.yaml'))), /dup\.yaml:3:3: Map keys must be unique/);
+  t.regex(
+    loadError(() => loadConfig(join(dup, 'dup.yaml'))),
+    /dup\.yaml:3:3: Map keys must be unique/,
+  );
 
   const list = fixture({ 'list.yaml': '- a\n- b\n' });
-  t.regex(loadError(() => loadConfig(join(list, 'list.yaml'))), /list\.yaml: expected a mapping/);
+  t.regex(
+    loadError(() => loadConfig(join(list, 'list.yaml'))),
+    /list\.yaml: expected a mapping/,
+  );
 });
 
 test('a missing file and an unknown preset are clear errors', (t) => {
   const dir = fixture({ 'c.yaml': '' });
-  t.regex(loadError(() => loadConfig(join(dir, 'missing.yaml'))), /missing\.yaml: config file not found/);
+  t.regex(
+    loadError(() => loadConfig(join(dir, 'missing.yaml'))),
+    /missing\.yaml: config file not found/,
+  );
   const message = loadError(() => loadConfig(join(dir, 'c.yaml'), { preset: 'turbo' }));
   t.regex(message, /unknown preset "turbo" \(available presets: .*cpu.*paper.*quick/);
-  t.regex(loadError(() => loadConfig(join(dir, 'c.yaml'), { preset: '../package' })), /unknown preset/);
+  t.regex(
+    loadError(() => loadConfig(join(dir, 'c.yaml'), { preset: '../package' })),
+    /unknown preset/,
+  );
 });
 
 test('every preset file resolves, and paper carries the reference hyper-parameters', (t) => {

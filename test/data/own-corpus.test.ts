@@ -19,7 +19,7 @@ const base = mkdtempSync(join(tmpdir(), 'longner-own-'));
 let counter = 0;
 function file(lines: string[] | Buffer): string {
   const path = join(base, `f${counter++}.jsonl`);
-  writeFileSync(path, Array.isArray(lines) ? lines.join('\n') + '\n' : lines);
+  writeFileSync(path, Array.isArray(lines) ? `${lines.join('\n')}\n` : lines);
   return path;
 }
 const line = (id: string, words: string[], entity: unknown[] = []): string => JSON.stringify({ doc_id: id, text: words, entity });
@@ -28,12 +28,31 @@ const line = (id: string, words: string[], entity: unknown[] = []): string => JS
 function corpus(): { dir: string; config: string } {
   const dir = join(base, `corpus${counter++}`);
   mkdirSync(dir);
-  const doc = (i: number, p: string): Document => ({ id: `${p}${i}`, words: ['Alpha', 'meets', `Beta${p}${i}`, 'in', 'town', '.'], entities: [{ start: 0, end: 1, type: 'Person' }, { start: 2, end: 3, type: 'Place' }] });
-  writeSenerJsonl(join(dir, 'train.jsonl'), [0, 1, 2, 3, 4, 5].map((i) => doc(i, 't')));
-  writeSenerJsonl(join(dir, 'dev.jsonl'), [0, 1].map((i) => doc(i, 'v')));
-  writeSenerJsonl(join(dir, 'test.jsonl'), [0, 1].map((i) => doc(i, 'x')));
+  const doc = (i: number, p: string): Document => ({
+    id: `${p}${i}`,
+    words: ['Alpha', 'meets', `Beta${p}${i}`, 'in', 'town', '.'],
+    entities: [
+      { start: 0, end: 1, type: 'Person' },
+      { start: 2, end: 3, type: 'Place' },
+    ],
+  });
+  writeSenerJsonl(
+    join(dir, 'train.jsonl'),
+    [0, 1, 2, 3, 4, 5].map((i) => doc(i, 't')),
+  );
+  writeSenerJsonl(
+    join(dir, 'dev.jsonl'),
+    [0, 1].map((i) => doc(i, 'v')),
+  );
+  writeSenerJsonl(
+    join(dir, 'test.jsonl'),
+    [0, 1].map((i) => doc(i, 'x')),
+  );
   const config = join(dir, 'own.yaml');
-  writeFileSync(config, 'dataset:\n  name: own\n  files: {train: train.jsonl, validation: dev.jsonl, test: test.jsonl}\ntokenizer: {vocabSize: 100}\nencoder: {pretrained: mlm}\n');
+  writeFileSync(
+    config,
+    'dataset:\n  name: own\n  files: {train: train.jsonl, validation: dev.jsonl, test: test.jsonl}\ntokenizer: {vocabSize: 100}\nencoder: {pretrained: mlm}\n',
+  );
   return { dir, config };
 }
 
@@ -44,14 +63,20 @@ test('duplicate document ids name both lines', (t) => {
 });
 
 test('a JSON array instead of JSON Lines says one object per line is expected', (t) => {
-  const spread = file(['[', '  ' + line('a', ['x']), ']']);
-  t.throws(() => readDocumentsWithReport(spread, 'auto'), { instanceOf: LongnerError, message: /:1: expected JSON Lines: one JSON object per line, one document per object; this looks like a JSON array spread over lines/ });
+  const spread = file(['[', `  ${line('a', ['x'])}`, ']']);
+  t.throws(() => readDocumentsWithReport(spread, 'auto'), {
+    instanceOf: LongnerError,
+    message: /:1: expected JSON Lines: one JSON object per line, one document per object; this looks like a JSON array spread over lines/,
+  });
   const oneLine = file([`[${line('a', ['x'])}]`]);
-  t.throws(() => readDocumentsWithReport(oneLine, 'sener'), { instanceOf: LongnerError, message: /:1: expected JSON Lines: one JSON object per line, one document per object, got a JSON array/ });
+  t.throws(() => readDocumentsWithReport(oneLine, 'sener'), {
+    instanceOf: LongnerError,
+    message: /:1: expected JSON Lines: one JSON object per line, one document per object, got a JSON array/,
+  });
 });
 
 test('invalid UTF-8 and entity words that disagree with the text: counted with examples, a warning or a --strict error', (t) => {
-  const good = Buffer.from(line('a', ['Alpha', 'x'], [[0, 1, ['Alpha'], 'P']]) + '\n');
+  const good = Buffer.from(`${line('a', ['Alpha', 'x'], [[0, 1, ['Alpha'], 'P']])}\n`);
   const bad = Buffer.concat([Buffer.from('{"doc_id": "b", "text": ["caf'), Buffer.from([0xe9]), Buffer.from('"], "entity": [[0, 1, ["cafe"], "P"]]}\n')]);
   const r = readSenerJsonlWithReport(file(Buffer.concat([good, bad])));
   t.is(r.issues.invalidUtf8.count, 1);
@@ -76,12 +101,21 @@ test('dataset.files: paths relative to the config file, types inferred from the 
 
 test('a name taken by a registered dataset, an empty test file and an unknown type are one-line errors', async (t) => {
   const { dir, config: path } = corpus();
-  t.throws(() => runId(loadConfig(path, { set: ['dataset.name=scirex'] }).config), { instanceOf: LongnerError, message: /dataset name "scirex" is taken by a registered dataset/ });
+  t.throws(() => runId(loadConfig(path, { set: ['dataset.name=scirex'] }).config), {
+    instanceOf: LongnerError,
+    message: /dataset name "scirex" is taken by a registered dataset/,
+  });
   writeFileSync(join(dir, 'empty.jsonl'), '\n');
   const empty = loadConfig(path, { set: [`dataset.files.test=${join(dir, 'empty.jsonl')}`] }).config;
-  await t.throwsAsync(loadProtocolFor(empty), { instanceOf: LongnerError, message: /empty\.jsonl: no documents; expected at least one JSON object per line \(it is the test split of own\)/ });
+  await t.throwsAsync(loadProtocolFor(empty), {
+    instanceOf: LongnerError,
+    message: /empty\.jsonl: no documents; expected at least one JSON object per line \(it is the test split of own\)/,
+  });
   const typed = loadConfig(path, { set: ['dataset.types=[Person]'] }).config;
-  await t.throwsAsync(loadProtocolFor(typed), { instanceOf: LongnerError, message: /train\.jsonl:1: document t0: entity \[2, 3, Place\] has a type that is not one of own's types \(expected one of Person\)/ });
+  await t.throwsAsync(loadProtocolFor(typed), {
+    instanceOf: LongnerError,
+    message: /train\.jsonl:1: document t0: entity \[2, 3, Place\] has a type that is not one of own's types \(expected one of Person\)/,
+  });
   const noValidation = loadConfig(path, { set: ['dataset.files.validation=null', 'dataset.validationFraction=0'] }).config;
   await t.throwsAsync(loadProtocolFor(noValidation), { instanceOf: LongnerError, message: /dataset\.validationFraction 0 holds out no validation document/ });
 });
@@ -117,7 +151,11 @@ test('editing a data file gives a new run id, pretraining run and tokenizer', as
 
 test('brat standoff round-trips documents, entities and scores; unsafe ids get safe file names', (t) => {
   const docs: Document[] = [
-    { id: 'd1', words: ['Alpha', 'meets', 'Beta', 'in', 'New', 'York', '.'], entities: [{ start: 0, end: 1, type: 'Person' }, { start: 4, end: 6, type: 'Place', score: 0.75 } as Document['entities'][number]] },
+    {
+      id: 'd1',
+      words: ['Alpha', 'meets', 'Beta', 'in', 'New', 'York', '.'],
+      entities: [{ start: 0, end: 1, type: 'Person' }, { start: 4, end: 6, type: 'Place', score: 0.75 } as Document['entities'][number]],
+    },
     { id: 'd2', words: ['Nothing', 'here'], entities: [] },
   ];
   const out = join(base, `brat${counter++}`);

@@ -33,7 +33,10 @@ const trainDocs = gen(25, 3, 'train-');
 trainDocs.push({ ...devDocs[0]!, id: 'train-copy-of-dev' }); // paper protocol: this train doc keeps, the dev copy goes
 
 function writeScirex(path: string, docs: Document[]): void {
-  writeFileSync(path, docs.map((d) => JSON.stringify({ doc_id: d.id, words: d.words, ner: d.entities.map((e) => [e.start, e.end, e.type]), coref: {} })).join('\n') + '\n');
+  writeFileSync(
+    path,
+    `${docs.map((d) => JSON.stringify({ doc_id: d.id, words: d.words, ner: d.entities.map((e) => [e.start, e.end, e.type]), coref: {} })).join('\n')}\n`,
+  );
 }
 
 mkdirSync(join(mirror, 'toy'), { recursive: true });
@@ -46,7 +49,16 @@ writeScirex(join(mirror, 'paperish', 'dev.jsonl'), testDocs);
 // Declared SeNER, stored in the SciREX layout: read by detection.
 writeScirex(join(mirror, 'paperish', 'test.json'), gen(4, 4, 'ptest-'));
 
-const split = (name: string, file: string, format: 'sener' | 'scirex') => ({ split: name, file, format, sha256: null, bytes: null, docs: null, urls: [], howToGet: 'fixture' });
+const split = (name: string, file: string, format: 'sener' | 'scirex') => ({
+  split: name,
+  file,
+  format,
+  sha256: null,
+  bytes: null,
+  docs: null,
+  urls: [],
+  howToGet: 'fixture',
+});
 const manifest = parseManifest(
   {
     version: 1,
@@ -88,7 +100,12 @@ test('local protocol, fraction: dedup, then a 10% validation carve, test untouch
   t.is(p.validation.length, 4);
   t.is(p.train.length, 33);
   t.is(p.test.length, 10);
-  t.deepEqual(p.dedup, { trainDroppedAsTestOverlap: 1, trainDroppedAsRepeat: 2, triplesCollapsed: { train: p.dedup.triplesCollapsed.train, validation: p.dedup.triplesCollapsed.validation, test: 1 }, testRepeatsKept: 1 });
+  t.deepEqual(p.dedup, {
+    trainDroppedAsTestOverlap: 1,
+    trainDroppedAsRepeat: 2,
+    triplesCollapsed: { train: p.dedup.triplesCollapsed.train, validation: p.dedup.triplesCollapsed.validation, test: 1 },
+    testRepeatsKept: 1,
+  });
   t.is(p.dedup.triplesCollapsed.train + p.dedup.triplesCollapsed.validation, 3);
   // Nothing leaks: validation and train are disjoint texts, and neither shares a text with test.
   const testKeys = keys(p.test);
@@ -99,7 +116,10 @@ test('local protocol, fraction: dedup, then a 10% validation carve, test untouch
   // Splits keep file order; duplicate triples are gone everywhere.
   const devOrder = devDocs.map((d) => d.id);
   const positions = p.train.map((d) => devOrder.indexOf(d.id));
-  t.deepEqual(positions, [...positions].sort((a, b) => a - b));
+  t.deepEqual(
+    positions,
+    [...positions].sort((a, b) => a - b),
+  );
   for (const d of [...p.train, ...p.validation, ...p.test]) {
     t.is(new Set(d.entities.map((e) => `${e.start},${e.end},${e.type}`)).size, d.entities.length);
   }
@@ -130,7 +150,10 @@ test('local protocol, docs: train minus N held-out docs, test = official dev; Sc
   t.is(p.validation.length, 6);
   t.is(p.train.length, 20);
   t.is(p.test.length, 10);
-  t.is(p.description.split(';')[0], 'local protocol: train = train minus 6 docs (20 docs), validation = 6 docs of train (6 docs), test = official dev (10 docs)');
+  t.is(
+    p.description.split(';')[0],
+    'local protocol: train = train minus 6 docs (20 docs), validation = 6 docs of train (6 docs), test = official dev (10 docs)',
+  );
   const e = await t.throwsAsync(loadProtocol('paperish', opts({ validationDocs: 26 })), { instanceOf: LongnerError });
   t.true(e?.message.includes('validationDocs'), e?.message);
 });
@@ -178,7 +201,10 @@ test('protocolSource and protocolUses map protocol splits to raw splits', (t) =>
 test('bad options and unknown names are user errors', async (t) => {
   await t.throwsAsync(loadProtocol('toy', opts({ validationFraction: 1 })), { instanceOf: LongnerError, message: /validationFraction/ });
   await t.throwsAsync(loadProtocol('toy', opts({ maxDocs: { train: -1 } })), { instanceOf: LongnerError, message: /maxDocs\.train/ });
-  await t.throwsAsync(loadProtocol('toy', opts({ protocol: 'k-fold' as 'local' })), { instanceOf: LongnerError, message: /unknown protocol "k-fold" \(known: local, paper\)/ });
+  await t.throwsAsync(loadProtocol('toy', opts({ protocol: 'k-fold' as 'local' })), {
+    instanceOf: LongnerError,
+    message: /unknown protocol "k-fold" \(known: local, paper\)/,
+  });
   await t.throwsAsync(loadProtocol('nope', opts()), { instanceOf: LongnerError, message: /known: toy, paperish/ });
 });
 

@@ -24,7 +24,7 @@ let counter = 0;
 /** Writes `lines` to a fresh temp file named after the case, so messages can be checked for the name. */
 function file(name: string, lines: string[]): string {
   const path = join(dir, `${name}-${counter++}.jsonl`);
-  writeFileSync(path, lines.join('\n') + '\n');
+  writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
 

@@ -8,7 +8,7 @@ import { LongnerError } from '../../src/errors.js';
 import { createRegistry, loadManifest, parseManifest } from '../../src/data/registry.js';
 import { sha256 } from '../../src/util/hash.js';
 import { fromRoot } from '../../src/util/paths.js';
-import { type Manifest } from '../../src/data/manifest.js';
+import type { Manifest } from '../../src/data/manifest.js';
 
 const body = readFileSync(fromRoot('test', 'fixtures', 'data', 'sener-small.json'));
 const goodSha = sha256(body);
@@ -77,7 +77,17 @@ function setup(split: Partial<Manifest['datasets'][number]['splits'][number]> = 
             paper: { train: 'train', validation: 'dev', test: 'test' },
           },
           splits: [
-            { split: 'train', file: 'train.json', format: 'sener', sha256: goodSha, bytes: body.length, docs: 3, urls: [`${url}/good.json`], howToGet: 'ask the toy maintainers', ...split },
+            {
+              split: 'train',
+              file: 'train.json',
+              format: 'sener',
+              sha256: goodSha,
+              bytes: body.length,
+              docs: 3,
+              urls: [`${url}/good.json`],
+              howToGet: 'ask the toy maintainers',
+              ...split,
+            },
             { split: 'dev', file: 'dev.json', format: 'sener', sha256: null, bytes: null, docs: null, urls: [], howToGet: 'make one' },
             { split: 'test', file: 'test.json', format: 'sener', sha256: null, bytes: null, docs: null, urls: [], howToGet: 'make one' },
           ],

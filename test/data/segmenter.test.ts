@@ -33,20 +33,36 @@ test('cuts sub-words into pieces of maxLen-2 wrapped in [CLS] ... [SEP]', (t) =>
   // maxLen 5 -> 3 sub-words per segment: tokens [0,3) [3,6) [6,9).
   const segs = segmentDocument(doc(6, [A, B, C, D, E]), TOK, { maxLen: 5, overlap: 0, cls: CLS, sep: SEP });
   t.is(segs.length, 3);
-  t.deepEqual(segs.map((s) => s.index), [0, 1, 2]);
+  t.deepEqual(
+    segs.map((s) => s.index),
+    [0, 1, 2],
+  );
   t.true(segs.every((s) => s.docId === 'd1'));
-  t.deepEqual(segs.map((s) => [...s.tokenIds]), [
-    [CLS, 100, 101, 102, SEP],
-    [CLS, 103, 104, 105, SEP],
-    [CLS, 106, 107, 108, SEP],
-  ]);
+  t.deepEqual(
+    segs.map((s) => [...s.tokenIds]),
+    [
+      [CLS, 100, 101, 102, SEP],
+      [CLS, 103, 104, 105, SEP],
+      [CLS, 106, 107, 108, SEP],
+    ],
+  );
   // Segment words: [0,2) then [2,4) then [3,6); word 3 is split, so it is in segments 1 and 2.
-  t.deepEqual(segs.map((s) => [s.wordOffset, s.words]), [[0, 2], [2, 2], [3, 3]]);
-  t.deepEqual(segs.map((s) => [...s.tokenWord]), [
-    [-1, 0, 1, 1, -1],
-    [-1, 0, 1, 1, -1],
-    [-1, 0, 1, 2, -1],
-  ]);
+  t.deepEqual(
+    segs.map((s) => [s.wordOffset, s.words]),
+    [
+      [0, 2],
+      [2, 2],
+      [3, 3],
+    ],
+  );
+  t.deepEqual(
+    segs.map((s) => [...s.tokenWord]),
+    [
+      [-1, 0, 1, 1, -1],
+      [-1, 0, 1, 1, -1],
+      [-1, 0, 1, 2, -1],
+    ],
+  );
 });
 
 test('keeps entities fully inside a segment, relative to its offset, and counts the cut ones', (t) => {
@@ -78,13 +94,24 @@ test('a document that fits gives one segment at offset 0 with every entity', (t)
 test('overlap makes consecutive segments share that many tokens (stride maxLen-2-overlap)', (t) => {
   // maxLen 6 -> 4 sub-words, overlap 2 -> stride 2: tokens [0,4) [2,6) [4,8) [6,9).
   const segs = segmentDocument(doc(6, [A, B, C, D, E]), TOK, { maxLen: 6, overlap: 2, cls: CLS, sep: SEP });
-  t.deepEqual(segs.map((s) => [...s.tokenIds.subarray(1, s.tokenIds.length - 1)].map((id) => id - 100)), [
-    [0, 1, 2, 3],
-    [2, 3, 4, 5],
-    [4, 5, 6, 7],
-    [6, 7, 8],
-  ]);
-  t.deepEqual(segs.map((s) => [s.wordOffset, s.words]), [[0, 3], [1, 3], [3, 2], [3, 3]]);
+  t.deepEqual(
+    segs.map((s) => [...s.tokenIds.subarray(1, s.tokenIds.length - 1)].map((id) => id - 100)),
+    [
+      [0, 1, 2, 3],
+      [2, 3, 4, 5],
+      [4, 5, 6, 7],
+      [6, 7, 8],
+    ],
+  );
+  t.deepEqual(
+    segs.map((s) => [s.wordOffset, s.words]),
+    [
+      [0, 3],
+      [1, 3],
+      [3, 2],
+      [3, 3],
+    ],
+  );
   // B [1,3) now fits in segments 0 (words [0,3)) and 1 (words [1,4)); without overlap it was cut everywhere.
   t.deepEqual(segs[0]!.entities, [A, B]);
   t.deepEqual(segs[1]!.entities, [

@@ -40,7 +40,7 @@ test('countByType sorts by count then name', (t) => {
 test('readPaperTable1 reads the paper numbers', (t) => {
   const table = readPaperTable1();
   t.deepEqual(Object.keys(table).sort(), ['profiling-07', 'scholar-xl', 'scirex']);
-  t.deepEqual(table['scirex'], {
+  t.deepEqual(table.scirex, {
     docs: 438,
     avgWords: 5678.29,
     maxWords: 13731,
@@ -66,8 +66,7 @@ const real = existsSync(mirror) ? test : test.skip;
 
 real('computeStats on the real files matches research/datasets.md', async (t) => {
   const registry = createRegistry({ mirror, root: dir });
-  const load = async (ds: string, split: string) =>
-    readDocuments(await registry.resolveSplit(ds, split, { offline: true }), registry.split(ds, split).format);
+  const load = async (ds: string, split: string) => readDocuments(await registry.resolveSplit(ds, split, { offline: true }), registry.split(ds, split).format);
 
   const sxTest = computeStats(await load('scholar-xl', 'test'));
   t.is(sxTest.docs, 350);

@@ -13,7 +13,8 @@ const base: SyntheticOptions = {
 };
 
 const allEntities = (docs: Document[]): Entity[] => docs.flatMap((d) => d.entities);
-const crosses = (a: Entity, b: Entity): boolean => (a.start < b.start && b.start < a.end && a.end < b.end) || (b.start < a.start && a.start < b.end && b.end < a.end);
+const crosses = (a: Entity, b: Entity): boolean =>
+  (a.start < b.start && b.start < a.end && a.end < b.end) || (b.start < a.start && a.start < b.end && b.end < a.end);
 
 test('deterministic for a seed, different across seeds', (t) => {
   t.deepEqual(generateDocuments(base), generateDocuments(base));
@@ -123,7 +124,15 @@ test('bad options are user errors naming the key', (t) => {
 });
 
 test('long documents for memory probes: 100,000 words with their entities', (t) => {
-  const [d] = generateDocuments({ docs: 1, words: 100_000, entityDensity: 2, entityLength: { dist: 'geometric', mean: 3, max: 50 }, types: ['x'], nested: 0.2, seed: 1 });
+  const [d] = generateDocuments({
+    docs: 1,
+    words: 100_000,
+    entityDensity: 2,
+    entityLength: { dist: 'geometric', mean: 3, max: 50 },
+    types: ['x'],
+    nested: 0.2,
+    seed: 1,
+  });
   t.is(d!.words.length, 100_000);
   t.true(d!.entities.length > 1900);
 });

@@ -6,7 +6,9 @@ import { LongnerError } from '../../src/errors.js';
 import { SPECIAL_TOKENS, SubwordTokenizer } from '../../src/data/tokenizer.js';
 import { fromRoot } from '../../src/util/paths.js';
 
-const corpusWords = readFileSync(fromRoot('test/fixtures/tokenizer/corpus.txt'), 'utf8').split(/\s+/).filter((w) => w.length > 0);
+const corpusWords = readFileSync(fromRoot('test/fixtures/tokenizer/corpus.txt'), 'utf8')
+  .split(/\s+/)
+  .filter((w) => w.length > 0);
 const alphabet = new Set(corpusWords.join(''));
 
 function tempDir(): string {
@@ -53,7 +55,9 @@ test('a capped vocabulary keeps exactly the first merges of a larger one, in lea
   t.deepEqual(s.merges, l.merges.slice(0, 20));
   // Ids follow learned order: each merge result gets the next id after the alphabet.
   const base = SPECIAL_TOKENS.length + alphabet.size;
-  l.merges.forEach(([a, b], i) => t.is(l.vocab[a + b], base + i));
+  l.merges.forEach(([a, b], i) => {
+    t.is(l.vocab[a + b], base + i);
+  });
   // More merges can only make the corpus shorter in tokens.
   const ns = (await small.encodeWords(corpusWords)).ids.length;
   const nl = (await large.encodeWords(corpusWords)).ids.length;
@@ -63,7 +67,10 @@ test('a capped vocabulary keeps exactly the first merges of a larger one, in lea
 test('special tokens sit at ids 0..4', async (t) => {
   const tok = await SubwordTokenizer.train(corpusWords, { vocabSize: 200 });
   t.deepEqual([tok.pad, tok.unk, tok.cls, tok.sep, tok.mask], [0, 1, 2, 3, 4]);
-  t.deepEqual([0, 1, 2, 3, 4].map((id) => tok.idToToken(id)), ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
+  t.deepEqual(
+    [0, 1, 2, 3, 4].map((id) => tok.idToToken(id)),
+    ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'],
+  );
   // Specials are never produced for ordinary words.
   const { ids } = await tok.encodeWords(corpusWords);
   t.true(ids.every((id) => id > 4));
@@ -147,7 +154,10 @@ test('the per-word cache gives the same answer as a fresh encode', async (t) => 
 });
 
 test('bad vocabulary sizes are user errors', async (t) => {
-  await t.throwsAsync(SubwordTokenizer.train(corpusWords, { vocabSize: 10 }), { instanceOf: LongnerError, message: /tokenizer\.vocabSize .*distinct characters/ });
+  await t.throwsAsync(SubwordTokenizer.train(corpusWords, { vocabSize: 10 }), {
+    instanceOf: LongnerError,
+    message: /tokenizer\.vocabSize .*distinct characters/,
+  });
   await t.throwsAsync(SubwordTokenizer.train(corpusWords, { vocabSize: 40_000 }), { instanceOf: LongnerError, message: /tokenizer\.vocabSize/ });
   await t.throwsAsync(SubwordTokenizer.train(corpusWords, { vocabSize: 100.5 }), { instanceOf: LongnerError });
 });

@@ -62,7 +62,10 @@ const script = {
 };
 
 test('segments are predicted in batches across documents and merged per document at word offsets', (t) => {
-  t.deepEqual(segments.get('long')!.map((s) => s.wordOffset), [0, 6, 12]);
+  t.deepEqual(
+    segments.get('long')!.map((s) => s.wordOffset),
+    [0, 6, 12],
+  );
   const model = new ScriptedModel(script);
   const before = tf.memory().numTensors;
   const preds = predictDocuments(model, [long, short], segments, 3);
@@ -79,7 +82,10 @@ test('an entity split by overlapping segments is united by the merge rule and sc
   const doc: Document = { id: 'ov', words: words(10), entities: [{ start: 3, end: 7, type: 'A' }] };
   const ids = Int32Array.from(doc.words, (w) => Number(w.slice(1)) + 2);
   const segs = segmentDocument(doc, { ids, wordIndex: Int32Array.from(ids, (_, i) => i) }, { maxLen: 8, overlap: 2, cls: 0, sep: 1 });
-  t.deepEqual(segs.map((s) => s.wordOffset), [0, 4]);
+  t.deepEqual(
+    segs.map((s) => s.wordOffset),
+    [0, 4],
+  );
   const model = new ScriptedModel({ 'ov#0': [span(3, 6, 'A', 0.7)], 'ov#1': [span(0, 3, 'A', 0.8)] });
   const ev = await evaluateDocuments(model, [doc], new Map([['ov', segs]]), 4, { profile: false });
   t.deepEqual(ev.predictions.get('ov'), [span(3, 7, 'A', 0.8)]);
@@ -101,16 +107,21 @@ test('scores use the full documents as gold: an entity lost at a segment cut is 
 });
 
 test('mistakes of the caller or the model are errors', (t) => {
-  t.throws(() => predictDocuments(new ScriptedModel(script), [long, short], new Map([['long', segments.get('long')!]]), 2), { message: /"short" has no segments/ });
+  t.throws(() => predictDocuments(new ScriptedModel(script), [long, short], new Map([['long', segments.get('long')!]]), 2), {
+    message: /"short" has no segments/,
+  });
   t.throws(() => predictDocuments(new ScriptedModel(script), [short, short], segments, 2), { message: /appears twice/ });
   const wrong = new ScriptedModel(script);
   wrong.predict = () => [];
   t.throws(() => predictDocuments(wrong, [short], segments, 2), { message: /returned 0 span lists for 1 segments/ });
 });
 
-test('groupSegments sorts each document\'s segments by index', (t) => {
+test("groupSegments sorts each document's segments by index", (t) => {
   const segs = segments.get('long')!;
   const grouped = groupSegments([segs[2]!, ...segments.get('short')!, segs[0]!, segs[1]!]);
-  t.deepEqual(grouped.get('long')!.map((s) => s.index), [0, 1, 2]);
+  t.deepEqual(
+    grouped.get('long')!.map((s) => s.index),
+    [0, 1, 2],
+  );
   t.is(grouped.get('short')!.length, 1);
 });

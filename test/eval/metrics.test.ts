@@ -32,11 +32,11 @@ test('per-type numbers', (t) => {
   const m = scoreEntities(gold, pred);
   t.deepEqual(Object.keys(m.perType), ['LOC', 'ORG', 'PER']);
   // LOC: pred {d1[5,20), d2[0,60)} = gold -> tp 2, fp 0, fn 0 -> 1/1/1.
-  t.deepEqual(m.perType['LOC'], { tp: 2, fp: 0, fn: 0, precision: 1, recall: 1, f1: 1 });
+  t.deepEqual(m.perType.LOC, { tp: 2, fp: 0, fn: 0, precision: 1, recall: 1, f1: 1 });
   // ORG: pred {d1[9,10)}, gold {d1[2,4), d2[10,11)} -> tp 0, fp 1, fn 2 -> 0/0/0.
-  t.deepEqual(m.perType['ORG'], { tp: 0, fp: 1, fn: 2, precision: 0, recall: 0, f1: 0 });
+  t.deepEqual(m.perType.ORG, { tp: 0, fp: 1, fn: 2, precision: 0, recall: 0, f1: 0 });
   // PER: pred {[0,1), [2,4), [6,8)}, gold {[0,1), [6,8)} -> tp 2, fp 1, fn 0 -> P 2/3, R 1, F1 4/5.
-  t.deepEqual(m.perType['PER'], { tp: 2, fp: 1, fn: 0, precision: 2 / 3, recall: 1, f1: 4 / 5 });
+  t.deepEqual(m.perType.PER, { tp: 2, fp: 1, fn: 0, precision: 2 / 3, recall: 1, f1: 4 / 5 });
 });
 
 test('per-length-bucket numbers', (t) => {
@@ -80,9 +80,6 @@ test('invalid spans and repeated gold documents are user errors', (t) => {
 });
 
 test('length buckets have the documented edges', (t) => {
-  t.deepEqual(
-    [1, 2, 3, 4, 10, 11, 50, 51, 500].map(lengthBucket),
-    ['1', '2-3', '2-3', '4-10', '4-10', '11-50', '11-50', '>50', '>50'],
-  );
+  t.deepEqual([1, 2, 3, 4, 10, 11, 50, 51, 500].map(lengthBucket), ['1', '2-3', '2-3', '4-10', '4-10', '11-50', '11-50', '>50', '>50']);
   t.throws(() => lengthBucket(0), { instanceOf: RangeError });
 });

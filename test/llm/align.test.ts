@@ -6,10 +6,16 @@ const words = ['Alice', 'works', 'in', 'Beijing', ',', 'China', '.', 'Alice', 'l
 
 test('every-occurrence maps an answer to each exact word sequence, ignoring whitespace', (t) => {
   const a = new Aligner(words, 'every-occurrence');
-  t.deepEqual(a.align('Alice'), [{ start: 0, end: 1 }, { start: 7, end: 8 }]);
+  t.deepEqual(a.align('Alice'), [
+    { start: 0, end: 1 },
+    { start: 7, end: 8 },
+  ]);
   // "Beijing, China" has no space before the comma, the words do: whitespace is ignored.
   t.deepEqual(a.align('Beijing, China'), [{ start: 3, end: 6 }]);
-  t.deepEqual(a.align('  Beijing  '), [{ start: 3, end: 4 }, { start: 9, end: 10 }]);
+  t.deepEqual(a.align('  Beijing  '), [
+    { start: 3, end: 4 },
+    { start: 9, end: 10 },
+  ]);
 });
 
 test('first-occurrence keeps only the leftmost match', (t) => {

@@ -28,7 +28,10 @@ test('llm make-test-gguf writes a GGUF of the asked shape', async (t) => {
 });
 
 test('llm make-test-gguf rejects an impossible shape with a user error', async (t) => {
-  await t.throwsAsync(async () => cli(['llm', 'make-test-gguf', join(dir, 'bad.gguf'), '--hidden', '30', '--heads', '4']), { instanceOf: LongnerError, message: /not a multiple of heads/ });
+  await t.throwsAsync(async () => cli(['llm', 'make-test-gguf', join(dir, 'bad.gguf'), '--hidden', '30', '--heads', '4']), {
+    instanceOf: LongnerError,
+    message: /not a multiple of heads/,
+  });
 });
 
 test('llm run refuses a config of another method', async (t) => {

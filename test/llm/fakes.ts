@@ -26,7 +26,10 @@ export class ScriptedClient implements LlmClient {
   readonly calls: Array<{ kind: AnswerKind; messages: readonly ChatMessage[]; opts: ChatOptions }> = [];
   closed = false;
 
-  constructor(readonly id: string, private readonly script: Script) {}
+  constructor(
+    readonly id: string,
+    private readonly script: Script,
+  ) {}
 
   async identity(): Promise<string> {
     return `scripted ${this.id}`;

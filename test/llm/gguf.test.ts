@@ -73,6 +73,8 @@ test('a call past its timeout fails with a timeout error, and the model keeps an
 });
 
 test('a missing GGUF file is a user error naming it', (t) => {
-  const e = t.throws(() => new EmbeddedLlamaClient({ id: 'x', path: join(dir, 'nope.gguf'), contextSize: 512, device: 'cpu', threads: 1 }), { instanceOf: LongnerError });
+  const e = t.throws(() => new EmbeddedLlamaClient({ id: 'x', path: join(dir, 'nope.gguf'), contextSize: 512, device: 'cpu', threads: 1 }), {
+    instanceOf: LongnerError,
+  });
   t.regex(e!.message, /GGUF file not found: .*nope\.gguf/);
 });

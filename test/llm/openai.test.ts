@@ -16,7 +16,18 @@ const call: ChatOptions = { maxTokens: 32, temperature: 0, timeoutMs: 2000, sche
 const hello = [{ role: 'user' as const, content: 'hello' }];
 
 function client(url: string, o: Partial<OpenAiClientOptions> = {}): OpenAiClient {
-  return new OpenAiClient({ id: 'm', baseUrl: url, model: 'test-model', apiKeyEnv: 'LONGNER_TEST_KEY', responseFormat: 'json-schema', concurrency: 4, retries: 3, retryBaseMs: 5, env, ...o });
+  return new OpenAiClient({
+    id: 'm',
+    baseUrl: url,
+    model: 'test-model',
+    apiKeyEnv: 'LONGNER_TEST_KEY',
+    responseFormat: 'json-schema',
+    concurrency: 4,
+    retries: 3,
+    retryBaseMs: 5,
+    env,
+    ...o,
+  });
 }
 
 function filesUnder(dir: string): string[] {
@@ -35,7 +46,10 @@ test('a 500 is retried with backoff, then the answer and its usage come back', a
   t.is(r.promptTokens, 12);
   t.is(r.completionTokens, 3);
   t.is(server.requests.length, 2);
-  t.deepEqual(events.map((e) => [e.event, e.status, e.attempt]), [['llm-retry', 500, 1]]);
+  t.deepEqual(
+    events.map((e) => [e.event, e.status, e.attempt]),
+    [['llm-retry', 500, 1]],
+  );
   // The request: OpenAI chat-completions with the schema as response_format.
   const body = server.requests[0]!.body;
   t.is(body.model, 'test-model');

@@ -72,7 +72,10 @@ test('union, plurality vote with tie-break, verification and offsets on scripted
   t.is(ctx.counters.unalignedAnswers, 1, 'Bob');
   t.is(ctx.counters.unparseableAnswers, 0);
   // Every model extracted and typed once; only the verifier (a) verified, one call per pair (3 pairs survive the vote).
-  t.deepEqual(clients.map((c) => c.calls.map((x) => x.kind).join(',')), ['spans,types,verdicts,verdicts,verdicts', 'spans,types', 'spans,types']);
+  t.deepEqual(
+    clients.map((c) => c.calls.map((x) => x.kind).join(',')),
+    ['spans,types,verdicts,verdicts,verdicts', 'spans,types', 'spans,types'],
+  );
   const summary = ctx.ledger.summary([], { offsetRule: 'every-occurrence', ...ctx.counters, documents: 1 });
   t.is(summary.calls, 9);
   t.is(summary.promptTokens, 900);
@@ -94,13 +97,20 @@ test('the verifier is the configured model, and several pairs can share one prom
   const out = await predictWindow(words, 'w', ctx);
   // b approves everything: Paris/loc survives now.
   t.true(out.some((e) => e.start === 6 && e.type === 'loc'));
-  t.deepEqual(clients.map((c) => c.calls.filter((x) => x.kind === 'verdicts').length), [0, 1, 0]);
+  t.deepEqual(
+    clients.map((c) => c.calls.filter((x) => x.kind === 'verdicts').length),
+    [0, 1, 0],
+  );
 });
 
 test('an unparseable verification keeps its pairs; a failed model drops out of the vote', async (t) => {
   const clients = scripted();
   clients[0] = new ScriptedClient('a', (kind, messages) =>
-    kind === 'spans' ? JSON.stringify({ entities: ['Alice'] }) : kind === 'types' ? JSON.stringify({ types: listedSpans(messages).map(() => 'org') }) : 'I think so',
+    kind === 'spans'
+      ? JSON.stringify({ entities: ['Alice'] })
+      : kind === 'types'
+        ? JSON.stringify({ types: listedSpans(messages).map(() => 'org') })
+        : 'I think so',
   );
   clients[2] = new ScriptedClient('c', () => new LlmTimeoutError('c', 10));
   const ctx = context(el4ner(), clients);
@@ -117,7 +127,13 @@ test('an unparseable verification keeps its pairs; a failed model drops out of t
   ]);
   t.is(ctx.counters.unparseableAnswers, 3);
   const failed = ctx.ledger.records.filter((r) => r.failed);
-  t.deepEqual(failed.map((r) => [r.model, r.stage]), [['c', 'extract'], ['c', 'type']]);
+  t.deepEqual(
+    failed.map((r) => [r.model, r.stage]),
+    [
+      ['c', 'extract'],
+      ['c', 'type'],
+    ],
+  );
 });
 
 test('an endpoint refusing the request stops the pipeline', async (t) => {
@@ -129,7 +145,14 @@ test('an endpoint refusing the request stops the pipeline', async (t) => {
 test('with typing off, one model gives typed entities directly: the single-model k-shot baseline', async (t) => {
   const single = new ScriptedClient('a', (kind) =>
     kind === 'typed'
-      ? JSON.stringify({ entities: [{ text: 'Acme Corp', type: 'org' }, { text: 'Paris', type: 'loc' }, { text: 'Mars', type: 'loc' }, { text: 'x', type: 'planet' }] })
+      ? JSON.stringify({
+          entities: [
+            { text: 'Acme Corp', type: 'org' },
+            { text: 'Paris', type: 'loc' },
+            { text: 'Mars', type: 'loc' },
+            { text: 'x', type: 'planet' },
+          ],
+        })
       : new Error(`unexpected ${kind}`),
   );
   const ctx = context(el4ner({ stages: { preExtract: false, typing: false, verify: false } }, 1), [single]);
@@ -150,15 +173,22 @@ test('long documents go through overlapping windows and are merged without dupli
   const ctx = context(cfg, clients);
   const out = await predictDocument(doc, ctx);
   // Alice is at 0, 9, 13, 22; windows [0,10) [8,18) [16,26): 9 is seen twice, kept once.
-  t.deepEqual(out.map((e) => e.start), [0, 9, 13, 22]);
+  t.deepEqual(
+    out.map((e) => e.start),
+    [0, 9, 13, 22],
+  );
   t.is(ctx.counters.windows, 3);
 });
 
-test('pre-extraction runs only for span-level retrieval and feeds it the union of the models\' spans', async (t) => {
+test("pre-extraction runs only for span-level retrieval and feeds it the union of the models' spans", async (t) => {
   const clients = scripted();
   const cfg = el4ner({ retrieval: { method: 'span-sim', k: 1 }, stages: { typing: true, verify: false } });
   const ctx = context(cfg, clients);
-  ctx.retriever = new Retriever([{ id: 'demo', words: ['Bob', 'visits', 'Rome', '.'], entities: [{ start: 0, end: 1, type: 'person' }] }], { ...cfg.retrieval, seed: 1 }, new PosWeigher());
+  ctx.retriever = new Retriever(
+    [{ id: 'demo', words: ['Bob', 'visits', 'Rome', '.'], entities: [{ start: 0, end: 1, type: 'person' }] }],
+    { ...cfg.retrieval, seed: 1 },
+    new PosWeigher(),
+  );
   await predictWindow(words, 'w', ctx);
   // Each model: pre-extract (zero-shot) then extract with the one demonstration.
   const first = clients[0]!.calls;

@@ -53,7 +53,20 @@ test('POS weights follow the first word: proper noun 4, noun 2, pronoun 1, else 
 
 test('the demonstration pool keeps only entities wholly inside each window', (t) => {
   const words = ['a', 'b', 'c', 'd', 'e'];
-  const pool = demoPool([{ id: 'd', words, entities: [{ start: 0, end: 1, type: 'T' }, { start: 1, end: 3, type: 'T' }, { start: 3, end: 5, type: 'U' }] }], 2);
+  const pool = demoPool(
+    [
+      {
+        id: 'd',
+        words,
+        entities: [
+          { start: 0, end: 1, type: 'T' },
+          { start: 1, end: 3, type: 'T' },
+          { start: 3, end: 5, type: 'U' },
+        ],
+      },
+    ],
+    2,
+  );
   t.deepEqual(
     pool.map((p) => [p.id, p.words.join(''), p.entities]),
     [
@@ -81,13 +94,19 @@ test('without a weighted query span, retrieval falls back to whole-window text s
   const r = new Retriever(pool, { method: 'span-sim', k: 1, ngramMin: 3, ngramMax: 5, seed: 1 }, new PosWeigher());
   // "born in" starts with a verb (weight 0): SpanSim is undefined, the window text decides.
   const picked = await r.select(['Nothing', 'here', 'either', '.'], ['born in'], 'q');
-  t.deepEqual(picked.map((d) => d.id), ['empty']);
+  t.deepEqual(
+    picked.map((d) => d.id),
+    ['empty'],
+  );
 });
 
 test('random retrieval is seeded per query window; none and k = 0 give no demonstrations', async (t) => {
   const random = (seed: number) => new Retriever(pool, { method: 'random', k: 2, ngramMin: 3, ngramMax: 5, seed }, new PosWeigher());
   const a = await random(5).select([], [], 'doc@0');
-  t.deepEqual((await random(5).select([], [], 'doc@0')).map((d) => d.id), a.map((d) => d.id));
+  t.deepEqual(
+    (await random(5).select([], [], 'doc@0')).map((d) => d.id),
+    a.map((d) => d.id),
+  );
   t.is(a.length, 2);
   t.deepEqual(await new Retriever(pool, { method: 'none', k: 2, ngramMin: 3, ngramMax: 5, seed: 1 }, new PosWeigher()).select([], [], 'q'), []);
   t.deepEqual(await new Retriever(pool, { method: 'text-sim', k: 0, ngramMin: 3, ngramMax: 5, seed: 1 }, new PosWeigher()).select([], [], 'q'), []);

@@ -23,7 +23,10 @@ test.after.always(() => rmSync(base, { recursive: true, force: true }));
 const mirror = join(base, 'mirror');
 mkdirSync(join(mirror, 'toy'), { recursive: true });
 const gen = (docs: number, seed: number, prefix: string) =>
-  generateDocuments({ docs, words: [40, 70], entitiesPerDoc: 3, entityLength: { dist: 'uniform', min: 1, max: 3 }, types, seed }).map((d) => ({ ...d, id: `${prefix}${d.id}` }));
+  generateDocuments({ docs, words: [40, 70], entitiesPerDoc: 3, entityLength: { dist: 'uniform', min: 1, max: 3 }, types, seed }).map((d) => ({
+    ...d,
+    id: `${prefix}${d.id}`,
+  }));
 const devDocs = gen(12, 2, 'dev-');
 const testDocs = gen(4, 1, 'test-');
 writeSenerJsonl(join(mirror, 'toy', 'dev.json'), devDocs);
@@ -31,7 +34,16 @@ writeSenerJsonl(join(mirror, 'toy', 'test.json'), testDocs);
 // Each type's entities start with that type's own UPPER-CASE cue word: the scripted model types by it.
 const cueType = new Map<string, string>();
 for (const d of [...devDocs, ...testDocs]) for (const e of d.entities) cueType.set(d.words[e.start]!, e.type);
-const split = (name: string, file: string) => ({ split: name, file, format: 'sener' as const, sha256: null, bytes: null, docs: null, urls: [], howToGet: 'fixture' });
+const split = (name: string, file: string) => ({
+  split: name,
+  file,
+  format: 'sener' as const,
+  sha256: null,
+  bytes: null,
+  docs: null,
+  urls: [],
+  howToGet: 'fixture',
+});
 const registry = createRegistry({
   root: join(base, 'project'),
   mirror,
@@ -84,7 +96,10 @@ test('with no model configured the run is recorded as not-run, with no metrics a
   t.is(result.reason, NOT_RUN_REASON);
   t.deepEqual(result.metrics, { overall: null, perType: null, perLength: null });
   t.is(result.llm, undefined);
-  t.true(Object.values(result.timing).every((v) => v === null), 'no number at all');
+  t.true(
+    Object.values(result.timing).every((v) => v === null),
+    'no number at all',
+  );
   const stored = RunRecord.open(runDir(cfg, root)).readResult();
   t.is(stored?.status, 'not-run');
   t.is(stored?.reason, 'not run: no model configured');
@@ -142,7 +157,10 @@ test('end to end against a local OpenAI-style server: record with tokens and lat
 test('a run whose every call fails is recorded as failed, with its calls counted', async (t) => {
   const server = await startServer((_req, res) => sendJson(res, 500, '{}'));
   t.teardown(server.close);
-  const cfg = config({ models: [{ id: 'down', kind: 'openai', baseUrl: server.url, model: 'm' }], retries: 0, cache: false, retrieval: { method: 'none' } }, 'down');
+  const cfg = config(
+    { models: [{ id: 'down', kind: 'openai', baseUrl: server.url, model: 'm' }], retries: 0, cache: false, retrieval: { method: 'none' } },
+    'down',
+  );
   const result = await executeEnsembleRun(cfg, { root: join(base, 'runs-down'), quiet: true, registry });
   t.is(result.status, 'failed');
   t.regex(result.reason!, /every LLM call failed/);

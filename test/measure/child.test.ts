@@ -80,11 +80,21 @@ test('a hung probe is killed at the timeout and recorded as failed: timeout', as
 });
 
 test('classifyExit: out-of-memory output wins over the exit code; other deaths are failed', (t) => {
-  const v8 = classifyExit({ code: null, signal: 'SIGABRT', output: 'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n', timedOut: false });
+  const v8 = classifyExit({
+    code: null,
+    signal: 'SIGABRT',
+    output: 'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n',
+    timedOut: false,
+  });
   t.is(v8.status, 'oom');
   t.regex(v8.reason, /SIGABRT: FATAL ERROR/);
   t.is(classifyExit({ code: 1, signal: null, output: 'RuntimeError: memory access out of bounds', timedOut: false }).status, 'oom');
-  const crash = classifyExit({ code: 1, signal: null, output: 'file.js:3\nTypeError: x is undefined\n    at f (file.js:3:1)\n\nNode.js v20.20.2\n', timedOut: false });
+  const crash = classifyExit({
+    code: 1,
+    signal: null,
+    output: 'file.js:3\nTypeError: x is undefined\n    at f (file.js:3:1)\n\nNode.js v20.20.2\n',
+    timedOut: false,
+  });
   t.is(crash.status, 'failed');
   t.is(crash.reason, 'exited with code 1: TypeError: x is undefined');
   t.is(classifyExit({ code: 0, signal: null, output: '', timedOut: false }).reason, 'exited without sending a result');
@@ -125,7 +135,7 @@ test('fakeTokenize gives one token per word and never a special id', (t) => {
   if (again > 0) t.is(tok.ids[again], tok.ids[0]);
 });
 
-const nativeBuilt = loadNativeAddon().ok || process.env['CI'] !== undefined;
+const nativeBuilt = loadNativeAddon().ok || process.env.CI !== undefined;
 
 (nativeBuilt ? test : test.skip)('on native, a step past the memory budget (--memory-budget) is recorded as oom', async (t) => {
   // 1-layer, 64-wide encoder on 400 words: the full-attention scores alone are 640 KB per head.

@@ -3,15 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.js';
 import { defaultConfig } from '../../src/config/schema.js';
 import type { Entity } from '../../src/data/types.js';
-import {
-  biaffineGrid,
-  cnnNerLogits,
-  createCnnNerHead,
-  createCnnNerModel,
-  gridLoss,
-  positiveIndices,
-  type CnnNerConfig,
-} from '../../src/models/cnn-ner.js';
+import { biaffineGrid, cnnNerLogits, createCnnNerHead, createCnnNerModel, gridLoss, positiveIndices, type CnnNerConfig } from '../../src/models/cnn-ner.js';
 import { ParamStore } from '../../src/nn/params.js';
 import { checkVarGradients, randomTensor } from '../nn/helpers.js';
 import { backendsUnderTest, fitTwoRates, setupBackend, syntheticSegments, tinyConfig, trainingBackendsUnderTest } from './helpers.js';
@@ -25,14 +17,16 @@ const small: CnnNerConfig = { biaffineSize: 4, cnnDim: 4, depth: 2, dropout: 0, 
 
 /** Random values everywhere, so zero-initialised biases and LayerNorm shifts are exercised too. */
 function randomize(store: ParamStore, scale = 0.5): void {
-  store.names().forEach((n, i) => tf.tidy(() => store.get(n).assign(randomTensor(store.get(n).shape, 500 + i, scale))));
+  store.names().forEach((n, i) => {
+    tf.tidy(() => store.get(n).assign(randomTensor(store.get(n).shape, 500 + i, scale)));
+  });
 }
 
 function read(t: tf.Tensor): Float32Array {
   return Float32Array.from(t.dataSync() as Float32Array);
 }
 
-test.serial('the biaffine grid equals the formula h\'_i U t\'_j + W [h\'_i; t\'_j], cell by cell', (t) => {
+test.serial("the biaffine grid equals the formula h'_i U t'_j + W [h'_i; t'_j], cell by cell", (t) => {
   const store = new ParamStore(3);
   const H = 5;
   const d = 3;
@@ -168,7 +162,16 @@ test.serial('factory: parameter groups, shapes, and a 0-word segment', (t) => {
   t.deepEqual(model.params.get('head.biaffine.U').shape, [config.cnnNer.biaffineSize + 1, config.cnnNer.cnnDim * (config.cnnNer.biaffineSize + 1)]);
   t.true(model.params.names().every((n) => n.startsWith('encoder.') || n.startsWith('head.')));
   t.throws(() => createCnnNerModel(config, { types: [], vocabSize: 50 }), { message: /at least one entity type/ });
-  const empty = { docId: 'e', index: 0, wordOffset: 0, words: 0, tokenIds: Int32Array.from([2, 3]), tokenWord: Int32Array.from([-1, -1]), entities: [], droppedEntities: 0 };
+  const empty = {
+    docId: 'e',
+    index: 0,
+    wordOffset: 0,
+    words: 0,
+    tokenIds: Int32Array.from([2, 3]),
+    tokenWord: Int32Array.from([-1, -1]),
+    entities: [],
+    droppedEntities: 0,
+  };
   t.deepEqual(model.predict({ segments: [empty] }), [[]]);
   model.params.dispose();
   t.is(defaultConfig().cnnNer.cnnDim, 120);

@@ -49,7 +49,9 @@ test('gridCandidates: upper triangle only, best type, threshold, symmetric avera
   const L = 3;
   const types = ['A', 'B'];
   const p = new Float32Array(L * L * 2);
-  const set = (i: number, j: number, r: number, v: number): void => void (p[(i * L + j) * 2 + r] = v);
+  const set = (i: number, j: number, r: number, v: number): void => {
+    p[(i * L + j) * 2 + r] = v;
+  };
   set(0, 1, 0, 0.9); // span [0,2) A, mirror 0.3 -> 0.6 averaged
   set(1, 0, 0, 0.3);
   set(0, 1, 1, 0.7); // B at 0.7 with mirror 0.7 -> 0.7: B wins after averaging
@@ -58,9 +60,15 @@ test('gridCandidates: upper triangle only, best type, threshold, symmetric avera
   set(2, 1, 0, 0.99); // lower triangle alone never makes a candidate without symmetry
   const sym = gridCandidates(p, L, types, { threshold: 0.5, symmetric: true });
   // (1, 2) averaged with (2, 1) is (0 + 0.99) / 2 = 0.495: just under the threshold.
-  t.deepEqual(sym.map((c) => [c.start, c.end, c.type]), [[0, 2, 'B']]);
+  t.deepEqual(
+    sym.map((c) => [c.start, c.end, c.type]),
+    [[0, 2, 'B']],
+  );
   t.true(Math.abs(sym[0]!.score - 0.7) < 1e-6);
   const upper = gridCandidates(p, L, types, { threshold: 0.5, symmetric: false });
-  t.deepEqual(upper.map((c) => [c.start, c.end, c.type, Math.round(c.score * 100)]), [[0, 2, 'A', 90]]);
+  t.deepEqual(
+    upper.map((c) => [c.start, c.end, c.type, Math.round(c.score * 100)]),
+    [[0, 2, 'A', 90]],
+  );
   t.throws(() => gridCandidates(p, 4, types, { threshold: 0.5, symmetric: true }));
 });

@@ -61,7 +61,12 @@ test.serial('layouts: full holds (i, j), band holds (i, i + o); lower triangle, 
 
 test.serial('band scores equal the full q k^T on the band, 0 past the end', async (t) => {
   await setupBackend();
-  for (const [L, K] of [[7, 3], [6, 3], [2, 2], [5, 1]] as const) {
+  for (const [L, K] of [
+    [7, 3],
+    [6, 3],
+    [2, 2],
+    [5, 1],
+  ] as const) {
     const q = randomTensor([L, 4], L * 10 + K) as tf.Tensor2D;
     const k = randomTensor([L, 4], L * 10 + K + 1) as tf.Tensor2D;
     const fullS = read2d(tf.matMul(q, k, false, true));
@@ -89,7 +94,14 @@ test.serial('GP loss: a hand-computed case (3 words, 1 type)', async (t) => {
   //   = 3.25631259
   const S = tf.tensor2d([0.5, 2, -1, 50, 0, 1, 50, 50, -1], [3, 3]);
   const layout = pairLayout(3, null);
-  const labels = gpLabels(layout, [{ start: 0, end: 2, type: 'A' }, { start: 2, end: 3, type: 'A' }], new Map([['A', 0]]));
+  const labels = gpLabels(
+    layout,
+    [
+      { start: 0, end: 2, type: 'A' },
+      { start: 2, end: 3, type: 'A' },
+    ],
+    new Map([['A', 0]]),
+  );
   const loss = gpLoss([S], layout, labels);
   t.true(Math.abs(loss.dataSync()[0]! - 3.25631259) < 1e-5, `${loss.dataSync()[0]}`);
   // A type without gold spans: only the negative term, log(1 + sum over all valid cells of e^s).
@@ -114,13 +126,21 @@ test.serial('masks: scores of the lower triangle and of padding are MASK, never 
     for (let n = 0; n < v.length; n++) if (!valid[n]) t.true(v[n]! < MASK / 2);
   }
   // Decoding with threshold 0 (keep everything valid) still emits valid cells only.
-  const out = decodeGp(scores.map((s) => s.dataSync() as Float32Array), layout, types, 0);
+  const out = decodeGp(
+    scores.map((s) => s.dataSync() as Float32Array),
+    layout,
+    types,
+    0,
+  );
   t.is(out.length, 2 * 6); // 6 valid cells of 3 real words, 2 types
   t.true(out.every((e) => e.start < e.end && e.end <= 3));
 
   // The loss and its gradient ignore masked cells: overwrite them with +100 and nothing changes.
   const labels = gpLabels(layout, [{ start: 0, end: 3, type: 'B' }], typeIndex);
-  const poison = tf.tensor2d(Float32Array.from(valid, (ok) => (ok ? 0 : 1)), [L, L]);
+  const poison = tf.tensor2d(
+    Float32Array.from(valid, (ok) => (ok ? 0 : 1)),
+    [L, L],
+  );
   const withPoison = (ss: tf.Tensor[]) => ss.map((s) => tf.add(tf.mul(s, tf.sub(1, poison)), tf.mul(poison, 100)) as tf.Tensor2D);
   const clean = gpLoss(scores, layout, labels).dataSync()[0]!;
   const poisoned = gpLoss(withPoison(scores), layout, labels).dataSync()[0]!;
@@ -140,10 +160,7 @@ test.serial('GP: per-type chunks of 2d are [q; k]; with RoPE a score depends onl
   await setupBackend();
   // H = 2, d = 2, R = 2, no RoPE. Type 0: q = h, k = 0 -> s_0 = 0. Type 1: q = h, k = 2h -> s_1(i, j) = 2 h_i . h_j / sqrt(2).
   // prettier-ignore
-  const W = tf.tensor2d([
-    1, 0, 0, 0,   1, 0, 2, 0,
-    0, 1, 0, 0,   0, 1, 0, 2,
-  ], [2, 8]);
+  const W = tf.tensor2d([1, 0, 0, 0, 1, 0, 2, 0, 0, 1, 0, 0, 0, 1, 0, 2], [2, 8]);
   const b = tf.zeros([8]);
   const h = tf.tensor2d([1, 0, 0.5, -1, 2, 1], [3, 2]);
   const layout = pairLayout(3, null);
@@ -187,11 +204,12 @@ test.serial('EGP: shapes, and a hand case of its start/end terms', async (t) => 
     [null, 0.9, -0.35],
     [null, null, 0.15],
   ];
-  for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) {
-    const w = want[i]![j];
-    if (w === null || w === undefined) t.true(v[i]![j]! < MASK / 2);
-    else t.true(Math.abs(v[i]![j]! - w) < 1e-6, `(${i}, ${j}): ${v[i]![j]} vs ${w}`);
-  }
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++) {
+      const w = want[i]![j];
+      if (w === null || w === undefined) t.true(v[i]![j]! < MASK / 2);
+      else t.true(Math.abs(v[i]![j]! - w) < 1e-6, `(${i}, ${j}): ${v[i]![j]} vs ${w}`);
+    }
   // The model's EGP parameters: shared [H, 2d], type terms [2d, 2R].
   const config = tinyConfig({ method: 'global-pointer', globalPointer: { variant: 'egp', headSize: 8 } });
   const model = createGlobalPointerModel(config, { types: ['A', 'B', 'C'], vocabSize: 20 });
@@ -234,7 +252,7 @@ test.serial('decode: s > 0 at threshold 0.5 (sigmoid(s) as score), no overlap re
   // Type A: (0,2) = 1.5, (1,1) = 0.2 (nested in it), (0,1) = 0.7 (overlaps (1,1) and crosses nothing), (1,2) = 0 (not > 0).
   // Type B: (0,2) = 3 (same span as A). Lower triangle cells hold 9 but are masked cells: never emitted.
   // prettier-ignore
-  const A = Float32Array.from([-1, 0.7, 1.5,   9, 0.2, 0,   9, 9, -2]);
+  const A = Float32Array.from([-1, 0.7, 1.5, 9, 0.2, 0, 9, 9, -2]);
   const B = Float32Array.from([-1, -1, 3, 9, -1, -1, 9, 9, -1]);
   const out = decodeGp([A, B], layout, types, 0.5);
   t.deepEqual(
@@ -292,13 +310,25 @@ function gradCases(): { name: string; layout: PairLayout; inputs: () => tf.Tenso
     {
       name: 'EGP, full',
       layout: pairLayout(L, null),
-      inputs: () => [randomTensor([L, H], 44), randomTensor([H, 2 * d], 45, 0.6), randomTensor([2 * d], 46, 0.3), randomTensor([2 * d, 2 * R], 47, 0.6), randomTensor([2 * R], 48, 0.3)],
+      inputs: () => [
+        randomTensor([L, H], 44),
+        randomTensor([H, 2 * d], 45, 0.6),
+        randomTensor([2 * d], 46, 0.3),
+        randomTensor([2 * d, 2 * R], 47, 0.6),
+        randomTensor([2 * R], 48, 0.3),
+      ],
       head: (w) => egpHead(w[0]!, w[1]!, w[2]!, w[3]!, R, d),
     },
     {
       name: 'EGP, band K = 3',
       layout: pairLayout(L, 3),
-      inputs: () => [randomTensor([L, H], 49), randomTensor([H, 2 * d], 50, 0.6), randomTensor([2 * d], 51, 0.3), randomTensor([2 * d, 2 * R], 52, 0.6), randomTensor([2 * R], 53, 0.3)],
+      inputs: () => [
+        randomTensor([L, H], 49),
+        randomTensor([H, 2 * d], 50, 0.6),
+        randomTensor([2 * d], 51, 0.3),
+        randomTensor([2 * d, 2 * R], 52, 0.6),
+        randomTensor([2 * R], 53, 0.3),
+      ],
       head: (w) => egpHead(w[0]!, w[1]!, w[2]!, w[3]!, R, d),
     },
   ];
@@ -314,7 +344,15 @@ function gradCases(): { name: string; layout: PairLayout; inputs: () => tf.Tenso
  */
 for (const backend of backendsUnderTest()) {
   for (const c of gradCases()) {
-    const labels = gpLabels(c.layout, [{ start: 1, end: 3, type: 'A' }, { start: 4, end: 5, type: 'B' }, { start: 0, end: 1, type: 'B' }], typeIndex);
+    const labels = gpLabels(
+      c.layout,
+      [
+        { start: 1, end: 3, type: 'A' },
+        { start: 4, end: 5, type: 'B' },
+        { start: 0, end: 1, type: 'B' },
+      ],
+      typeIndex,
+    );
     const check = (t: ExecutionContext, f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], tol?: number): void => {
       const before = tf.memory().numTensors;
       const r = checkGradients(f, inputs, { coords: 8, eps: 0.1, ...(tol === undefined ? {} : { tol }) });
@@ -334,7 +372,14 @@ for (const backend of backendsUnderTest()) {
       await initBackend(backend, { quiet: true });
       // Few cells (L = 4), so that each cell carries a sizeable share of the loss's gradient.
       const small = pairLayout(4, c.layout.kind === 'full' ? null : 2);
-      const smallLabels = gpLabels(small, [{ start: 1, end: 3, type: 'A' }, { start: 3, end: 4, type: 'B' }], typeIndex);
+      const smallLabels = gpLabels(
+        small,
+        [
+          { start: 1, end: 3, type: 'A' },
+          { start: 3, end: 4, type: 'B' },
+        ],
+        typeIndex,
+      );
       const scores = [randomTensor([small.L, small.cols], 61), randomTensor([small.L, small.cols], 62)];
       check(t, (...ss: tf.Tensor[]) => gpLoss(ss as tf.Tensor2D[], small, smallLabels), scores);
     });
@@ -358,7 +403,10 @@ test.serial('model: parameter groups, droppedGold with a band, threshold from ev
   t.true(Number.isFinite(loss.dataSync()[0]!));
   t.is(model.droppedGold, 3);
   loss.dispose();
-  const full = createGlobalPointerModel(tinyConfig({ method: 'global-pointer', globalPointer: { headSize: 8 } }), { types: data.types, vocabSize: data.vocabSize });
+  const full = createGlobalPointerModel(tinyConfig({ method: 'global-pointer', globalPointer: { headSize: 8 } }), {
+    types: data.types,
+    vocabSize: data.vocabSize,
+  });
   full.loss({ segments: data.segments }, { rng: createRng(1) }).dispose();
   t.is(full.droppedGold, 0);
   model.params.dispose();
@@ -384,9 +432,16 @@ for (const backend of backendsUnderTest()) {
 test.serial('no tensor leaks: loss with gradients, and predict (GP full, EGP band)', async (t) => {
   await setupBackend();
   const data = syntheticSegments({ docs: 2, words: 15, split: true });
-  for (const gpCfg of [{ variant: 'gp', headSize: 8 }, { variant: 'egp', headSize: 8, maxSpanWords: 4 }] as const) {
+  for (const gpCfg of [
+    { variant: 'gp', headSize: 8 },
+    { variant: 'egp', headSize: 8, maxSpanWords: 4 },
+  ] as const) {
     const params = new ParamStore(3);
-    const model = createGlobalPointerModel(tinyConfig({ method: 'global-pointer', globalPointer: gpCfg }), { types: data.types, vocabSize: data.vocabSize }, params);
+    const model = createGlobalPointerModel(
+      tinyConfig({ method: 'global-pointer', globalPointer: gpCfg }),
+      { types: data.types, vocabSize: data.vocabSize },
+      params,
+    );
     const before = tf.memory().numTensors;
     for (let i = 0; i < 2; i++) {
       const { value, grads } = tf.variableGrads(() => model.loss({ segments: data.segments }, { rng: createRng(i) }), params.trainable());

@@ -58,7 +58,10 @@ export function wordTokenizer(docs: readonly Document[], opts: { split?: boolean
   const ids = new Map<string, number>();
   const id = (piece: string): number => {
     let v = ids.get(piece);
-    if (v === undefined) ids.set(piece, (v = SPECIAL_TOKENS.length + ids.size));
+    if (v === undefined) {
+      v = SPECIAL_TOKENS.length + ids.size;
+      ids.set(piece, v);
+    }
     return v;
   };
   const pieces = (w: string): string[] => (opts.split && w.length > 4 ? [w.slice(0, w.length >> 1), `##${w.slice(w.length >> 1)}`] : [w]);
@@ -141,7 +144,11 @@ export interface FitResult {
  * Full-batch Adam on every parameter of the model, checking strict F1 on the training documents
  * every `checkEvery` steps; stops at F1 = 1.0 or after `maxSteps`.
  */
-export function fitUntilPerfect(model: SpanModel, data: SyntheticData, opts: { lr?: number; maxSteps?: number; checkEvery?: number; seed?: number } = {}): FitResult {
+export function fitUntilPerfect(
+  model: SpanModel,
+  data: SyntheticData,
+  opts: { lr?: number; maxSteps?: number; checkEvery?: number; seed?: number } = {},
+): FitResult {
   const optimizer = tf.train.adam(opts.lr ?? 1e-2);
   const vars = model.params.trainable();
   const rng = createRng(opts.seed ?? 1);
@@ -180,7 +187,11 @@ export function fitUntilPerfect(model: SpanModel, data: SyntheticData, opts: { l
  * the ~2 L^2 R negative cells starts at p = 0.5, and Adam's second moments then remember those first
  * huge gradients for hundreds of steps. Test scaffolding only; the model keeps the reference init.
  */
-export function fitTwoRates(model: GridSpanModel, data: SyntheticData, opts: { encoderLr: number; headLr: number; maxSteps: number }): { steps: number; f1: number; msPerStep: number } {
+export function fitTwoRates(
+  model: GridSpanModel,
+  data: SyntheticData,
+  opts: { encoderLr: number; headLr: number; maxSteps: number },
+): { steps: number; f1: number; msPerStep: number } {
   const bias = model.params.get('head.out.b');
   tf.tidy(() => bias.assign(tf.fill(bias.shape, Math.log(0.01 / 0.99))));
   const groups = { encoder: [] as tf.Variable[], head: [] as tf.Variable[] };

@@ -62,7 +62,9 @@ async function growth(t: { log: (...xs: unknown[]) => void }, method: string): P
   const b = await trainStep(method, 2 * L);
   const ratio = b.peakBytes / a.peakBytes;
   const mib = (x: number): string => (x / 2 ** 20).toFixed(1);
-  t.log(`${method}: peak ${mib(a.peakBytes)} MiB at ${L} words, ${mib(b.peakBytes)} MiB at ${2 * L} (x${ratio.toFixed(2)}); ${a.ms.toFixed(0)} / ${b.ms.toFixed(0)} ms per step`);
+  t.log(
+    `${method}: peak ${mib(a.peakBytes)} MiB at ${L} words, ${mib(b.peakBytes)} MiB at ${2 * L} (x${ratio.toFixed(2)}); ${a.ms.toFixed(0)} / ${b.ms.toFixed(0)} ms per step`,
+  );
   return ratio;
 }
 

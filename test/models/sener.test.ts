@@ -67,7 +67,16 @@ function tinyConfig(over: { encoder?: ConfigInput['encoder']; sener?: ConfigInpu
 const TYPES = ['A', 'B'];
 
 function smallData(seed = 3): { segments: Segment[]; vocabSize: number } {
-  const docs = generateDocuments({ docs: 2, words: 20, entitiesPerDoc: 4, entityLength: { dist: 'uniform', min: 1, max: 4 }, types: TYPES, nested: 0.4, vocabulary: 30, seed });
+  const docs = generateDocuments({
+    docs: 2,
+    words: 20,
+    entitiesPerDoc: 4,
+    entityLength: { dist: 'uniform', min: 1, max: 4 },
+    types: TYPES,
+    nested: 0.4,
+    vocabulary: 30,
+    seed,
+  });
   const vocab = vocabularyOf(docs);
   return { segments: docs.map((d) => segmentOf(d, vocab)), vocabSize: 5 + vocab.size };
 }
@@ -112,7 +121,9 @@ function headConfig(over: Partial<SenerConfig> = {}): SenerConfig {
 
 /** Random values for every parameter, so zero-initialised biases and LayerNorm shifts matter too. */
 function randomizeAll(store: ParamStore, scale = 0.5): void {
-  store.names().forEach((n, i) => tf.tidy(() => store.get(n).assign(randomTensor(store.get(n).shape, 500 + i, scale))));
+  store.names().forEach((n, i) => {
+    tf.tidy(() => store.get(n).assign(randomTensor(store.get(n).shape, 500 + i, scale)));
+  });
 }
 
 for (const backend of backends) {
@@ -139,13 +150,20 @@ for (const backend of backends) {
         // default step (5e-2) the truncation error of a LayerNorm shift reaches 1e-3, at 1e-2 the
         // float32 noise of small entries reaches 7e-4 (measured); 3e-2 with a bar of 1e-3 passes
         // both, while a gradient wrong by a factor of 1.1 scores about 5e-2 (src/backend/gradcheck.ts).
-        const r = checkVarGradients(() => bispaBlock(X, block, ctx, { attnDropout: 0, unrollVertical, lowMemory: false }, { training: false }), [X, ...store.trainable()], {
-          coords: 4,
-          eps: 3e-2,
-          tol: 1e-3,
-        });
+        const r = checkVarGradients(
+          () => bispaBlock(X, block, ctx, { attnDropout: 0, unrollVertical, lowMemory: false }, { training: false }),
+          [X, ...store.trainable()],
+          {
+            coords: 4,
+            eps: 3e-2,
+            tol: 1e-3,
+          },
+        );
         t.log(`max relative error ${r.maxRelError.toExponential(2)}`);
-        t.true(r.ok, `max relative error ${r.maxRelError.toExponential(2)} at variable ${r.worst.input}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`);
+        t.true(
+          r.ok,
+          `max relative error ${r.maxRelError.toExponential(2)} at variable ${r.worst.input}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`,
+        );
       } finally {
         ctx.dispose();
         X.dispose();
@@ -167,7 +185,10 @@ for (const backend of backends) {
       // about 1e-5 against a largest entry of about 2.5, with float32 noise of about 1e-5.
       const r = checkVarGradients(() => senerLogits(x, head, { training: false }), store.trainable(), { coords: 3, eps: 3e-2, floorShare: 5e-3, tol: 1e-3 });
       t.log(`max relative error ${r.maxRelError.toExponential(2)}`);
-      t.true(r.ok, `max relative error ${r.maxRelError.toExponential(2)} at variable ${store.names()[r.worst.input]}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`);
+      t.true(
+        r.ok,
+        `max relative error ${r.maxRelError.toExponential(2)} at variable ${store.names()[r.worst.input]}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`,
+      );
       // And w.r.t. the word states (what the encoder receives).
       const rx = checkGradients((xx) => senerLogits(xx as tf.Tensor2D, head, { training: false }), [x], { coords: 8 });
       t.true(rx.ok, `word states: max relative error ${rx.maxRelError.toExponential(2)}`);
@@ -217,11 +238,19 @@ test.serial('decode: threshold, forward half only, one type per span (the argmax
   await setupBackend();
   const [L, w, R] = [6, 3, 2];
   // (1..3) type 1 at 0.9 and type 0 at 0.8; (4..4) at 0.49 (below); a backward cell (5 -> 2) at 0.99 is not read.
-  const p = bandWith(L, w, R, [[1, 3, 1, 0.9], [1, 3, 0, 0.8], [4, 4, 0, 0.49], [5, 2, 0, 0.99]]);
+  const p = bandWith(L, w, R, [
+    [1, 3, 1, 0.9],
+    [1, 3, 0, 0.8],
+    [4, 4, 0, 0.49],
+    [5, 2, 0, 0.99],
+  ]);
   const spans = decodeBand(p, L, w, TYPES, decodeOpts);
   t.deepEqual(spans, [{ start: 1, end: 4, type: 'B', score: Math.fround(0.9) }]);
   const both = decodeBand(p, L, w, TYPES, { ...decodeOpts, multiType: true });
-  t.deepEqual(both.map((e) => e.type), ['B', 'A']);
+  t.deepEqual(
+    both.map((e) => e.type),
+    ['B', 'A'],
+  );
   t.is(decodeBand(p, L, w, TYPES, { ...decodeOpts, threshold: 0.45 }).length, 2);
 });
 
@@ -229,12 +258,33 @@ test.serial('decode: nested spans are kept, the lower-scored of two crossing spa
   await setupBackend();
   const [L, w, R] = [10, 5, 1];
   // Outer [0..5] 0.9, nested [1..2] 0.6, crossing [4..7] 0.7 (crosses the outer one), [8..9] 0.55.
-  const p = bandWith(L, w, R, [[0, 5, 0, 0.9], [1, 2, 0, 0.6], [4, 7, 0, 0.7], [8, 9, 0, 0.55]]);
+  const p = bandWith(L, w, R, [
+    [0, 5, 0, 0.9],
+    [1, 2, 0, 0.6],
+    [4, 7, 0, 0.7],
+    [8, 9, 0, 0.55],
+  ]);
   const spans = decodeBand(p, L, w, ['A'], decodeOpts).map((e) => [e.start, e.end]);
-  t.deepEqual(spans, [[0, 6], [1, 3], [8, 10]]);
+  t.deepEqual(spans, [
+    [0, 6],
+    [1, 3],
+    [8, 10],
+  ]);
   // Raise the crossing span above the outer one: now it wins and the outer span goes.
-  const q = bandWith(L, w, R, [[0, 5, 0, 0.9], [1, 2, 0, 0.6], [4, 7, 0, 0.95], [8, 9, 0, 0.55]]);
-  t.deepEqual(decodeBand(q, L, w, ['A'], decodeOpts).map((e) => [e.start, e.end]), [[1, 3], [4, 8], [8, 10]]);
+  const q = bandWith(L, w, R, [
+    [0, 5, 0, 0.9],
+    [1, 2, 0, 0.6],
+    [4, 7, 0, 0.95],
+    [8, 9, 0, 0.55],
+  ]);
+  t.deepEqual(
+    decodeBand(q, L, w, ['A'], decodeOpts).map((e) => [e.start, e.end]),
+    [
+      [1, 3],
+      [4, 8],
+      [8, 10],
+    ],
+  );
 });
 
 test.serial('decode: referenceSortBug sorts by the cell at column k - w, which can flip a crossing conflict', async (t) => {
@@ -242,10 +292,26 @@ test.serial('decode: referenceSortBug sorts by the cell at column k - w, which c
   const [L, w, R] = [8, 3, 1];
   // [0..2] 0.9 crosses [2..4] 0.8. With the bug, [0..2] is sorted by the cell (0, 2) = pair (0 -> -1),
   // invalid, read as 0; [2..4] by (2, 2) = pair (2 -> 1), set to 0.3. So [2..4] wins.
-  const p = bandWith(L, w, R, [[0, 2, 0, 0.9], [2, 4, 0, 0.8], [2, 1, 0, 0.3]], 0);
-  t.deepEqual(decodeBand(p, L, w, ['A'], decodeOpts).map((e) => [e.start, e.end]), [[0, 3]]);
+  const p = bandWith(
+    L,
+    w,
+    R,
+    [
+      [0, 2, 0, 0.9],
+      [2, 4, 0, 0.8],
+      [2, 1, 0, 0.3],
+    ],
+    0,
+  );
+  t.deepEqual(
+    decodeBand(p, L, w, ['A'], decodeOpts).map((e) => [e.start, e.end]),
+    [[0, 3]],
+  );
   const bug = decodeBand(p, L, w, ['A'], { ...decodeOpts, referenceSortBug: true });
-  t.deepEqual(bug.map((e) => [e.start, e.end, e.score]), [[2, 5, Math.fround(0.8)]]);
+  t.deepEqual(
+    bug.map((e) => [e.start, e.end, e.score]),
+    [[2, 5, Math.fround(0.8)]],
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -292,7 +358,14 @@ test.serial('LoRA freezes the encoder except the LoRA pairs and the Q/V biases; 
   try {
     const trainable = new Set(withLora.params.trainable().map((v) => withLora.params.nameOf(v)));
     const encoderTrainable = [...trainable].filter((n) => n.startsWith('encoder.')).sort();
-    t.deepEqual(encoderTrainable, ['encoder.l0.q.b', 'encoder.l0.q.lora_A', 'encoder.l0.q.lora_B', 'encoder.l0.v.b', 'encoder.l0.v.lora_A', 'encoder.l0.v.lora_B']);
+    t.deepEqual(encoderTrainable, [
+      'encoder.l0.q.b',
+      'encoder.l0.q.lora_A',
+      'encoder.l0.q.lora_B',
+      'encoder.l0.v.b',
+      'encoder.l0.v.lora_A',
+      'encoder.l0.v.lora_B',
+    ]);
     t.false(trainable.has('encoder.tok_embed'));
     t.false(trainable.has('encoder.l0.q.W'));
     t.true(withLora.params.names('head.').every((n) => trainable.has(n)));
@@ -330,7 +403,14 @@ test.serial('gold spans longer than w + 1 words are counted as dropped', async (
   const { segments, vocabSize } = smallData();
   const model = createSenerModel(tinyConfig({ sener: { window: 2 } }), { types: TYPES, vocabSize });
   try {
-    const seg: Segment = { ...segments[0]!, entities: [{ start: 0, end: 3, type: 'A' }, { start: 5, end: 9, type: 'B' }, { start: 10, end: 11, type: 'A' }] };
+    const seg: Segment = {
+      ...segments[0]!,
+      entities: [
+        { start: 0, end: 3, type: 'A' },
+        { start: 5, end: 9, type: 'B' },
+        { start: 10, end: 11, type: 'A' },
+      ],
+    };
     tf.tidy(() => model.loss({ segments: [seg] }, { rng: createRng(1) }));
     t.deepEqual(model.spanStats, { gold: 3, dropped: 1 });
   } finally {
@@ -359,7 +439,10 @@ test.serial('rollFlip of the logits is what decoding averages: a span scored in 
   await setupBackend();
   tf.tidy(() => {
     const [L, w] = [3, 1];
-    const z = tf.tensor3d(Float32Array.from({ length: L * 3 }, (_, i) => (i === 1 * 3 + 2 ? 10 : -10)), [L, 3, 1]);
+    const z = tf.tensor3d(
+      Float32Array.from({ length: L * 3 }, (_, i) => (i === 1 * 3 + 2 ? 10 : -10)),
+      [L, 3, 1],
+    );
     const p = symmetricProbabilities(tf.reshape(z, [L * 3, 1]) as tf.Tensor2D, L, w, 'probability');
     // Pair (1 -> 2) at ~1, its mirror (2 -> 1) at ~0: both cells hold ~0.5.
     t.true(Math.abs(p.dataSync()[1 * 3 + 2]! - 0.5) < 1e-4);
@@ -410,11 +493,16 @@ for (const backend of trainingBackendsUnderTest()) {
         const cost = opt.minimize(() => model.loss({ segments }, { rng: createRng(steps) }), true, model.params.trainable());
         cost?.dispose();
         if (steps % 10 === 0) {
-          score = f1(segments.map((s) => s.entities), model.predict({ segments }));
+          score = f1(
+            segments.map((s) => s.entities),
+            model.predict({ segments }),
+          );
           if (score === 1) break;
         }
       }
-      t.log(`F1 ${score} after ${steps} steps (${((Date.now() - started) / steps).toFixed(0)} ms per step on ${tf.getBackend()}); longest entity ${longest} words, ${nestedPairs} nested`);
+      t.log(
+        `F1 ${score} after ${steps} steps (${((Date.now() - started) / steps).toFixed(0)} ms per step on ${tf.getBackend()}); longest entity ${longest} words, ${nestedPairs} nested`,
+      );
       t.is(score, 1);
       t.is(model.spanStats.dropped, 0);
     } finally {
@@ -430,7 +518,15 @@ test.serial('peak bytes of a train step grow linearly in L at a fixed window', a
   await initBackend('wasm', { quiet: true });
   const config = tinyConfig({ encoder: { layers: 1, hidden: 32, heads: 2, ffn: 64, window: 8 }, sener: { window: 8, depth: 2, biaffineSize: 32, cnnDim: 16 } });
   const measure = async (L: number): Promise<{ peak: number; ms: number }> => {
-    const docs = generateDocuments({ docs: 1, words: L, entityDensity: 5, entityLength: { dist: 'uniform', min: 1, max: 8 }, types: TYPES, vocabulary: 50, seed: L });
+    const docs = generateDocuments({
+      docs: 1,
+      words: L,
+      entityDensity: 5,
+      entityLength: { dist: 'uniform', min: 1, max: 8 },
+      types: TYPES,
+      vocabulary: 50,
+      seed: L,
+    });
     const vocab = vocabularyOf(docs);
     const model = createSenerModel(config, { types: TYPES, vocabSize: 5 + 50 + 100 }, new ParamStore(1));
     const segments = [segmentOf(docs[0]!, vocab)];
@@ -450,7 +546,9 @@ test.serial('peak bytes of a train step grow linearly in L at a fixed window', a
   const a = await measure(L);
   const b = await measure(2 * L);
   const ratio = b.peak / a.peak;
-  t.log(`peak ${(a.peak / 2 ** 20).toFixed(2)} MiB at ${L} words, ${(b.peak / 2 ** 20).toFixed(2)} MiB at ${2 * L} (x${ratio.toFixed(2)}); ${a.ms} / ${b.ms} ms per profiled step on ${tf.getBackend()}`);
+  t.log(
+    `peak ${(a.peak / 2 ** 20).toFixed(2)} MiB at ${L} words, ${(b.peak / 2 ** 20).toFixed(2)} MiB at ${2 * L} (x${ratio.toFixed(2)}); ${a.ms} / ${b.ms} ms per profiled step on ${tf.getBackend()}`,
+  );
   t.true(ratio <= 2.3, `ratio ${ratio}`);
   // Sanity: the peak does grow with L (activations, not only weights, are measured).
   t.true(ratio >= 1.6, `ratio ${ratio}`);

@@ -44,20 +44,27 @@ test.serial('span plan: every span of at most K words, ordered by start then end
   t.deepEqual([...p.buckets], [0, 1, 0, 1, 0, 1, 0, 1, 0]);
   const all = spanPlan(5, 'all');
   t.is(all.starts.length, 15); // L (L + 1) / 2
-  t.is(all.offsets[2]! + (4 - 2), [...all.starts].findIndex((s, n) => s === 2 && all.ends[n] === 4));
+  t.is(
+    all.offsets[2]! + (4 - 2),
+    [...all.starts].findIndex((s, n) => s === 2 && all.ends[n] === 4),
+  );
   t.is(spanPlan(3, 16).starts.length, 6); // K larger than L: all spans
 });
 
 test.serial('labels: too long dropped, two types on one span keep the first type, duplicates are fine', async (t) => {
   await setupBackend();
   const p = spanPlan(6, 3);
-  const { classes, dropped } = spanLabels(p, [
-    { start: 0, end: 2, type: 'B' },
-    { start: 0, end: 2, type: 'A' }, // same span, second type: A comes first in the type order
-    { start: 3, end: 4, type: 'B' },
-    { start: 3, end: 4, type: 'B' }, // duplicate tuple: not a loss
-    { start: 1, end: 5, type: 'A' }, // 4 words > K = 3
-  ], typeIndex);
+  const { classes, dropped } = spanLabels(
+    p,
+    [
+      { start: 0, end: 2, type: 'B' },
+      { start: 0, end: 2, type: 'A' }, // same span, second type: A comes first in the type order
+      { start: 3, end: 4, type: 'B' },
+      { start: 3, end: 4, type: 'B' }, // duplicate tuple: not a loss
+      { start: 1, end: 5, type: 'A' }, // 4 words > K = 3
+    ],
+    typeIndex,
+  );
   t.is(dropped, 2);
   t.is(classes[p.offsets[0]! + 1], 0);
   t.is(classes[p.offsets[3]!], 1);
@@ -80,12 +87,24 @@ test.serial('decode: argmax over types + none, none dropped, nested spans kept, 
   const p = spanPlan(3, 'all'); // (0,0) (0,1) (0,2) (1,1) (1,2) (2,2)
   // prettier-ignore
   const probs = Float32Array.from([
-    0.2, 0.1, 0.7, // (0,0) none
-    0.4, 0.0, 0.6, // (0,1) none
-    0.6, 0.3, 0.1, // (0,2) A
-    0.1, 0.5, 0.4, // (1,1) B, nested in (0,2)
-    0.3, 0.3, 0.4, // (1,2) none (the largest type probability is below none's)
-    0.5, 0.2, 0.3, // (2,2) A, overlaps nothing new but nested in (0,2)
+    0.2,
+    0.1,
+    0.7, // (0,0) none
+    0.4,
+    0.0,
+    0.6, // (0,1) none
+    0.6,
+    0.3,
+    0.1, // (0,2) A
+    0.1,
+    0.5,
+    0.4, // (1,1) B, nested in (0,2)
+    0.3,
+    0.3,
+    0.4, // (1,2) none (the largest type probability is below none's)
+    0.5,
+    0.2,
+    0.3, // (2,2) A, overlaps nothing new but nested in (0,2)
   ]);
   const out = decodeSpanEnum(probs, p, types);
   t.deepEqual(
@@ -122,7 +141,14 @@ for (const backend of backendsUnderTest()) {
     const L = 6;
     const H = 5;
     const plan = spanPlan(L, 3);
-    const { classes } = spanLabels(plan, [{ start: 1, end: 3, type: 'A' }, { start: 4, end: 5, type: 'B' }], typeIndex);
+    const { classes } = spanLabels(
+      plan,
+      [
+        { start: 1, end: 3, type: 'A' },
+        { start: 4, end: 5, type: 'B' },
+      ],
+      typeIndex,
+    );
     const inputs = [randomTensor([L, H], 21), ...randomHead(H, 3, 7, 2, 30)];
     // The per-span losses, not their mean: a scalar loss of ~1 leaves float32 differences too
     // coarse for gradient entries of ~1e-3; spanEnumLoss is their mean (tested by hand above).
@@ -143,7 +169,13 @@ test.serial('model: parameter names and groups, droppedGold, dropout follows the
   const data = syntheticSegments({ docs: 1, words: 20, entitiesPerDoc: 3, entityLength: { dist: 'fixed', length: 3 }, split: true });
   const config = tinyConfig({ method: 'span-enum', spanEnum: { maxSpanWords: 2, widthEmbedding: 4, mlpHidden: 16, dropout: 0.5 } });
   const model = createSpanEnumModel(config, { types: data.types, vocabSize: data.vocabSize });
-  t.deepEqual(model.params.names('span_enum').sort(), ['span_enum.mlp1.W', 'span_enum.mlp1.b', 'span_enum.mlp2.W', 'span_enum.mlp2.b', 'span_enum.width_embed']);
+  t.deepEqual(model.params.names('span_enum').sort(), [
+    'span_enum.mlp1.W',
+    'span_enum.mlp1.b',
+    'span_enum.mlp2.W',
+    'span_enum.mlp2.b',
+    'span_enum.width_embed',
+  ]);
   t.is(model.params.get('span_enum.mlp1.W').shape[0], 2 * 32 + 4);
   t.is(model.paramGroup('encoder.l0.q.W'), 'encoder');
   t.is(model.paramGroup('span_enum.mlp1.W'), 'head');
@@ -165,7 +197,16 @@ test.serial('model: an empty segment gives loss 0 and no predictions', async (t)
   await setupBackend();
   const config = tinyConfig({ method: 'span-enum' });
   const model = createSpanEnumModel(config, { types, vocabSize: 10 });
-  const empty: Segment = { docId: 'e', index: 0, wordOffset: 0, words: 0, tokenIds: Int32Array.from([2, 3]), tokenWord: Int32Array.from([-1, -1]), entities: [], droppedEntities: 0 };
+  const empty: Segment = {
+    docId: 'e',
+    index: 0,
+    wordOffset: 0,
+    words: 0,
+    tokenIds: Int32Array.from([2, 3]),
+    tokenWord: Int32Array.from([-1, -1]),
+    entities: [],
+    droppedEntities: 0,
+  };
   const { value, grads } = tf.variableGrads(() => model.loss({ segments: [empty] }, { rng: createRng(1) }), model.params.trainable());
   t.is(value.dataSync()[0], 0);
   tf.dispose([value, ...Object.values(grads)]);
@@ -211,7 +252,10 @@ test('noneWeight weights none spans in the mean (hand case)', (t) => {
   // Two spans: class 0 (an entity, logits [2, 0]: NLL ln(1 + e^-2)) and class 1 (none, the last
   // class, logits [0, 0]: NLL ln 2). Weighted mean with noneWeight 0.25: (nll0 + 0.25 nll1) / 1.25;
   // plain mean: (nll0 + nll1) / 2.
-  const logits = tf.tensor2d([[2, 0], [0, 0]]);
+  const logits = tf.tensor2d([
+    [2, 0],
+    [0, 0],
+  ]);
   const nll0 = Math.log(1 + Math.exp(-2));
   const nll1 = Math.log(2);
   const weighted = spanEnumLoss(logits, Int32Array.from([0, 1]), 0.25).dataSync()[0]!;

@@ -32,12 +32,12 @@ const small: UtcIeConfig = {
  * curved that a finite difference of step 0.05 is off by 10% (measured).
  */
 function randomize(store: ParamStore, scale = 0.5): void {
-  store.names().forEach((n, i) =>
+  store.names().forEach((n, i) => {
     tf.tidy(() => {
       const r = randomTensor(store.get(n).shape, 900 + i, n.endsWith('.gamma') ? 0.2 : scale);
       store.get(n).assign(n.endsWith('.gamma') ? tf.add(r, 1) : r);
-    }),
-  );
+    });
+  });
 }
 
 /** Cells "i,j" whose block output moves when input cell (a, b) moves, with the convolutions switched off. */
@@ -77,8 +77,14 @@ test.serial('plus shape: a cell reaches its own row and column; the reference la
     for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) if (pred(i, j)) s.add(`${i},${j}`);
     return s;
   };
-  t.deepEqual(reach(true, L, a, b), cells((i, j) => i === a || j === b));
-  t.deepEqual(reach(false, L, a, b), cells((i) => i === a || i === b));
+  t.deepEqual(
+    reach(true, L, a, b),
+    cells((i, j) => i === a || j === b),
+  );
+  t.deepEqual(
+    reach(false, L, a, b),
+    cells((i) => i === a || i === b),
+  );
 });
 
 test.serial('head gradients match finite differences on every backend under test (fixed word states)', async (t) => {
@@ -95,7 +101,9 @@ test.serial('head gradients match finite differences on every backend under test
         // which the softmax barely feels): errors count relative to at least 1e-3 of the largest entry,
         // and the worst measured is 3.5e-3 (cpu) / 2.1e-3 (wasm) / 4.1e-3 (native). A gradient off by 10% scores ~5e-2.
         const res = checkVarGradients(() => utcIeLogits(x, head, { training: false }), store.trainable(), { coords: 3, tol: 1e-2, floorShare: 1e-3 });
-        t.log(`${backend} columnTransposeBack=${columnTransposeBack}: max relative error ${res.maxRelError.toExponential(2)} over ${store.names().length} parameters`);
+        t.log(
+          `${backend} columnTransposeBack=${columnTransposeBack}: max relative error ${res.maxRelError.toExponential(2)} over ${store.names().length} parameters`,
+        );
         t.true(res.ok, `${backend}: ${JSON.stringify(res.worst)}`);
         x.dispose();
         store.dispose();

@@ -38,7 +38,14 @@ test('full attention equals the dense reference, and the key mask hides keys', (
   t.true(maxAbsDiff(fullAttention(q, k, v, { keyMask }), fullAttention(q, k, v)) > 1e-2);
 });
 
-for (const [L, w] of [[16, 4], [13, 4], [3, 4], [1, 2], [40, 8], [9, 1]] as const) {
+for (const [L, w] of [
+  [16, 4],
+  [13, 4],
+  [3, 4],
+  [1, 2],
+  [40, 8],
+  [9, 1],
+] as const) {
   test(`window attention equals dense attention with the band mask (L=${L}, w=${w})`, (t) => {
     const [q, k, v] = qkv(L, 6, L * 10 + w);
     const out = windowAttention(q, k, v, w);
@@ -51,7 +58,14 @@ for (const [L, w] of [[16, 4], [13, 4], [3, 4], [1, 2], [40, 8], [9, 1]] as cons
 // On every backend under test (serial: each switches the global backend, then restores the default
 // for the concurrent tests, which ava runs after the serial ones).
 for (const backend of backendsUnderTest()) {
-  for (const [L, w] of [[16, 4], [13, 4], [3, 4], [2, 1], [40, 8], [9, 1]] as const) {
+  for (const [L, w] of [
+    [16, 4],
+    [13, 4],
+    [3, 4],
+    [2, 1],
+    [40, 8],
+    [9, 1],
+  ] as const) {
     for (const logN of [null, 1.37]) {
       test.serial(`${backend}: arrow attention equals dense attention with the arrow mask (L=${L}, w=${w}, logN=${logN})`, async (t) => {
         await initBackend(backend, { quiet: true });

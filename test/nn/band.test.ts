@@ -16,7 +16,12 @@ test.before(async () => {
 });
 
 test('every pair within the window is found at (i, w + j - i) and its mirror at (j, w - (j - i))', (t) => {
-  for (const [L, w] of [[9, 3], [5, 4], [6, 0], [4, 7]] as const) {
+  for (const [L, w] of [
+    [9, 3],
+    [5, 4],
+    [6, 0],
+    [4, 7],
+  ] as const) {
     const K = 2 * w + 1;
     const valid = bandValidity(L, w);
     const seen = new Set<string>();
@@ -35,7 +40,11 @@ test('every pair within the window is found at (i, w + j - i) and its mirror at 
       }
     }
     // The valid cells are exactly the in-window pairs.
-    t.is(valid.reduce((a, b) => a + b, 0), seen.size, `L=${L} w=${w}`);
+    t.is(
+      valid.reduce((a, b) => a + b, 0),
+      seen.size,
+      `L=${L} w=${w}`,
+    );
   }
 });
 
@@ -55,7 +64,11 @@ function pairGrid(L: number, w: number, c: number, seed: number): { M: number[][
 }
 
 test('rollFlip puts the pairs whose tail is i in row i, ordered by head (brute force on L x L)', (t) => {
-  for (const [L, w, c] of [[7, 2, 3], [5, 4, 2], [3, 1, 1]] as const) {
+  for (const [L, w, c] of [
+    [7, 2, 3],
+    [5, 4, 2],
+    [3, 1, 1],
+  ] as const) {
     const K = 2 * w + 1;
     const { M, band } = pairGrid(L, w, c, L * 10 + w);
     const rolled = rollFlip(band);
@@ -96,7 +109,11 @@ function denseBiaffine(hs: number[][], he: number[][], U: number[][][], W: numbe
 }
 
 test('bandedBiaffine equals the band of the dense biaffine, and is 0 on invalid cells', (t) => {
-  for (const [L, w, d, c] of [[6, 2, 3, 2], [4, 5, 2, 3], [5, 0, 2, 1]] as const) {
+  for (const [L, w, d, c] of [
+    [6, 2, 3, 2],
+    [4, 5, 2, 3],
+    [5, 0, 2, 1],
+  ] as const) {
     tf.tidy(() => {
       const hs = randomTensor([L, d], 1);
       const he = randomTensor([L, d], 2);
@@ -128,7 +145,12 @@ test('bandLabels marks both orientations and counts spans longer than w + 1 word
   const types = ['A', 'B'];
   // [1, 3) = words 1..2 (A); [4, 5) = word 4 (B); [0, 4) = words 0..3, 4 words > w + 1 = 3: dropped.
   const { values, shape, dropped } = bandLabels(
-    [{ start: 1, end: 3, type: 'A' }, { start: 4, end: 5, type: 'B' }, { start: 0, end: 4, type: 'A' }, { start: 2, end: 5, type: 'B' }],
+    [
+      { start: 1, end: 3, type: 'A' },
+      { start: 4, end: 5, type: 'B' },
+      { start: 0, end: 4, type: 'A' },
+      { start: 2, end: 5, type: 'B' },
+    ],
     6,
     w,
     types,
@@ -141,7 +163,10 @@ test('bandLabels marks both orientations and counts spans longer than w + 1 word
   t.is(at(4, w, 1), 1);
   t.is(at(2, w + 2, 1), 1); // [2, 5): words 2..4, exactly w + 1 words: kept
   t.is(at(4, w - 2, 1), 1);
-  t.is(values.reduce((a, b) => a + b, 0), 5); // 2 + 1 (diagonal counted once) + 2
+  t.is(
+    values.reduce((a, b) => a + b, 0),
+    5,
+  ); // 2 + 1 (diagonal counted once) + 2
   t.throws(() => bandLabels([{ start: 0, end: 1, type: 'C' }], 3, w, types), { message: /type 'C'/ });
   t.throws(() => bandLabels([{ start: 2, end: 4, type: 'A' }], 3, w, types), { message: /does not fit/ });
 });
@@ -152,11 +177,9 @@ for (const backend of backends) {
     const [L, w, d, c] = [5, 2, 3, 2];
     const inputs = [randomTensor([L, d], 11), randomTensor([L, d], 12), randomTensor([c, d + 1, d + 1], 13, 0.5), randomTensor([c, 2 * (d + 1)], 14, 0.5)];
     try {
-      const r = checkGradients(
-        (hs, he, U, W) => bandedBiaffine(hs as tf.Tensor2D, he as tf.Tensor2D, U as tf.Tensor3D, W as tf.Tensor2D, w),
-        inputs,
-        { coords: 8 },
-      );
+      const r = checkGradients((hs, he, U, W) => bandedBiaffine(hs as tf.Tensor2D, he as tf.Tensor2D, U as tf.Tensor3D, W as tf.Tensor2D, w), inputs, {
+        coords: 8,
+      });
       t.true(r.ok, report(r));
     } finally {
       tf.dispose(inputs);

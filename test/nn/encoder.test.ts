@@ -28,7 +28,9 @@ function ids(T: number, seed = 1): Int32Array {
 
 /** Gives every parameter random values, so that zero-initialised biases and LoRA B matter too. */
 function randomizeAll(store: ParamStore): void {
-  store.names().forEach((n, i) => tf.tidy(() => store.get(n).assign(randomTensor(store.get(n).shape, 1000 + i, 0.4))));
+  store.names().forEach((n, i) => {
+    tf.tidy(() => store.get(n).assign(randomTensor(store.get(n).shape, 1000 + i, 0.4)));
+  });
 }
 
 test('forward gives [T, hidden], deterministic for a seed', (t) => {

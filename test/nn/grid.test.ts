@@ -24,7 +24,11 @@ function qkvWeights(c: number, seed: number): RowAttentionWeights {
 
 test.serial('maskedConv3x3 equals tf.conv2d (same padding) on the masked input, with invalid outputs zeroed (cpu)', async (t) => {
   await initBackend('cpu', { quiet: true });
-  for (const [R, C, cin, cout] of [[5, 7, 3, 4], [1, 1, 2, 2], [6, 3, 1, 5]] as const) {
+  for (const [R, C, cin, cout] of [
+    [5, 7, 3, 4],
+    [1, 1, 2, 2],
+    [6, 3, 1, 5],
+  ] as const) {
     tf.tidy(() => {
       const x = randomTensor([R, C, cin], R * 100 + C) as tf.Tensor3D;
       const taps = randomTensor([9, cin, cout], 7 + cin) as tf.Tensor3D;
@@ -45,8 +49,14 @@ test.serial('maskedConv3x3: tap t reads the neighbour at (dr, dc) = (t div 3 - 1
   await initBackend('cpu', { quiet: true });
   tf.tidy(() => {
     // One-hot input at (2, 2) of a 5x5 grid, one channel: out(r, c) = taps[t] where (r, c) + (dr, dc) = (2, 2).
-    const x = tf.tensor3d(Float32Array.from({ length: 25 }, (_, i) => (i === 12 ? 1 : 0)), [5, 5, 1]);
-    const taps = tf.tensor3d(Float32Array.from({ length: 9 }, (_, i) => i + 1), [9, 1, 1]);
+    const x = tf.tensor3d(
+      Float32Array.from({ length: 25 }, (_, i) => (i === 12 ? 1 : 0)),
+      [5, 5, 1],
+    );
+    const taps = tf.tensor3d(
+      Float32Array.from({ length: 9 }, (_, i) => i + 1),
+      [9, 1, 1],
+    );
     const out = maskedConv3x3(x, taps, tf.ones([5, 5, 1])).dataSync();
     for (let t9 = 0; t9 < 9; t9++) {
       const dr = Math.floor(t9 / 3) - 1;
@@ -70,7 +80,7 @@ function rowAttentionReference(x: tf.Tensor3D, { qkv: w }: RowAttentionWeights, 
       const out = m.map((row, p) => {
         const r = row.slice();
         for (let k = 0; k < c / 2; k++) {
-          const a = p * Math.pow(10000, (-2 * k) / c);
+          const a = p * 10000 ** ((-2 * k) / c);
           r[2 * k] = row[2 * k]! * Math.cos(a) - row[2 * k + 1]! * Math.sin(a);
           r[2 * k + 1] = row[2 * k + 1]! * Math.cos(a) + row[2 * k]! * Math.sin(a);
         }
@@ -89,7 +99,10 @@ function rowAttentionReference(x: tf.Tensor3D, { qkv: w }: RowAttentionWeights, 
         rows.push(tf.zeros([C, c]));
         continue;
       }
-      const bias = tf.tensor2d(Array.from(valid, (m) => (m ? 0 : -1e9)), [1, C]);
+      const bias = tf.tensor2d(
+        Array.from(valid, (m) => (m ? 0 : -1e9)),
+        [1, C],
+      );
       const p = tf.softmax(tf.add(tf.div(tf.matMul(qr, kr, false, true), Math.sqrt(c)), bias));
       rows.push(tf.matMul(dropMask ? tf.mul(p, tf.tensor2d(dropMask.slice(r * C * C, (r + 1) * C * C), [C, C])) : p, v));
     }
@@ -117,7 +130,7 @@ test.serial('rowAttention equals a per-row loop reference, and masked keys do no
     // Changing an invalid cell's features changes nothing (it is a key nobody sees); changing a valid one does.
     const bump = (cell: number): tf.Tensor3D => {
       const v = x.dataSync().slice();
-      for (let j = 0; j < c; j++) v[cell * c + j] += 3;
+      for (let j = 0; j < c; j++) v[cell * c + j] = v[cell * c + j]! + 3;
       return rowAttention(tf.tensor3d(v, [R, C, c]), w, { rope, validMask });
     };
     const valid0 = (i: number): boolean => m[i] === 1;
@@ -157,7 +170,10 @@ for (const backend of backends) {
     const inputs = [randomTensor([4, 5, 3], 31), randomTensor([9, 3, 2], 32)];
     try {
       const r = checkGradients((x, k) => maskedConv3x3(x as tf.Tensor3D, k as tf.Tensor3D, mask), inputs, { coords: 10 });
-      t.true(r.ok, `max relative error ${r.maxRelError.toExponential(2)} at input ${r.worst.input}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`);
+      t.true(
+        r.ok,
+        `max relative error ${r.maxRelError.toExponential(2)} at input ${r.worst.input}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`,
+      );
     } finally {
       tf.dispose([mask, ...inputs]);
     }
@@ -186,7 +202,11 @@ for (const backend of backends) {
       t.true(rb.ok, report(rb));
       // With attention dropout: the mask is drawn from a fresh seeded rng on every call, so f stays deterministic.
       const dropped = (xx: tf.Tensor, WW: tf.Tensor): tf.Tensor =>
-        rowAttention(xx as tf.Tensor3D, { qkv: { W: WW as tf.Tensor2D, b: b as tf.Tensor1D, lora: null } }, { rope, validMask, dropout: 0.3, training: true, rng: createRng(5) });
+        rowAttention(
+          xx as tf.Tensor3D,
+          { qkv: { W: WW as tf.Tensor2D, b: b as tf.Tensor1D, lora: null } },
+          { rope, validMask, dropout: 0.3, training: true, rng: createRng(5) },
+        );
       t.true(maxAbsDiff(dropped(x, W), attend(x, W, b)) > 1e-3);
       const rd = checkGradients((xx, WW) => dropped(xx!, WW!), [x, W], { coords: 10 });
       t.true(rd.ok, report(rd));

@@ -20,7 +20,10 @@ export async function setupBackend(): Promise<BackendName> {
 export function randomTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
   const rng = createRng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => (2 * rng.next() - 1) * scale), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => (2 * rng.next() - 1) * scale),
+    shape,
+  );
 }
 
 export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
@@ -34,11 +37,7 @@ export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
  * each coordinate moved by assigning to its variable. `floorShare` sets the error measure's floor as
  * a share of the largest gradient entry over all variables (1e-6 by default, as in gradcheck.ts).
  */
-export function checkVarGradients(
-  f: () => tf.Tensor,
-  vars: tf.Variable[],
-  opts: GradCheckOptions & { floorShare?: number } = {},
-): GradCheckResult {
+export function checkVarGradients(f: () => tf.Tensor, vars: tf.Variable[], opts: GradCheckOptions & { floorShare?: number } = {}): GradCheckResult {
   const floorShare = opts.floorShare ?? 1e-6;
   const eps = opts.eps ?? 5e-2;
   const coords = opts.coords ?? 6;

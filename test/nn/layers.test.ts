@@ -47,7 +47,10 @@ test('linear computes x W + b, and LoRA adds (alpha / r) x A B', (t) => {
   t.true(maxAbsDiff(linear(x, withLora), linear(x, plain)) < 1e-7);
   randomize(withLora.lora!.B, 3);
   const expected = tf.tidy(() =>
-    tf.add(tf.add(tf.matMul(x, plain.W as tf.Tensor2D), plain.b!), tf.mul(tf.matMul(tf.matMul(x, withLora.lora!.A as tf.Tensor2D), withLora.lora!.B as tf.Tensor2D), 2)),
+    tf.add(
+      tf.add(tf.matMul(x, plain.W as tf.Tensor2D), plain.b!),
+      tf.mul(tf.matMul(tf.matMul(x, withLora.lora!.A as tf.Tensor2D), withLora.lora!.B as tf.Tensor2D), 2),
+    ),
   );
   t.is(withLora.lora!.scale, 2);
   t.true(maxAbsDiff(linear(x, withLora), expected) < 1e-6);
@@ -64,7 +67,9 @@ test('linearSplit equals column groups of linear', (t) => {
   const whole = linear(x, w);
   const parts = linearSplit(x, w, 4);
   t.is(parts.length, 4);
-  parts.forEach((p, i) => t.true(maxAbsDiff(p, tf.slice(whole, [0, 2 * i], [4, 2])) < 1e-6));
+  parts.forEach((p, i) => {
+    t.true(maxAbsDiff(p, tf.slice(whole, [0, 2 * i], [4, 2])) < 1e-6);
+  });
   t.throws(() => linearSplit(x, w, 3), { message: /do not split/ });
   s.dispose();
 });
@@ -82,7 +87,9 @@ onEachBackend('layerNorm gives rows of mean 0 and variance 1 before the affine p
 onEachBackend('gelu matches the tanh approximation at known points', (t) => {
   const y = gelu(tf.tensor1d([-3, -1, 0, 1, 2])).dataSync();
   const ref = (x: number): number => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
-  [-3, -1, 0, 1, 2].forEach((x, i) => t.true(Math.abs(y[i]! - ref(x)) < 1e-6));
+  [-3, -1, 0, 1, 2].forEach((x, i) => {
+    t.true(Math.abs(y[i]! - ref(x)) < 1e-6);
+  });
   t.true(Math.abs(y[3]! - 0.841192) < 1e-5);
 });
 
@@ -101,7 +108,11 @@ test('dropout is seeded, scales kept units, and is the identity outside training
 });
 
 test('embedding picks table rows', (t) => {
-  const table = tf.tensor2d([[0, 1], [2, 3], [4, 5]]);
+  const table = tf.tensor2d([
+    [0, 1],
+    [2, 3],
+    [4, 5],
+  ]);
   t.deepEqual([...embedding(table, Int32Array.from([2, 0, 2])).dataSync()], [4, 5, 0, 1, 4, 5]);
 });
 
@@ -118,7 +129,10 @@ onEachBackend('gradients: linear with LoRA (x, W, b, A, B) and linearSplit', (t)
   t.true(r1.ok, JSON.stringify(r1));
   const r2 = checkGradients((...xs) => {
     const { x, w } = lin(xs[0]!, xs[1]!, xs[2]!, xs[3]!, xs[4]!);
-    return tf.concat(linearSplit(x, w, 3).map((y, i) => tf.mul(y, i + 1)), 1);
+    return tf.concat(
+      linearSplit(x, w, 3).map((y, i) => tf.mul(y, i + 1)),
+      1,
+    );
   }, inputs);
   t.true(r2.ok, JSON.stringify(r2));
 });

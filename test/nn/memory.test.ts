@@ -40,7 +40,9 @@ test.serial('window and arrow: doubling L at most ~2.2x the peak bytes; full gro
     const a = await peakBytes(mode, L);
     const b = await peakBytes(mode, 2 * L);
     ratio[mode] = b.peak / a.peak;
-    t.log(`${mode}: peak ${(a.peak / 2 ** 20).toFixed(2)} MiB at ${L}, ${(b.peak / 2 ** 20).toFixed(2)} MiB at ${2 * L} (x${ratio[mode]!.toFixed(2)}); ${a.ms} / ${b.ms} ms per forward+backward`);
+    t.log(
+      `${mode}: peak ${(a.peak / 2 ** 20).toFixed(2)} MiB at ${L}, ${(b.peak / 2 ** 20).toFixed(2)} MiB at ${2 * L} (x${ratio[mode]!.toFixed(2)}); ${a.ms} / ${b.ms} ms per forward+backward`,
+    );
   }
   t.true(ratio.window! <= 2.2);
   t.true(ratio.arrow! <= 2.2);

@@ -14,7 +14,9 @@ function store(V: number, H: number): ParamStore {
   const s = new ParamStore(1);
   s.param('encoder.tok_embed', [V, H], { kind: 'normal', std: 0.5 });
   createMlmHead(s, H, V);
-  s.names().forEach((n, i) => tf.tidy(() => s.get(n).assign(randomTensor(s.get(n).shape, 50 + i, 0.5))));
+  s.names().forEach((n, i) => {
+    tf.tidy(() => s.get(n).assign(randomTensor(s.get(n).shape, 50 + i, 0.5)));
+  });
   return s;
 }
 
@@ -35,7 +37,10 @@ test('loss equals a hand computation over the chosen rows only', (t) => {
   const S = states.arraySync();
   const gelu = (x: number): number => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
   let total = 0;
-  for (const [row, tgt] of [[1, 2], [4, 4]] as const) {
+  for (const [row, tgt] of [
+    [1, 2],
+    [4, 4],
+  ] as const) {
     const h = b.map((bj, j) => gelu(bj + S[row]!.reduce((a, x, i) => a + x * W[i]![j]!, 0)));
     const mean = h.reduce((a, x) => a + x, 0) / H;
     const vr = h.reduce((a, x) => a + (x - mean) ** 2, 0) / H;

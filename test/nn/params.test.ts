@@ -31,7 +31,9 @@ test('same seed gives the same weights, in any creation order', (t) => {
   t.deepEqual(values(a, 'x.W'), values(b, 'x.W'));
   t.deepEqual(values(a, 'y.E'), values(b, 'y.E'));
   t.notDeepEqual(values(a, 'x.W'), values(c, 'x.W'));
-  [a, b, c].forEach((s) => s.dispose());
+  [a, b, c].forEach((s) => {
+    s.dispose();
+  });
 });
 
 test('initialisers have the intended ranges and moments', (t) => {
@@ -87,7 +89,10 @@ test('freeze, unfreeze, trainable and counts', (t) => {
   t.is(s.count({ filter: (n) => n.endsWith('a') }), 6);
   // The tfjs optimizer path: only trainable variables receive gradients.
   const { grads } = tf.variableGrads(() => tf.sum(tf.add(tf.sum(s.get('enc.a')), tf.sum(s.get('head.c')))) as tf.Scalar, s.trainable());
-  t.deepEqual(Object.keys(grads).map((k) => s.nameOf(s.trainable().find((v) => v.name === k)!)), ['head.c']);
+  t.deepEqual(
+    Object.keys(grads).map((k) => s.nameOf(s.trainable().find((v) => v.name === k)!)),
+    ['head.c'],
+  );
   tf.dispose(Object.values(grads));
   s.dispose();
 });
@@ -146,7 +151,9 @@ test('load with a filter loads a subset; save with a filter writes a subset', (t
   const c = new ParamStore(1);
   c.param('mlm.b', [3], { kind: 'zeros' });
   t.deepEqual(c.load(part), ['mlm.b']);
-  [a, b, c].forEach((s) => s.dispose());
+  [a, b, c].forEach((s) => {
+    s.dispose();
+  });
 });
 
 test('load rejects a file that is not a parameter file', (t) => {

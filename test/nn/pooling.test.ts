@@ -21,7 +21,7 @@ const states = [
   [9, 9],
 ];
 
-test('max over each word\'s sub-word states, specials ignored', (t) => {
+test("max over each word's sub-word states, specials ignored", (t) => {
   const out = maxPoolWords(tf.tensor2d(states), tokenWord, 3);
   t.deepEqual(out.arraySync(), [
     [3, 5],
@@ -52,7 +52,14 @@ test('gradient goes to the arg-max token only, once (no double count from repeat
 });
 
 test('a word without tokens pools to zeros', (t) => {
-  const out = maxPoolWords(tf.tensor2d([[1, -2], [3, 4]]), Int32Array.from([0, 2]), 3);
+  const out = maxPoolWords(
+    tf.tensor2d([
+      [1, -2],
+      [3, 4],
+    ]),
+    Int32Array.from([0, 2]),
+    3,
+  );
   t.deepEqual(out.arraySync(), [
     [1, -2],
     [0, 0],

@@ -10,12 +10,16 @@ test.before(async () => {
 
 test('rotates each interleaved pair by p * theta_k', (t) => {
   const d = 4;
-  const x = tf.tensor2d([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4]]);
+  const x = tf.tensor2d([
+    [1, 2, 3, 4],
+    [1, 2, 3, 4],
+    [1, 2, 3, 4],
+  ]);
   const tables = ropeTables(Int32Array.from([0, 1, 7]), d);
   const y = applyRope(x, tables).arraySync();
   [0, 1, 7].forEach((p, row) => {
     for (let k = 0; k < d / 2; k++) {
-      const a = p * Math.pow(10000, (-2 * k) / d);
+      const a = p * 10000 ** ((-2 * k) / d);
       const [x0, x1] = [1 + 2 * k, 2 + 2 * k];
       t.true(Math.abs(y[row]![2 * k]! - (x0 * Math.cos(a) - x1 * Math.sin(a))) < 1e-5);
       t.true(Math.abs(y[row]![2 * k + 1]! - (x1 * Math.cos(a) + x0 * Math.sin(a))) < 1e-5);
@@ -51,7 +55,9 @@ test('RoPE keeps row norms', (t) => {
   const tables = ropeTables(6, 8);
   const n0 = tf.norm(x, 2, 1).dataSync();
   const n1 = tf.norm(applyRope(x, tables), 2, 1).dataSync();
-  n0.forEach((v, i) => t.true(Math.abs(v - n1[i]!) < 1e-5));
+  n0.forEach((v, i) => {
+    t.true(Math.abs(v - n1[i]!) < 1e-5);
+  });
   t.throws(() => ropeTables(3, 5), { message: /even/ });
   tables.dispose();
 });

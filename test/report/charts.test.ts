@@ -13,8 +13,22 @@ test('lineChart renders a PNG of the requested size that decodes', async (t) => 
     width: 640,
     height: 400,
     series: [
-      { label: 'sener', points: [[256, 1e8], [512, 2e8], [1024, 4e8]] },
-      { label: 'global-pointer', points: [[256, 1.2e8], [512, 4.5e8]], oomAt: [1024] },
+      {
+        label: 'sener',
+        points: [
+          [256, 1e8],
+          [512, 2e8],
+          [1024, 4e8],
+        ],
+      },
+      {
+        label: 'global-pointer',
+        points: [
+          [256, 1.2e8],
+          [512, 4.5e8],
+        ],
+        oomAt: [1024],
+      },
     ],
     refLines: [{ y: 2 ** 32, label: 'wasm heap cap' }],
     formatY: formatBytes,
@@ -27,7 +41,21 @@ test('lineChart renders a PNG of the requested size that decodes', async (t) => 
 });
 
 test('a chart with no usable point (zeros on a log axis, NaN) still renders', (t) => {
-  const png = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', logY: true, series: [{ label: 'a', points: [[1, 0], [2, Number.NaN]] }] });
+  const png = lineChart({
+    title: 't',
+    xLabel: 'x',
+    yLabel: 'y',
+    logY: true,
+    series: [
+      {
+        label: 'a',
+        points: [
+          [1, 0],
+          [2, Number.NaN],
+        ],
+      },
+    ],
+  });
   t.deepEqual(pngSize(png), { width: 900, height: 560 });
 });
 

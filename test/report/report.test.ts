@@ -54,14 +54,29 @@ function setup(): { root: string; file: string; out: string } {
   const cell = (method: string, dataset: string, seed: number): GridCell => cells.find((c) => c.method === method && c.dataset === dataset && c.seed === seed)!;
   const perType1 = { gender: prf(9, 1, 0), education: prf(2, 3, 5), awards: prf(5, 5, 5), title: prf(1, 1, 8) };
   const perType2 = { gender: prf(8, 2, 0), education: prf(3, 2, 5), awards: prf(6, 4, 4), title: prf(2, 1, 7) };
-  writeFixture(root, 'fixture-report', cell('sener', 'scholar-xl', 1), fixtureResult(cell('sener', 'scholar-xl', 1), { overall: prf(40, 40, 80), perType: perType1, msPerDocument: 200, peakBytesTrainStep: 2 ** 30 }));
+  writeFixture(
+    root,
+    'fixture-report',
+    cell('sener', 'scholar-xl', 1),
+    fixtureResult(cell('sener', 'scholar-xl', 1), { overall: prf(40, 40, 80), perType: perType1, msPerDocument: 200, peakBytesTrainStep: 2 ** 30 }),
+  );
   // Found in another experiment's folder: same run id, same computation.
-  writeFixture(root, 'table2-main', cell('sener', 'scholar-xl', 2), fixtureResult(cell('sener', 'scholar-xl', 2), { overall: prf(50, 50, 50), perType: perType2, msPerDocument: 300 }));
+  writeFixture(
+    root,
+    'table2-main',
+    cell('sener', 'scholar-xl', 2),
+    fixtureResult(cell('sener', 'scholar-xl', 2), { overall: prf(50, 50, 50), perType: perType2, msPerDocument: 300 }),
+  );
   for (const seed of [1, 2]) {
     const c = cell('cnn-ner', 'scholar-xl', seed);
     writeFixture(root, 'fixture-report', c, fixtureResult(c, { status: 'oom', reason: 'memory access out of bounds' }));
   }
-  writeFixture(root, 'fixture-report', cell('cnn-ner', 'scirex', 1), fixtureResult(cell('cnn-ner', 'scirex', 1), { overall: prf(60, 40, 40), msPerDocument: 250 }));
+  writeFixture(
+    root,
+    'fixture-report',
+    cell('cnn-ner', 'scirex', 1),
+    fixtureResult(cell('cnn-ner', 'scirex', 1), { overall: prf(60, 40, 40), msPerDocument: 250 }),
+  );
   return { root, file, out: temp('report') };
 }
 
@@ -120,10 +135,13 @@ test('a report from fixture run records: numbers, statuses, paper beside ours, c
   t.regex(html, /51\.56/);
   const embedded = html.match(/src="data:image\/png;base64,[A-Za-z0-9+/=]+"/g) ?? [];
   t.is(embedded.length, written.images.length);
-  t.deepEqual(
-    written.images.map((p) => p.slice(out.length + 1)).sort(),
-    ['f1-bars.png', 'inference-time.png', 'latency-vs-length.png', 'memory-vs-length.png', 'per-type-scholar-xl.png'],
-  );
+  t.deepEqual(written.images.map((p) => p.slice(out.length + 1)).sort(), [
+    'f1-bars.png',
+    'inference-time.png',
+    'latency-vs-length.png',
+    'memory-vs-length.png',
+    'per-type-scholar-xl.png',
+  ]);
   for (const path of written.images) {
     const png = readFileSync(path);
     const size = pngSize(png);
@@ -182,5 +200,8 @@ test('a finished run without a number for a metric shows an en dash, not its sta
   // cnn-ner on scirex finished (seed 1), but the fixture has no inference memory for it.
   t.regex(row(md, 'scirex', 'cnn-ner', 'Efficiency'), /\| 1 ok, 1 missing \| 250 \| – \|/);
   const group = collected.groups.find((g) => g.method === 'sener' && g.dataset === 'scholar-xl')!;
-  t.is(metricCell(group, (r) => r.metrics.perType?.['no-such-type']?.f1, { scale: 100 }), '–');
+  t.is(
+    metricCell(group, (r) => r.metrics.perType?.['no-such-type']?.f1, { scale: 100 }),
+    '–',
+  );
 });

@@ -54,8 +54,14 @@ test('the grid expands methods x datasets x axes x seeds, with set, axes and pre
   t.is(cells.length, 2 * 2 * 2 + 2 + 3 * 2);
   const runnable = cells.filter((c) => c.config !== null);
   t.is(new Set(runnable.map((c) => c.runId)).size, runnable.length, 'run ids are unique');
-  t.true(runnable.every((c) => c.config!.train.epochs === 2), 'command-line --set reaches every cell');
-  t.true(runnable.every((c) => c.config!.experiment === 'grid-a'), 'runs are stored under the experiment');
+  t.true(
+    runnable.every((c) => c.config!.train.epochs === 2),
+    'command-line --set reaches every cell',
+  );
+  t.true(
+    runnable.every((c) => c.config!.experiment === 'grid-a'),
+    'runs are stored under the experiment',
+  );
   t.deepEqual(new Set(runnable.map((c) => c.seed)), new Set([11, 22]));
   for (const c of runnable.filter((x) => x.method !== 'sener')) t.is(c.config!.train.maxSteps, 7);
   const sener = runnable.filter((c) => c.method === 'sener');
@@ -75,7 +81,10 @@ test("a preset applies the config preset and the experiment's block; the cell's 
   t.deepEqual(new Set(quick.map((c) => c.seed)), new Set([11]), "the block's seeds replace the experiment's");
   t.true(quick.every((c) => c.config!.preset === 'quick' && c.config!.dataset.maxDocs.test === 3));
   t.true(quick.filter((c) => c.method !== 'sener').every((c) => c.config!.encoder.window === 8));
-  t.deepEqual(quick.filter((c) => c.method === 'sener').map((c) => c.config!.encoder.window), [16, 32, 64]);
+  t.deepEqual(
+    quick.filter((c) => c.method === 'sener').map((c) => c.config!.encoder.window),
+    [16, 32, 64],
+  );
   const plain = expandGrid(loadExperiment(file)).filter((c) => c.config !== null);
   t.not(plain[0]!.runId, quick[0]!.runId, 'the preset changes the run id');
 });
@@ -143,7 +152,10 @@ for (const preset of ['quick', 'cpu']) {
     t.is(ids.get('table1-datasets')!.size, 0);
     t.true(ids.get('table2-main')!.size >= 5 * 3 * 3, 'every span method x dataset x seed');
     const t2 = ids.get('table2-main')!;
-    t.true([...ids.get('per-type')!].every((id) => t2.has(id)), "per-type's cells are table2-main's runs");
+    t.true(
+      [...ids.get('per-type')!].every((id) => t2.has(id)),
+      "per-type's cells are table2-main's runs",
+    );
     const newT3 = [...ids.get('table3-ablation')!].filter((id) => !t2.has(id));
     const sweep = [...ids.get('window-sweep')!];
     t.is(sweep.length, 5 * 3);

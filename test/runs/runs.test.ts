@@ -58,7 +58,7 @@ test('the run id changes with any value and with the seed', (t) => {
   t.true(runId(seed).endsWith('-s3618'));
 });
 
-test('the run hash covers the run\'s own method section only', (t) => {
+test("the run hash covers the run's own method section only", (t) => {
   const sener = resolveConfigFromObject({ method: 'sener' });
   // Another method's option leaves a SeNER run's id alone; SeNER's own options change it.
   t.is(configHash(resolveConfigFromObject({ method: 'sener', utcIe: { depth: 5 } })), configHash(sener));
@@ -92,7 +92,10 @@ test('results round-trip, finish the run and leave no temp file', (t) => {
   record.writeResult(result);
   t.deepEqual(record.readResult(), result);
   t.true(record.isFinished());
-  t.deepEqual(readdirSync(record.dir).filter((name) => name.endsWith('.tmp')), []);
+  t.deepEqual(
+    readdirSync(record.dir).filter((name) => name.endsWith('.tmp')),
+    [],
+  );
 });
 
 test('writing an invalid result throws before touching the disk', (t) => {
@@ -122,7 +125,10 @@ test('log appends timestamped lines', (t) => {
   const record = RunRecord.create(resolveConfigFromObject({}), tempRoot());
   record.log({ event: 'start', step: 0 });
   record.log({ event: 'step', step: 1, loss: 0.5, time: 'not mine' });
-  const lines = readFileSync(join(record.dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = readFileSync(join(record.dir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   t.is(lines.length, 2);
   t.like(lines[0], { event: 'start', step: 0 });
   t.like(lines[1], { event: 'step', step: 1, loss: 0.5 });
@@ -137,7 +143,7 @@ test('collectEnv records node, platform and the tfjs version', (t) => {
   const env = collectEnv();
   t.is(env.node, process.version);
   t.regex(env.packageVersions['@tensorflow/tfjs-core'] ?? '', /^\d+\.\d+\.\d+/);
-  t.truthy(env.packageVersions['longner']);
+  t.truthy(env.packageVersions.longner);
   t.true(env.gitCommit === null || /^[0-9a-f]{40}/.test(env.gitCommit));
 });
 
@@ -155,7 +161,10 @@ test('run folders, pretraining folders and run-id lookups honour LONGNER_RUNS_DI
     const record = RunRecord.create(config);
     t.is(record.dir, runDir(config, root));
     t.is(locateRunFolder(runId(config), runsRoot()), record.dir);
-    t.throws(() => locateRunFolder('sener-nope-0123456789-s1', root), { instanceOf: LongnerError, message: /expected a run folder or the run id of a run under/ });
+    t.throws(() => locateRunFolder('sener-nope-0123456789-s1', root), {
+      instanceOf: LongnerError,
+      message: /expected a run folder or the run id of a run under/,
+    });
   } finally {
     if (before === undefined) delete process.env.LONGNER_RUNS_DIR;
     else process.env.LONGNER_RUNS_DIR = before;

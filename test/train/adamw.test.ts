@@ -48,9 +48,18 @@ for (const backend of backendsUnderTest()) {
       const w = param('lin.W', [1, -2, 0.5]);
       const b = param('lin.b', [0.3, -0.1], 'encoder');
       const opt = new AdamW([w, b], { weightDecay: 0.01 });
-      const gw = [[0.5, -1, 0.02], [-0.3, 2, 0.02]];
-      const gb = [[1, -1], [0.5, 0.25]];
-      const lrs = [{ head: 0.1, encoder: 0.05 }, { head: 0.08, encoder: 0.04 }];
+      const gw = [
+        [0.5, -1, 0.02],
+        [-0.3, 2, 0.02],
+      ];
+      const gb = [
+        [1, -1],
+        [0.5, 0.25],
+      ];
+      const lrs = [
+        { head: 0.1, encoder: 0.05 },
+        { head: 0.08, encoder: 0.04 },
+      ];
       for (const k of [0, 1]) {
         const grads = { [w.variable.name]: tf.tensor1d(gw[k]!), [b.variable.name]: tf.tensor1d(gb[k]!) };
         opt.step(grads, lrs[k]!);
@@ -76,7 +85,17 @@ test('weight decay skips biases and LayerNorm weights (names as src/nn makes the
   for (const name of ['encoder.l0.q.W', 'encoder.tok_embed', 'encoder.l1.v.lora_A', 'encoder.l1.v.lora_B', 'head.kiln.W', 'sener.conv0.filter']) {
     t.true(decaysWeight(name), name);
   }
-  for (const name of ['encoder.l0.q.b', 'encoder.l0.ln1.gamma', 'encoder.l0.ln2.beta', 'encoder.ln_f.gamma', 'mlm.ln.beta', 'mlm.out_bias', 'head.bias', 'x.layernorm.weight', 'x.ln.scale']) {
+  for (const name of [
+    'encoder.l0.q.b',
+    'encoder.l0.ln1.gamma',
+    'encoder.l0.ln2.beta',
+    'encoder.ln_f.gamma',
+    'mlm.ln.beta',
+    'mlm.out_bias',
+    'head.bias',
+    'x.layernorm.weight',
+    'x.ln.scale',
+  ]) {
     t.false(decaysWeight(name), name);
   }
   // With a zero gradient Adam's step is 0, so only the decay moves a weight.
@@ -97,8 +116,18 @@ test('weight decay skips biases and LayerNorm weights (names as src/nn makes the
   opt.step(grads, { head: 0.1, encoder: 0.2 });
   tf.dispose(Object.values(grads));
   const after = model.snapshot();
-  t.true(close(after.get('toy.embed')!, [...before.get('toy.embed')!].map((x) => x * (1 - 0.2 * 0.5))));
-  t.true(close(after.get('toy.head.W')!, [...before.get('toy.head.W')!].map((x) => x * (1 - 0.1 * 0.5))));
+  t.true(
+    close(
+      after.get('toy.embed')!,
+      [...before.get('toy.embed')!].map((x) => x * (1 - 0.2 * 0.5)),
+    ),
+  );
+  t.true(
+    close(
+      after.get('toy.head.W')!,
+      [...before.get('toy.head.W')!].map((x) => x * (1 - 0.1 * 0.5)),
+    ),
+  );
   for (const n of ['toy.ln.gamma', 'toy.ln.beta', 'toy.head.b']) t.deepEqual(after.get(n), before.get(n), n);
   opt.dispose();
   model.dispose();

@@ -5,7 +5,16 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdamW } from '../../src/train/adamw.js';
-import { clearCheckpoints, LAST_CKPT, LAST_OPTIM, loadCheckpoint, restoreCheckpoint, saveCheckpoint, STATE_FILE, type TrainerStateBody } from '../../src/train/checkpoint.js';
+import {
+  clearCheckpoints,
+  LAST_CKPT,
+  LAST_OPTIM,
+  loadCheckpoint,
+  restoreCheckpoint,
+  saveCheckpoint,
+  STATE_FILE,
+  type TrainerStateBody,
+} from '../../src/train/checkpoint.js';
 import { setupBackend } from './helpers.js';
 import { sameBits, ToyModel } from './toy-model.js';
 

@@ -130,14 +130,21 @@ for (const c of cases) {
       t.is(native.losses.length, STEPS);
       const rel = wasm.losses.map((l, s) => Math.abs(native.losses[s]! - l) / Math.max(Math.abs(l), 1e-6));
       const relNorm = wasm.gradNorms.map((g, s) => Math.abs(native.gradNorms[s]! - g) / Math.max(Math.abs(g), 1e-6));
-      t.log(`loss ${wasm.losses[0]!.toFixed(4)} -> ${wasm.losses[STEPS - 1]!.toFixed(4)} (wasm); ${(wasm.ms / STEPS).toFixed(0)} ms/step wasm, ${(native.ms / STEPS).toFixed(0)} ms/step native`);
-      t.log(`relative loss difference: step 1 ${rel[0]!.toExponential(2)}, step 10 ${rel[9]!.toExponential(2)}, step 25 ${rel[24]!.toExponential(2)}, step 50 ${rel[STEPS - 1]!.toExponential(2)}, max ${Math.max(...rel).toExponential(2)}`);
+      t.log(
+        `loss ${wasm.losses[0]!.toFixed(4)} -> ${wasm.losses[STEPS - 1]!.toFixed(4)} (wasm); ${(wasm.ms / STEPS).toFixed(0)} ms/step wasm, ${(native.ms / STEPS).toFixed(0)} ms/step native`,
+      );
+      t.log(
+        `relative loss difference: step 1 ${rel[0]!.toExponential(2)}, step 10 ${rel[9]!.toExponential(2)}, step 25 ${rel[24]!.toExponential(2)}, step 50 ${rel[STEPS - 1]!.toExponential(2)}, max ${Math.max(...rel).toExponential(2)}`,
+      );
       t.log(`relative gradient-norm difference: max ${Math.max(...relNorm).toExponential(2)}`);
       // The run trains: the comparison is not between two flat lines.
       t.true(wasm.losses[STEPS - 1]! < 0.7 * wasm.losses[0]!, `loss ${wasm.losses[0]} -> ${wasm.losses[STEPS - 1]}`);
       const bad = rel.map((r, s) => ({ s, r })).filter(({ s, r }) => !(r <= tolerance(s)));
       t.deepEqual(
-        bad.map(({ s, r }) => `step ${s + 1}: ${wasm.losses[s]} (wasm) vs ${native.losses[s]} (native), relative ${r.toExponential(2)} > ${tolerance(s).toExponential(2)}`),
+        bad.map(
+          ({ s, r }) =>
+            `step ${s + 1}: ${wasm.losses[s]} (wasm) vs ${native.losses[s]} (native), relative ${r.toExponential(2)} > ${tolerance(s).toExponential(2)}`,
+        ),
         [],
       );
     } finally {

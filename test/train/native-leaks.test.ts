@@ -88,12 +88,19 @@ for (const c of cases) {
           const segments = order.slice(2 * step, 2 * step + 2);
           for (const s of segments) lengths.add(s.tokenIds.length);
           const rng = stepRng(config.train.seed, step);
-          const out = trainStep(() => model.loss({ segments }, { rng }), optimizer, { head: config.train.lr, encoder: config.train.encoderLr }, config.train.clip);
+          const out = trainStep(
+            () => model.loss({ segments }, { rng }),
+            optimizer,
+            { head: config.train.lr, encoder: config.train.encoderLr },
+            config.train.clip,
+          );
           t.false(out.diverged, `step ${step + 1}: loss ${out.loss}`);
           samples.push(sample());
           t.true(samples[step]!.freeBytes <= backend.pool.cap, `step ${step + 1}: ${samples[step]!.freeBytes} free bytes, cap ${backend.pool.cap}`);
         }
-        t.log(`segment lengths ${[...lengths].sort((a, b) => a - b).join(', ')}; after step 1: ${samples[0]!.numTensors} tensors, ${samples[0]!.liveBytes} live pool bytes, ${samples[0]!.freeBytes} free (cap ${backend.pool.cap})`);
+        t.log(
+          `segment lengths ${[...lengths].sort((a, b) => a - b).join(', ')}; after step 1: ${samples[0]!.numTensors} tensors, ${samples[0]!.liveBytes} live pool bytes, ${samples[0]!.freeBytes} free (cap ${backend.pool.cap})`,
+        );
         t.log(`free pool bytes after each step: ${samples.map((s) => s.freeBytes).join(', ')}`);
         t.true(lengths.size > 1, 'batches of different lengths');
         const first = samples[0]!;

@@ -43,15 +43,26 @@ test.before(async () => {
 const base = mkdtempSync(join(tmpdir(), 'longner-pretrain-'));
 const mirror = join(base, 'mirror');
 const marked = (n: number, seed: number, letter: string): Document[] =>
-  generateDocuments({ docs: n, words: [40, 90], entitiesPerDoc: 2, entityLength: { dist: 'uniform', min: 1, max: 3 }, types: ['A', 'B'], seed }).map((d, i) => ({
-    ...d,
-    id: `${letter}-${i}`,
-    words: [...d.words, `${letter}${letter}${i}`],
-  }));
+  generateDocuments({ docs: n, words: [40, 90], entitiesPerDoc: 2, entityLength: { dist: 'uniform', min: 1, max: 3 }, types: ['A', 'B'], seed }).map(
+    (d, i) => ({
+      ...d,
+      id: `${letter}-${i}`,
+      words: [...d.words, `${letter}${letter}${i}`],
+    }),
+  );
 const rawSplits = { train: marked(24, 1, 'q'), dev: marked(30, 2, 'y'), test: marked(10, 3, 'x') };
 mkdirSync(join(mirror, 'toy'), { recursive: true });
 for (const [name, docs] of Object.entries(rawSplits)) writeSenerJsonl(join(mirror, 'toy', `${name}.json`), docs);
-const splitSpec = (name: string) => ({ split: name, file: `${name}.json`, format: 'sener' as const, sha256: null, bytes: null, docs: null, urls: [], howToGet: 'fixture' });
+const splitSpec = (name: string) => ({
+  split: name,
+  file: `${name}.json`,
+  format: 'sener' as const,
+  sha256: null,
+  bytes: null,
+  docs: null,
+  urls: [],
+  howToGet: 'fixture',
+});
 const registry: Registry = createRegistry({
   root: base,
   mirror,
@@ -156,8 +167,14 @@ test('the corpus is the training split only: no validation or test word', async 
   const protocol = await loadProtocol('toy', { protocol: 'local', validationFraction: 0.2, validationDocs: 30, splitSeed: 13, registry });
   t.true(protocol.validation.length > 0 && protocol.test.length > 0);
   t.true(markers(protocol.train).every((m) => words.has(m)));
-  t.false(markers(protocol.validation).some((m) => words.has(m)), 'a validation document is in the corpus');
-  t.false(markers(protocol.test).some((m) => words.has(m)), 'a test document is in the corpus');
+  t.false(
+    markers(protocol.validation).some((m) => words.has(m)),
+    'a validation document is in the corpus',
+  );
+  t.false(
+    markers(protocol.test).some((m) => words.has(m)),
+    'a test document is in the corpus',
+  );
 
   // paper protocol: train = train.json (q), validation = dev.json (y), test = test.json (x). The
   // tokenizer pretraining trains never saw the letters y and x.
@@ -201,7 +218,18 @@ test('the MLM loss goes down, the run writes its outputs, and a finished run is 
 
   // encoder.ckpt holds the encoder alone, and a mismatch names the pretraining run's sizes.
   const e = config.encoder;
-  const cfg: EncoderConfig = { vocabSize: SubwordTokenizer.load(r.tokenizerPath).vocabSize, layers: e.layers, hidden: e.hidden, heads: e.heads, ffn: e.ffn, dropout: 0, attention: 'full', window: 4, logN: 'off', lora: null };
+  const cfg: EncoderConfig = {
+    vocabSize: SubwordTokenizer.load(r.tokenizerPath).vocabSize,
+    layers: e.layers,
+    hidden: e.hidden,
+    heads: e.heads,
+    ffn: e.ffn,
+    dropout: 0,
+    attention: 'full',
+    window: 4,
+    logN: 'off',
+    lora: null,
+  };
   const store = new ParamStore(0);
   new Encoder(cfg, store);
   t.is(loadPretrainedEncoder(store, r.encoderCheckpoint).length, store.names().length);
@@ -209,7 +237,10 @@ test('the MLM loss goes down, the run writes its outputs, and a finished run is 
   store.dispose();
   const wider = new ParamStore(0);
   new Encoder({ ...cfg, hidden: 64 }, wider);
-  t.throws(() => loadPretrainedEncoder(wider, r.encoderCheckpoint), { instanceOf: LongnerError, message: /which used encoder\.layers=1, encoder\.hidden=32, encoder\.heads=2, encoder\.ffn=64, tokenizer\.vocabSize=120/ });
+  t.throws(() => loadPretrainedEncoder(wider, r.encoderCheckpoint), {
+    instanceOf: LongnerError,
+    message: /which used encoder\.layers=1, encoder\.hidden=32, encoder\.heads=2, encoder\.ffn=64, tokenizer\.vocabSize=120/,
+  });
   wider.dispose();
 
   // ensurePretrained finds the same folder and does not pretrain again.
@@ -221,7 +252,10 @@ test('the MLM loss goes down, the run writes its outputs, and a finished run is 
   // A path to the folder works as well.
   t.is((await ensurePretrained(tinyConfig({ encoder: { pretrained: r.dir } }))).tokenizerPath, join(r.dir, TOKENIZER_FILE));
   // Heads do not show in the weights' shapes; the folder's pretrain.json catches them.
-  await t.throwsAsync(() => ensurePretrained(tinyConfig({ encoder: { pretrained: r.dir, heads: 4 } })), { instanceOf: LongnerError, message: /encoder\.heads is 4 here but 2 in the pretraining run/ });
+  await t.throwsAsync(() => ensurePretrained(tinyConfig({ encoder: { pretrained: r.dir, heads: 4 } })), {
+    instanceOf: LongnerError,
+    message: /encoder\.heads is 4 here but 2 in the pretraining run/,
+  });
 });
 
 test('a stopped run resumed from its last checkpoint ends bit for bit like an uninterrupted one', async (t) => {
@@ -274,12 +308,12 @@ test('a pretrained folder path must hold encoder.ckpt and tokenizer.json', async
 });
 
 function randomize(store: ParamStore, seed: number): void {
-  store.names().forEach((n, i) =>
+  store.names().forEach((n, i) => {
     tf.tidy(() => {
       const v = store.get(n);
       v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', seed + i));
-    }),
-  );
+    });
+  });
 }
 
 function snapshot(store: ParamStore, names: string[]): Map<string, Float32Array> {

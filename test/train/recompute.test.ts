@@ -68,7 +68,10 @@ const cases: { name: string; config: (over: Record<string, unknown>) => Config }
         sener: { window: 4, depth: 1, biaffineSize: 8, cnnDim: 8, lora: { rank: 2, alpha: 4 }, wwm: 0, attnDropout: 0.2, mlpDropout: 0.2, ...over },
       }),
   },
-  { name: 'cnn-ner', config: () => tinyConfig({ method: 'cnn-ner', encoder, cnnNer: { biaffineSize: 8, cnnDim: 8, depth: 2, dropout: 0.2, logitDropout: 0.2 } }) },
+  {
+    name: 'cnn-ner',
+    config: () => tinyConfig({ method: 'cnn-ner', encoder, cnnNer: { biaffineSize: 8, cnnDim: 8, depth: 2, dropout: 0.2, logitDropout: 0.2 } }),
+  },
   {
     name: 'utc-ie',
     config: (over) => tinyConfig({ method: 'utc-ie', encoder, utcIe: { biaffineSize: 8, cnnDim: 8, depth: 2, dropout: 0.2, attnDropout: 0.2, ...over } }),

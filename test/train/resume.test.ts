@@ -39,7 +39,11 @@ async function uninterrupted(): Promise<NonNullable<typeof reference>> {
   return reference;
 }
 
-async function stopThenResume(t: { true: (v: boolean, m?: string) => void; is: (a: unknown, b: unknown) => void }, stopAt: (p: StopPoint) => boolean, every?: { steps: number }) {
+async function stopThenResume(
+  t: { true: (v: boolean, m?: string) => void; is: (a: unknown, b: unknown) => void },
+  stopAt: (p: StopPoint) => boolean,
+  every?: { steps: number },
+) {
   const record = tempRecord(config);
   const first = new ToyModel();
   const stopped = await train({ model: first, config, data, record, quiet: true, shouldStop: stopAt, checkpointEvery: every });
@@ -66,7 +70,13 @@ test('stopped after epoch 1 of 3 and resumed: the same parameters bit for bit an
   t.is(run.f1, ref.f1);
   t.deepEqual(computed(run.outcome), computed(ref.outcome));
   const starts = readLog(run.record).filter((e) => e.event === 'train-start');
-  t.deepEqual(starts.map((e) => [e.resume, e.fromStep]), [[false, 0], [true, 4]]);
+  t.deepEqual(
+    starts.map((e) => [e.resume, e.fromStep]),
+    [
+      [false, 0],
+      [true, 4],
+    ],
+  );
 });
 
 test('killed mid-epoch (after step 7 of 12, last save at step 6) and resumed: identical result', async (t) => {
@@ -78,7 +88,7 @@ test('killed mid-epoch (after step 7 of 12, last save at step 6) and resumed: id
   t.deepEqual(computed(run.outcome), computed(ref.outcome));
 });
 
-test('killed right after an epoch\'s last step, before its evaluation: identical result', async (t) => {
+test("killed right after an epoch's last step, before its evaluation: identical result", async (t) => {
   const ref = await uninterrupted();
   const run = await stopThenResume(t, (p) => !p.epochEnd && p.step === 8);
   t.is(run.outcome.resumedFromStep, 4);

@@ -26,7 +26,10 @@ test('linear warm-up then linear decay to zero (HF get_linear_schedule_with_warm
 
 test('no warm-up: the first step has the full rate; warm-up below one step rounds down to none', (t) => {
   const s = linearSchedule(4, 0);
-  t.deepEqual([0, 1, 2, 3].map((i) => s.factor(i)), [1, 0.75, 0.5, 0.25]);
+  t.deepEqual(
+    [0, 1, 2, 3].map((i) => s.factor(i)),
+    [1, 0.75, 0.5, 0.25],
+  );
   t.is(linearSchedule(5, 0.1).warmupSteps, 0);
   t.is(linearSchedule(5, 0.1).factor(0), 1);
   t.throws(() => linearSchedule(5, 1), { instanceOf: RangeError });

@@ -79,11 +79,11 @@ export class ToyModel implements SpanModel {
     return batch.segments.map((seg) => {
       const values = tf.tidy(() => this.logits(seg, false)).arraySync();
       const out: ScoredEntity[] = [];
-      values.forEach((row, w) =>
+      values.forEach((row, w) => {
         row.forEach((z, c) => {
           if (z > 0) out.push({ start: w, end: w + 1, type: TYPES[c]!, score: 1 / (1 + Math.exp(-z)) });
-        }),
-      );
+        });
+      });
       return out;
     });
   }

@@ -16,7 +16,10 @@ const data = toyData();
 test('epoch order is a seeded permutation that changes with the epoch', (t) => {
   const items = Array.from({ length: 20 }, (_, i) => i);
   const e0 = epochOrder(items, 5, 0);
-  t.deepEqual([...e0].sort((a, b) => a - b), items);
+  t.deepEqual(
+    [...e0].sort((a, b) => a - b),
+    items,
+  );
   t.deepEqual(epochOrder(items, 5, 0), e0);
   t.notDeepEqual(epochOrder(items, 5, 1), e0);
   t.notDeepEqual(epochOrder(items, 6, 0), e0);
@@ -34,7 +37,15 @@ test('the loss goes down and the run is logged per epoch', async (t) => {
   const losses = outcome.history.map((h) => h.loss!);
   t.true(losses[3]! < losses[0]!, `losses ${losses}`);
   const epochs = readLog(record).filter((e) => e.event === 'epoch');
-  t.deepEqual(epochs.map((e) => [e.epoch, e.step]), [[1, 4], [2, 8], [3, 12], [4, 16]]);
+  t.deepEqual(
+    epochs.map((e) => [e.epoch, e.step]),
+    [
+      [1, 4],
+      [2, 8],
+      [3, 12],
+      [4, 16],
+    ],
+  );
   t.true(epochs.every((e) => typeof e.validationF1 === 'number' && typeof e.loss === 'number'));
   t.true(outcome.msPerStep !== null && outcome.msPerStep > 0);
   t.true(outcome.peakBytesTrainStep !== null && outcome.peakBytesTrainStep > 0);
@@ -64,7 +75,10 @@ test('best checkpoint and early stopping follow a scripted validation-F1 sequenc
   t.is(outcome.epochs, 4);
   t.is(outcome.bestEpoch, 2);
   t.is(outcome.bestValidationF1, 0.5);
-  t.deepEqual(outcome.history.map((h) => h.best), [true, true, false, false]);
+  t.deepEqual(
+    outcome.history.map((h) => h.best),
+    [true, true, false, false],
+  );
   t.true(sameBits(model.snapshot(), seen[1]!), 'the model holds the best epoch after training');
   t.false(sameBits(seen[3]!, seen[1]!));
   t.true(existsSync(join(record.dir, BEST_CKPT)));
@@ -82,7 +96,13 @@ test('maxSteps ends mid-epoch with a final validation of the partial epoch', asy
   t.is(outcome.stoppedBy, 'maxSteps');
   t.is(outcome.steps, 6);
   t.is(outcome.totalSteps, 6);
-  t.deepEqual(outcome.history.map((h) => [h.epoch, h.step, h.partial]), [[1, 4, false], [2, 6, true]]);
+  t.deepEqual(
+    outcome.history.map((h) => [h.epoch, h.step, h.partial]),
+    [
+      [1, 4, false],
+      [2, 6, true],
+    ],
+  );
   model.dispose();
 });
 
@@ -150,7 +170,10 @@ test.serial('no tensor is left behind by training steps or by a whole run', asyn
   const counts: number[] = [];
   await train({ model, config, data, record, quiet: true, onProgress: () => counts.push(tf.memory().numTensors) });
   t.is(counts.length, 8);
-  t.true(counts.every((c) => c === counts[0]), `tensor counts per step: ${counts}`);
+  t.true(
+    counts.every((c) => c === counts[0]),
+    `tensor counts per step: ${counts}`,
+  );
   t.is(tf.memory().numTensors, before);
   model.dispose();
 });
@@ -162,6 +185,9 @@ test('no validation set: every epoch is kept as the latest best, no early stop',
   const outcome = await train({ model, config, data: { ...data, validation: [], validationSegments: [] }, record, quiet: true });
   t.is(outcome.stoppedBy, 'epochs');
   t.is(outcome.bestEpoch, 2);
-  t.deepEqual(outcome.history.map((h) => h.validationF1), [null, null]);
+  t.deepEqual(
+    outcome.history.map((h) => h.validationF1),
+    [null, null],
+  );
   model.dispose();
 });

@@ -8,8 +8,22 @@ import { createRequire } from 'node:module';
 /** Operation codes, in the order of the enums in native/src/kernels.h. */
 export const BINARY_OPS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'Maximum', 'Minimum', 'Pow', 'SquaredDifference'] as const;
 export const UNARY_OPS = [
-  'Exp', 'Log', 'Tanh', 'Sqrt', 'Rsqrt', 'Square', 'Neg', 'Abs', 'Sigmoid', 'Relu',
-  'Reciprocal', 'Log1p', 'Softplus', 'Erf', 'Sign', 'Expm1',
+  'Exp',
+  'Log',
+  'Tanh',
+  'Sqrt',
+  'Rsqrt',
+  'Square',
+  'Neg',
+  'Abs',
+  'Sigmoid',
+  'Relu',
+  'Reciprocal',
+  'Log1p',
+  'Softplus',
+  'Erf',
+  'Sign',
+  'Expm1',
 ] as const;
 export const REDUCE_OPS = ['Sum', 'Mean', 'Max', 'Min', 'Prod'] as const;
 export const COMPARE_OPS = ['Equal', 'NotEqual', 'Greater', 'GreaterEqual', 'Less', 'LessEqual'] as const;
@@ -22,7 +36,18 @@ export type ReduceOp = (typeof REDUCE_OPS)[number];
 export interface NativeAddon {
   info(): { library: string; isa: string; threads: number };
   setThreads(n: number): void;
-  gemm(a: Float32Array, b: Float32Array, c: Float32Array, batchA: number, batchB: number, m: number, n: number, k: number, transA: number, transB: number): void;
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batchA: number,
+    batchB: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: number,
+    transB: number,
+  ): void;
   binary(op: number, a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Float32Array, shape: number[]): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
   clip(x: Float32Array, out: Float32Array, lo: number, hi: number): void;
@@ -42,26 +67,87 @@ export interface NativeAddon {
   addN(xs: Float32Array[], out: Float32Array): void;
   fill(out: Float32Array, value: number): void;
   dropoutMask(out: Float32Array, rate: number, keep: number, state: number): number;
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array,
-    b1: number, b2: number, eps: number, decay: number, stepSize: number, biasCorrection2Sqrt: number): void;
+  adamw(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    pOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    b1: number,
+    b2: number,
+    eps: number,
+    decay: number,
+    stepSize: number,
+    biasCorrection2Sqrt: number,
+  ): void;
   windowGemm(x: Float32Array, w: Float32Array, out: Float32Array, starts: number[], n: number, cin: number, cout: number): void;
   windowGemmGradInput(dOut: Float32Array, w: Float32Array, dx: Float32Array, starts: number[], n: number, p: number, cin: number, cout: number): void;
   windowGemmGradWeights(x: Float32Array, dOut: Float32Array, dw: Float32Array, starts: number[], n: number, cin: number, cout: number): void;
-  layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rsigma: Float32Array, rows: number, d: number, eps: number): void;
-  layerNormGrad(dy: Float32Array, xhat: Float32Array, rsigma: Float32Array, gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, d: number): void;
+  layerNorm(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    xhat: Float32Array,
+    rsigma: Float32Array,
+    rows: number,
+    d: number,
+    eps: number,
+  ): void;
+  layerNormGrad(
+    dy: Float32Array,
+    xhat: Float32Array,
+    rsigma: Float32Array,
+    gamma: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    rows: number,
+    d: number,
+  ): void;
   gelu(x: Float32Array, y: Float32Array): void;
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  rowAttention(q: Float32Array, k: Float32Array, v: Float32Array, cos: Float32Array, sin: Float32Array, valid: Float32Array, out: Float32Array,
-    R: number, C: number, c: number, scale: number, rate: number, seed: number): void;
-  rowAttentionGrad(q: Float32Array, k: Float32Array, v: Float32Array, cos: Float32Array, sin: Float32Array, valid: Float32Array, dy: Float32Array,
-    dq: Float32Array, dk: Float32Array, dv: Float32Array, R: number, C: number, c: number, scale: number, rate: number, seed: number): void;
+  rowAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    valid: Float32Array,
+    out: Float32Array,
+    R: number,
+    C: number,
+    c: number,
+    scale: number,
+    rate: number,
+    seed: number,
+  ): void;
+  rowAttentionGrad(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    valid: Float32Array,
+    dy: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    R: number,
+    C: number,
+    c: number,
+    scale: number,
+    rate: number,
+    seed: number,
+  ): void;
 }
 
 export const NATIVE_PACKAGE = 'longner-native';
 
 /** How to get the engine where it is missing; shown in the one-line fallback message. */
-export const NATIVE_INSTALL_HINT =
-  "install Debian's oneDNN (`apt-get install -y libdnnl-dev`) and run `npm install` again to build it";
+export const NATIVE_INSTALL_HINT = "install Debian's oneDNN (`apt-get install -y libdnnl-dev`) and run `npm install` again to build it";
 
 export type AddonLoad = { ok: true; addon: NativeAddon } | { ok: false; reason: string };
 
@@ -72,7 +158,7 @@ let cached: AddonLoad | undefined;
 function describe(err: unknown): string {
   const code = err !== null && typeof err === 'object' ? (err as { code?: unknown }).code : undefined;
   if (code === 'MODULE_NOT_FOUND') return `the ${NATIVE_PACKAGE} package is not built`;
-  const text = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+  const text = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
   return `${NATIVE_PACKAGE} failed to load (${text})`;
 }
 

@@ -5,7 +5,7 @@
  * Every stock cpu kernel is registered under `native` as well, so ops without a native kernel
  * still run (at cpu speed: the profile in `npm run bench` shows which ones matter).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
 import { BufferPool, type PoolStats } from './pool.js';
@@ -36,7 +36,10 @@ export class NativeBackend extends MathBackendCPU {
   /** The pool's cap without a budget: a budget lowers it (free bytes count against the budget) and lifting the budget restores it. */
   private readonly poolCapBytes: number;
 
-  constructor(readonly addon: NativeAddon, poolCapBytes: number) {
+  constructor(
+    readonly addon: NativeAddon,
+    poolCapBytes: number,
+  ) {
     super();
     this.pool = new BufferPool(poolCapBytes);
     this.poolCapBytes = poolCapBytes;

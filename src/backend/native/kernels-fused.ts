@@ -27,19 +27,36 @@ function requireFloat(name: string, ...ts: Parameters<typeof isFloat>): void {
 
 /** inputs p, g, m, v; outputs [p', m', v'] as fresh tensors (the caller assigns them). */
 function adamW(args: KernelArgs, b: NativeBackend): KernelResult {
-  const p = input(args, 'p'), g = input(args, 'g'), m = input(args, 'm'), v = input(args, 'v');
+  const p = input(args, 'p'),
+    g = input(args, 'g'),
+    m = input(args, 'm'),
+    v = input(args, 'v');
   requireFloat(FUSED.adamW, p, g, m, v);
   const n = sizeOf(p.shape);
   const [pOut, mOut, vOut] = [b.floats(n), b.floats(n), b.floats(n)];
-  b.addon.adamw(floats(b, p), floats(b, g), floats(b, m), floats(b, v), pOut, mOut, vOut,
-    attrNumber(args, 'beta1'), attrNumber(args, 'beta2'), attrNumber(args, 'epsilon'), attrNumber(args, 'decay'),
-    attrNumber(args, 'stepSize'), attrNumber(args, 'biasCorrection2Sqrt'));
+  b.addon.adamw(
+    floats(b, p),
+    floats(b, g),
+    floats(b, m),
+    floats(b, v),
+    pOut,
+    mOut,
+    vOut,
+    attrNumber(args, 'beta1'),
+    attrNumber(args, 'beta2'),
+    attrNumber(args, 'epsilon'),
+    attrNumber(args, 'decay'),
+    attrNumber(args, 'stepSize'),
+    attrNumber(args, 'biasCorrection2Sqrt'),
+  );
   return [b.output([...p.shape], pOut), b.output([...p.shape], mOut), b.output([...p.shape], vOut)];
 }
 
 /** inputs x [rows, d], gamma, beta; outputs [y, xhat, rsigma [rows, 1]]. */
 function layerNorm(args: KernelArgs, b: NativeBackend): KernelResult {
-  const x = input(args, 'x'), gamma = input(args, 'gamma'), beta = input(args, 'beta');
+  const x = input(args, 'x'),
+    gamma = input(args, 'gamma'),
+    beta = input(args, 'beta');
   requireFloat(FUSED.layerNorm, x, gamma, beta);
   const d = x.shape[x.shape.length - 1]!;
   const rows = sizeOf(x.shape) / d;
@@ -50,7 +67,10 @@ function layerNorm(args: KernelArgs, b: NativeBackend): KernelResult {
 
 /** inputs dy, xhat, rsigma, gamma; outputs [dx, dgamma, dbeta]. */
 function layerNormGrad(args: KernelArgs, b: NativeBackend): KernelResult {
-  const dy = input(args, 'dy'), xhat = input(args, 'xhat'), rsigma = input(args, 'rsigma'), gamma = input(args, 'gamma');
+  const dy = input(args, 'dy'),
+    xhat = input(args, 'xhat'),
+    rsigma = input(args, 'rsigma'),
+    gamma = input(args, 'gamma');
   requireFloat(FUSED.layerNormGrad, dy, xhat, rsigma, gamma);
   const d = dy.shape[dy.shape.length - 1]!;
   const rows = sizeOf(dy.shape) / d;
@@ -68,7 +88,8 @@ function gelu(args: KernelArgs, b: NativeBackend): KernelResult {
 }
 
 function geluGrad(args: KernelArgs, b: NativeBackend): KernelResult {
-  const x = input(args, 'x'), dy = input(args, 'dy');
+  const x = input(args, 'x'),
+    dy = input(args, 'dy');
   requireFloat(FUSED.geluGrad, x, dy);
   const dx = b.floats(sizeOf(x.shape));
   b.addon.geluGrad(floats(b, x), floats(b, dy), dx);
@@ -81,8 +102,9 @@ function geluGrad(args: KernelArgs, b: NativeBackend): KernelResult {
  * inputs p, dp (and mask), all of one shape; output ds.
  */
 function softmaxGrad(args: KernelArgs, b: NativeBackend): KernelResult {
-  const p = input(args, 'p'), dp = input(args, 'dp');
-  const mask = args.inputs['mask'];
+  const p = input(args, 'p'),
+    dp = input(args, 'dp');
+  const mask = args.inputs.mask;
   requireFloat(FUSED.softmaxGrad, p, dp, ...(mask === undefined ? [] : [mask]));
   const cols = p.shape[p.shape.length - 1]!;
   const n = sizeOf(p.shape);
@@ -100,7 +122,8 @@ function softmaxGrad(args: KernelArgs, b: NativeBackend): KernelResult {
  * inputs x, w; attrs starts (one row offset per tap), rows n; output [n, cout].
  */
 function windowGemm(args: KernelArgs, b: NativeBackend): KernelResult {
-  const x = input(args, 'x'), w = input(args, 'w');
+  const x = input(args, 'x'),
+    w = input(args, 'w');
   requireFloat(FUSED.windowGemm, x, w);
   const [, cin, cout] = w.shape as [number, number, number];
   const n = attrNumber(args, 'rows');
@@ -111,7 +134,8 @@ function windowGemm(args: KernelArgs, b: NativeBackend): KernelResult {
 
 /** inputs dOut [n, cout], w; attrs starts, rowsIn p; output dx [p, cin]. */
 function windowGemmGradInput(args: KernelArgs, b: NativeBackend): KernelResult {
-  const dOut = input(args, 'dOut'), w = input(args, 'w');
+  const dOut = input(args, 'dOut'),
+    w = input(args, 'w');
   requireFloat(FUSED.windowGemmGradInput, dOut, w);
   const [, cin, cout] = w.shape as [number, number, number];
   const p = attrNumber(args, 'rowsIn');
@@ -122,10 +146,12 @@ function windowGemmGradInput(args: KernelArgs, b: NativeBackend): KernelResult {
 
 /** inputs x [p, cin], dOut [n, cout]; attrs starts; output dw [taps, cin, cout]. */
 function windowGemmGradWeights(args: KernelArgs, b: NativeBackend): KernelResult {
-  const x = input(args, 'x'), dOut = input(args, 'dOut');
+  const x = input(args, 'x'),
+    dOut = input(args, 'dOut');
   requireFloat(FUSED.windowGemmGradWeights, x, dOut);
   const starts = attrNumbers(args, 'starts');
-  const cin = x.shape[1]!, cout = dOut.shape[1]!;
+  const cin = x.shape[1]!,
+    cout = dOut.shape[1]!;
   const dw = b.floats(starts.length * cin * cout);
   b.addon.windowGemmGradWeights(floats(b, x), floats(b, dOut), dw, starts, dOut.shape[0]!, cin, cout);
   return b.output([starts.length, cin, cout], dw);
@@ -133,12 +159,21 @@ function windowGemmGradWeights(args: KernelArgs, b: NativeBackend): KernelResult
 
 /** The sizes [R, C, c] of row attention's q, k, v, with the RoPE tables [C, c] and validity [R, C]; throws on operands that disagree. */
 function rowAttentionSizes(name: string, args: KernelArgs): [number, number, number] {
-  const [q, k, v, cos, sin, valid] = ['q', 'k', 'v', 'cos', 'sin', 'valid'].map((n) => input(args, n)) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+  const [q, k, v, cos, sin, valid] = ['q', 'k', 'v', 'cos', 'sin', 'valid'].map((n) => input(args, n)) as [
+    tf.TensorInfo,
+    tf.TensorInfo,
+    tf.TensorInfo,
+    tf.TensorInfo,
+    tf.TensorInfo,
+    tf.TensorInfo,
+  ];
   requireFloat(name, q, k, v, cos, sin, valid);
   const [R, C, c] = q.shape as [number, number, number];
   const is = (t: tf.TensorInfo, shape: number[]): boolean => t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
   if (q.shape.length !== 3 || !is(k, [R, C, c]) || !is(v, [R, C, c]) || !is(cos, [C, c]) || !is(sin, [C, c]) || !is(valid, [R, C])) {
-    throw new Error(`longner native: ${name} takes q, k, v [R, C, c], cos, sin [C, c] and valid [R, C], got [${q.shape}], [${k.shape}], [${v.shape}], [${cos.shape}], [${sin.shape}], [${valid.shape}]`);
+    throw new Error(
+      `longner native: ${name} takes q, k, v [R, C, c], cos, sin [C, c] and valid [R, C], got [${q.shape}], [${k.shape}], [${v.shape}], [${cos.shape}], [${sin.shape}], [${valid.shape}]`,
+    );
   }
   return [R, C, c];
 }
@@ -152,7 +187,21 @@ function rowAttention(args: KernelArgs, b: NativeBackend): KernelResult {
   const [R, C, c] = rowAttentionSizes(FUSED.rowAttention, args);
   const f = (n: string): Float32Array => floats(b, input(args, n));
   const out = b.floats(R * C * c);
-  b.addon.rowAttention(f('q'), f('k'), f('v'), f('cos'), f('sin'), f('valid'), out, R, C, c, attrNumber(args, 'scale'), attrNumber(args, 'rate'), attrNumber(args, 'seed'));
+  b.addon.rowAttention(
+    f('q'),
+    f('k'),
+    f('v'),
+    f('cos'),
+    f('sin'),
+    f('valid'),
+    out,
+    R,
+    C,
+    c,
+    attrNumber(args, 'scale'),
+    attrNumber(args, 'rate'),
+    attrNumber(args, 'seed'),
+  );
   return b.output([R, C, c], out);
 }
 
@@ -161,8 +210,24 @@ function rowAttentionGrad(args: KernelArgs, b: NativeBackend): KernelResult {
   const [R, C, c] = rowAttentionSizes(FUSED.rowAttentionGrad, args);
   const f = (n: string): Float32Array => floats(b, input(args, n));
   const [dq, dk, dv] = [b.floats(R * C * c), b.floats(R * C * c), b.floats(R * C * c)];
-  b.addon.rowAttentionGrad(f('q'), f('k'), f('v'), f('cos'), f('sin'), f('valid'), f('dy'), dq, dk, dv, R, C, c,
-    attrNumber(args, 'scale'), attrNumber(args, 'rate'), attrNumber(args, 'seed'));
+  b.addon.rowAttentionGrad(
+    f('q'),
+    f('k'),
+    f('v'),
+    f('cos'),
+    f('sin'),
+    f('valid'),
+    f('dy'),
+    dq,
+    dk,
+    dv,
+    R,
+    C,
+    c,
+    attrNumber(args, 'scale'),
+    attrNumber(args, 'rate'),
+    attrNumber(args, 'seed'),
+  );
   return [b.output([R, C, c], dq), b.output([R, C, c], dk), b.output([R, C, c], dv)];
 }
 

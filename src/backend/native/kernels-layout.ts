@@ -5,7 +5,19 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeBackend } from './backend.js';
-import { attrNumber, attrNumbers, floats, input, inputList, int32s, isFloat, NATIVE_MAX_RANK, sizeOf, type KernelArgs, type KernelResult } from './kernel-util.js';
+import {
+  attrNumber,
+  attrNumbers,
+  floats,
+  input,
+  inputList,
+  int32s,
+  isFloat,
+  NATIVE_MAX_RANK,
+  sizeOf,
+  type KernelArgs,
+  type KernelResult,
+} from './kernel-util.js';
 
 function transpose(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const x = input(args, 'x');
@@ -13,7 +25,10 @@ function transpose(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const perm = attrNumbers(args, 'perm');
   const out = b.floats(sizeOf(x.shape));
   b.addon.transpose(floats(b, x), out, [...x.shape], perm);
-  return b.output(perm.map((p) => x.shape[p]!), out);
+  return b.output(
+    perm.map((p) => x.shape[p]!),
+    out,
+  );
 }
 
 function slice(args: KernelArgs, b: NativeBackend): KernelResult | null {
@@ -28,7 +43,7 @@ function slice(args: KernelArgs, b: NativeBackend): KernelResult | null {
 
 function padV2(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const x = input(args, 'x');
-  const paddings = args.attrs?.['paddings'];
+  const paddings = args.attrs?.paddings;
   if (!isFloat(x) || x.shape.length === 0 || x.shape.length > NATIVE_MAX_RANK || !Array.isArray(paddings)) return null;
   const pairs = paddings as unknown[];
   if (pairs.length !== x.shape.length || !pairs.every((p) => Array.isArray(p) && p.length === 2)) return null;
@@ -45,8 +60,14 @@ function concat(args: KernelArgs, b: NativeBackend): KernelResult | null {
   if (xs.length === 0 || !isFloat(...xs)) return null;
   const first = xs[0]!;
   const [axis] = tf.util.parseAxisParam(attrNumber(args, 'axis'), first.shape);
-  tf.backend_util.assertParamsConsistent(xs.map((t) => t.shape), axis!);
-  const outShape = tf.backend_util.computeOutShape(xs.map((t) => t.shape), axis!);
+  tf.backend_util.assertParamsConsistent(
+    xs.map((t) => t.shape),
+    axis!,
+  );
+  const outShape = tf.backend_util.computeOutShape(
+    xs.map((t) => t.shape),
+    axis!,
+  );
   const outer = sizeOf(outShape.slice(0, axis));
   const rowLen = sizeOf(outShape.slice(axis));
   const out = b.floats(sizeOf(outShape));
@@ -63,7 +84,7 @@ function splitV(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const x = input(args, 'x');
   if (!isFloat(x) || x.shape.length === 0) return null;
   const [axis] = tf.util.parseAxisParam(attrNumber(args, 'axis'), x.shape);
-  const numOrSizeSplits = args.attrs?.['numOrSizeSplits'];
+  const numOrSizeSplits = args.attrs?.numOrSizeSplits;
   if (typeof numOrSizeSplits !== 'number' && !Array.isArray(numOrSizeSplits)) return null;
   const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits as number | number[], axis);
   const outer = sizeOf(x.shape.slice(0, axis));
@@ -82,7 +103,8 @@ function splitV(args: KernelArgs, b: NativeBackend): KernelResult | null {
 }
 
 function gatherV2(args: KernelArgs, b: NativeBackend): KernelResult | null {
-  const x = input(args, 'x'), indices = input(args, 'indices');
+  const x = input(args, 'x'),
+    indices = input(args, 'indices');
   const idx = int32s(b, indices);
   if (!isFloat(x) || idx === null || attrNumber(args, 'batchDims', 0) !== 0 || x.shape.length === 0) return null;
   const [axis] = tf.util.parseAxisParam(attrNumber(args, 'axis'), x.shape);
@@ -96,7 +118,8 @@ function gatherV2(args: KernelArgs, b: NativeBackend): KernelResult | null {
 }
 
 function unsortedSegmentSum(args: KernelArgs, b: NativeBackend): KernelResult | null {
-  const x = input(args, 'x'), segmentIds = input(args, 'segmentIds');
+  const x = input(args, 'x'),
+    segmentIds = input(args, 'segmentIds');
   const ids = int32s(b, segmentIds);
   if (!isFloat(x) || ids === null) return null;
   const numSegments = attrNumber(args, 'numSegments');

@@ -5,22 +5,41 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BINARY_OPS, COMPARE_OPS, REDUCE_OPS, UNARY_OPS } from './addon.js';
 import type { NativeBackend } from './backend.js';
-import { attrBoolean, attrNumber, attrNumbers, floats, input, inputList, isFloat, NATIVE_MAX_RANK, sizeOf, type KernelArgs, type KernelResult, type NativeKernel } from './kernel-util.js';
+import {
+  attrBoolean,
+  attrNumber,
+  attrNumbers,
+  floats,
+  input,
+  inputList,
+  isFloat,
+  NATIVE_MAX_RANK,
+  sizeOf,
+  type KernelArgs,
+  type KernelResult,
+  type NativeKernel,
+} from './kernel-util.js';
 
 function batchMatMul(args: KernelArgs, b: NativeBackend): KernelResult | null {
-  const a = input(args, 'a'), bb = input(args, 'b');
+  const a = input(args, 'a'),
+    bb = input(args, 'b');
   if (!isFloat(a, bb) || a.shape.length < 2 || bb.shape.length < 2) return null;
-  const tA = attrBoolean(args, 'transposeA'), tB = attrBoolean(args, 'transposeB');
-  const ra = a.shape.length, rb = bb.shape.length;
+  const tA = attrBoolean(args, 'transposeA'),
+    tB = attrBoolean(args, 'transposeB');
+  const ra = a.shape.length,
+    rb = bb.shape.length;
   const m = tA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
   const k = tA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
   const kb = tB ? bb.shape[rb - 1]! : bb.shape[rb - 2]!;
   const n = tB ? bb.shape[rb - 2]! : bb.shape[rb - 1]!;
   if (k !== kb) return null; // the stock kernel throws tfjs's own message
-  const batchShapeA = a.shape.slice(0, -2), batchShapeB = bb.shape.slice(0, -2);
+  const batchShapeA = a.shape.slice(0, -2),
+    batchShapeB = bb.shape.slice(0, -2);
   // The batch dims broadcast as in tfjs: [1, 1] with [5] gives [1, 5], [1, 3] with [3, 1] gives [3, 3].
   const outBatch = tf.backend_util.assertAndGetBroadcastShape(batchShapeA, batchShapeB);
-  const batch = sizeOf(outBatch), batchA = sizeOf(batchShapeA), batchB = sizeOf(batchShapeB);
+  const batch = sizeOf(outBatch),
+    batchA = sizeOf(batchShapeA),
+    batchB = sizeOf(batchShapeB);
   // gemm pairs the matrices one to one (a side as large as the output has its batch shape) or
   // repeats a side that has one; other broadcasts go to the stock kernel.
   if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return null;
@@ -54,10 +73,14 @@ export function broadcastPlan(shapes: readonly (readonly number[])[], outShape: 
     const canMerge = last >= 0 && strides.every((st, i) => merged[i]![last] === st[d]! * dim);
     if (canMerge) {
       shape[last] = shape[last]! * dim;
-      strides.forEach((st, i) => (merged[i]![last] = st[d]!));
+      strides.forEach((st, i) => {
+        merged[i]![last] = st[d]!;
+      });
     } else {
       shape.push(dim);
-      strides.forEach((st, i) => merged[i]!.push(st[d]!));
+      strides.forEach((st, i) => {
+        merged[i]!.push(st[d]!);
+      });
     }
   }
   if (shape.length === 0) return { shape: [1], strides: shapes.map(() => [1]) };
@@ -65,8 +88,12 @@ export function broadcastPlan(shapes: readonly (readonly number[])[], outShape: 
 }
 
 /** Two float operands broadcast to one output shape, as the C loop wants them; null: not ours to run. */
-function broadcastOperands(args: KernelArgs, b: NativeBackend): { a: Float32Array; b: Float32Array; outShape: number[]; plan: { shape: number[]; strides: number[][] } } | null {
-  const x = input(args, 'a'), y = input(args, 'b');
+function broadcastOperands(
+  args: KernelArgs,
+  b: NativeBackend,
+): { a: Float32Array; b: Float32Array; outShape: number[]; plan: { shape: number[]; strides: number[][] } } | null {
+  const x = input(args, 'a'),
+    y = input(args, 'b');
   if (!isFloat(x, y)) return null;
   const outShape = tf.backend_util.assertAndGetBroadcastShape(x.shape, y.shape);
   const plan = broadcastPlan([x.shape, y.shape], outShape);
@@ -99,8 +126,10 @@ function compare(op: (typeof COMPARE_OPS)[number]): NativeKernel {
 
 function logical(isOr: boolean): NativeKernel {
   return (args, b) => {
-    const a = input(args, 'a'), bb = input(args, 'b');
-    const av = b.valuesOf(a), bv = b.valuesOf(bb);
+    const a = input(args, 'a'),
+      bb = input(args, 'b');
+    const av = b.valuesOf(a),
+      bv = b.valuesOf(bb);
     const same = a.shape.length === bb.shape.length && a.shape.every((d, i) => d === bb.shape[i]);
     if (!same || !(av instanceof Uint8Array) || !(bv instanceof Uint8Array)) return null;
     const out = new Uint8Array(av.length);
@@ -122,7 +151,8 @@ function unary(op: (typeof UNARY_OPS)[number]): NativeKernel {
 
 function clipByValue(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const x = input(args, 'x');
-  const lo = attrNumber(args, 'clipValueMin'), hi = attrNumber(args, 'clipValueMax');
+  const lo = attrNumber(args, 'clipValueMin'),
+    hi = attrNumber(args, 'clipValueMax');
   if (!isFloat(x) || !(lo <= hi)) return null;
   const out = b.floats(sizeOf(x.shape));
   b.addon.clip(floats(b, x), out, lo, hi);
@@ -135,7 +165,8 @@ function clipByValue(args: KernelArgs, b: NativeBackend): KernelResult | null {
  */
 function reduceView(shape: readonly number[], axes: readonly number[]): { outer: number; r: number; inner: number } | null {
   const sorted = [...axes].sort((p, q) => p - q);
-  const first = sorted[0]!, last = sorted[sorted.length - 1]!;
+  const first = sorted[0]!,
+    last = sorted[sorted.length - 1]!;
   // Size-1 dims between reduced axes do not break adjacency.
   for (let d = first; d <= last; d++) if (!sorted.includes(d) && shape[d] !== 1) return null;
   return { outer: sizeOf(shape.slice(0, first)), r: sizeOf(shape.slice(first, last + 1)), inner: sizeOf(shape.slice(last + 1)) };
@@ -183,11 +214,16 @@ function argMinMax(isMin: boolean): NativeKernel {
     if (!isFloat(x) || x.shape.length === 0) return null;
     const [axis] = tf.util.parseAxisParam(attrNumber(args, 'axis'), x.shape);
     const shape = x.shape;
-    const outer = sizeOf(shape.slice(0, axis)), r = shape[axis!]!, inner = sizeOf(shape.slice(axis! + 1));
+    const outer = sizeOf(shape.slice(0, axis)),
+      r = shape[axis!]!,
+      inner = sizeOf(shape.slice(axis! + 1));
     if (r === 0) return null;
     const out = new Int32Array(outer * inner);
     b.addon.argMinMax(floats(b, x), out, outer, r, inner, isMin ? 1 : 0);
-    return b.output(shape.filter((_, d) => d !== axis), out);
+    return b.output(
+      shape.filter((_, d) => d !== axis),
+      out,
+    );
   };
 }
 
@@ -208,12 +244,17 @@ function addN(args: KernelArgs, b: NativeBackend): KernelResult | null {
   const shape = xs[0]!.shape;
   if (!xs.every((t) => t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]))) return null;
   const out = b.floats(sizeOf(shape));
-  b.addon.addN(xs.map((t) => floats(b, t)), out);
+  b.addon.addN(
+    xs.map((t) => floats(b, t)),
+    out,
+  );
   return b.output([...shape], out);
 }
 
 function select(args: KernelArgs, b: NativeBackend): KernelResult | null {
-  const cond = input(args, 'condition'), t = input(args, 't'), e = input(args, 'e');
+  const cond = input(args, 'condition'),
+    t = input(args, 't'),
+    e = input(args, 'e');
   const condValues = b.valuesOf(cond);
   if (!isFloat(t, e) || !(condValues instanceof Uint8Array)) return null;
   const n = sizeOf(t.shape);
@@ -232,7 +273,7 @@ function filled(shape: readonly number[], value: number, b: NativeBackend): tf.T
 }
 
 function fill(args: KernelArgs, b: NativeBackend): KernelResult | null {
-  if (args.attrs?.['dtype'] !== 'float32') return null;
+  if (args.attrs?.dtype !== 'float32') return null;
   return filled(attrNumbers(args, 'shape'), attrNumber(args, 'value'), b);
 }
 

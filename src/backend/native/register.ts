@@ -42,8 +42,8 @@ export function defaultBudgetBytes(processes = 1): number {
  * equal share of the default (two probes with 3/4 of RAM each met the kernel's OOM killer).
  */
 export function shareMemoryBudget(processes: number): void {
-  if (processes > 1 && (process.env['LONGNER_MEMORY_BUDGET'] ?? '') === '') {
-    process.env['LONGNER_MEMORY_BUDGET'] = String(defaultBudgetBytes(processes));
+  if (processes > 1 && (process.env.LONGNER_MEMORY_BUDGET ?? '') === '') {
+    process.env.LONGNER_MEMORY_BUDGET = String(defaultBudgetBytes(processes));
   }
 }
 
@@ -56,7 +56,7 @@ function positiveEnv(name: string): number | undefined {
 }
 
 function budgetEnv(): number | undefined {
-  const raw = process.env['LONGNER_MEMORY_BUDGET'];
+  const raw = process.env.LONGNER_MEMORY_BUDGET;
   if (raw === undefined || raw === '') return undefined;
   const bytes = parseByteSize(raw);
   if (bytes === null) throw new LongnerError(`LONGNER_MEMORY_BUDGET (--memory-budget) must be a size such as 16GiB or 12000MB, got '${raw}'`);

@@ -11,7 +11,7 @@ export const GlobalPointerSection = section({
     .default(64)
     .refine((d) => d % 2 === 0, 'an even number (RoPE rotates pairs of dimensions)')
     .describe('Size d of each query and key vector (reference: 64); scores are divided by sqrt(d).'),
-  rope: z.boolean().default(true).describe('Rotary position embedding on q and k (reference: on; without it GP lost 33-42 F1 on People\'s Daily).'),
+  rope: z.boolean().default(true).describe("Rotary position embedding on q and k (reference: on; without it GP lost 33-42 F1 on People's Daily)."),
   maxSpanWords: posInt()
     .nullable()
     .default(null)

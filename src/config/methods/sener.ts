@@ -35,12 +35,7 @@ export const SenerSection = section({
     .min(0)
     .default(2)
     .describe('BiSPA blocks (horizontal and vertical attention, fusion, two masked 3x3 convolutions) (reference cnn_depth: 2).'),
-  mlpDropout: z
-    .number()
-    .min(0)
-    .lt(1)
-    .default(0.4)
-    .describe('Dropout before the start/end MLPs and on [h; 1] in the linear biaffine term (reference: 0.4).'),
+  mlpDropout: z.number().min(0).lt(1).default(0.4).describe('Dropout before the start/end MLPs and on [h; 1] in the linear biaffine term (reference: 0.4).'),
   attnDropout: z
     .number()
     .min(0)
@@ -56,7 +51,7 @@ export const SenerSection = section({
     .default(false)
     .describe(
       'Roll the vertical-attention output back before fusing it, so cell (i, k) fuses the row and the column context of its own pair. ' +
-        'false reproduces the reference code: the vertical output stays in the roll+flip frame, so cell (i, k) fuses its pair\'s row ' +
+        "false reproduces the reference code: the vertical output stays in the roll+flip frame, so cell (i, k) fuses its pair's row " +
         'context with the column context of the transposed pair (sener.md 2.3) (reference: false).',
     ),
   lowMemory: z
@@ -80,7 +75,9 @@ export const SenerSection = section({
     .min(0)
     .max(1)
     .default(0.15)
-    .describe('Whole-word-masking share of the input tokens corrupted in training (input augmentation only, labels unchanged); 0 = off (the "w/o WWM" ablation) (reference: 0.15).'),
+    .describe(
+      'Whole-word-masking share of the input tokens corrupted in training (input augmentation only, labels unchanged); 0 = off (the "w/o WWM" ablation) (reference: 0.15).',
+    ),
   decodeAverage: z
     .enum(['probability', 'logit'])
     .default('probability')
@@ -100,7 +97,7 @@ export const SenerSection = section({
     .default(false)
     .describe(
       "Reproduce the reference decoder's sort key, which reads a span's confidence from the column of its offset without adding w " +
-        '(i.e. from another cell of the same row); it only changes which of two crossing spans survives. false = sort by the span\'s own ' +
+        "(i.e. from another cell of the same row); it only changes which of two crossing spans survives. false = sort by the span's own " +
         'score (reference code: true, a bug).',
     ),
 });

@@ -41,7 +41,10 @@ export class CachedClient implements LlmClient {
   /** The inner client's token counter, when it has one (prompts are fitted to the context with it). */
   readonly countTokens?: (text: string) => Promise<number>;
 
-  constructor(private readonly inner: LlmClient, private readonly dir: string) {
+  constructor(
+    private readonly inner: LlmClient,
+    private readonly dir: string,
+  ) {
     this.id = inner.id;
     const counter = inner.countTokens?.bind(inner);
     if (counter) this.countTokens = counter;

@@ -75,7 +75,11 @@ export class OpenAiClient implements LlmClient {
       if (outcome.kind === 'ok') return { ...outcome.result, ms: performance.now() - started };
       if (outcome.kind === 'fatal' || attempt >= this.opts.retries) {
         const tries = attempt + 1;
-        throw new LlmCallError(`${this.id}: ${outcome.message}${outcome.kind === 'retry' ? ` (gave up after ${tries} attempts)` : ''}`, outcome.status, outcome.kind === 'fatal');
+        throw new LlmCallError(
+          `${this.id}: ${outcome.message}${outcome.kind === 'retry' ? ` (gave up after ${tries} attempts)` : ''}`,
+          outcome.status,
+          outcome.kind === 'fatal',
+        );
       }
       const backoff = this.opts.retryBaseMs * 2 ** attempt;
       const delay = Math.min(MAX_RETRY_AFTER_MS, outcome.retryAfterMs ?? backoff);

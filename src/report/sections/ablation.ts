@@ -33,7 +33,7 @@ export function ablationTables(ctx: ReportContext): Block[] {
           rowLabel(g),
           seedSummary(g),
           metricCell(g, f1, { scale: 100 }),
-          metricCell(g, (r) => r.memory.peakBytesTrainStep, { scale: 1 / 2 ** 20, digits: 1 , terse: true }),
+          metricCell(g, (r) => r.memory.peakBytesTrainStep, { scale: 1 / 2 ** 20, digits: 1, terse: true }),
           p?.f1 === null || p === null ? '–' : p.f1.toFixed(2),
           p?.memoryGb === null || p === null ? '–' : p.memoryGb.toFixed(2),
           diffText(metricStat(g, f1), p?.f1),

@@ -5,6 +5,7 @@
  */
 import { DEFAULT_PROTOCOL_OPTIONS, loadProtocol, loadRawSplit } from '../../data/protocol.js';
 import { defaultRegistry } from '../../data/registry.js';
+import type { DatasetSpec } from '../../data/manifest.js';
 import { computeStats, readPaperTable1, type DatasetStats } from '../../data/stats.js';
 import type { Document } from '../../data/types.js';
 import { LongnerError } from '../../errors.js';
@@ -39,7 +40,7 @@ export async function datasetTables(ctx: ReportContext): Promise<Block[]> {
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const name of ctx.datasets) {
-    let spec;
+    let spec: DatasetSpec;
     try {
       spec = registry.dataset(name);
     } catch (err) {

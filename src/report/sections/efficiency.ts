@@ -51,7 +51,8 @@ export function efficiencyTables(ctx: ReportContext): Block[] {
   } else {
     const f = found.data;
     const efficient = loadFrontier(ctx, 'efficient').found;
-    const longest = (data: FoundFrontier['data'] | undefined, method: string): number | null => data?.methods.find((m) => m.method === method)?.measured?.maxOk ?? null;
+    const longest = (data: FoundFrontier['data'] | undefined, method: string): number | null =>
+      data?.methods.find((m) => m.method === method)?.measured?.maxOk ?? null;
     const ratio = (data: FoundFrontier['data'] | undefined, method: string): string => {
       const ref = longest(data, REFERENCE);
       const mine = longest(data, method);
@@ -117,7 +118,7 @@ export function efficiencyTables(ctx: ReportContext): Block[] {
           rowLabel(g),
           seedSummary(g),
           metricCell(g, msPerDoc, { digits: 0 }),
-          metricCell(g, (r) => r.memory.peakBytesInference, { scale: 1 / 2 ** 20, digits: 1 , terse: true }),
+          metricCell(g, (r) => r.memory.peakBytesInference, { scale: 1 / 2 ** 20, digits: 1, terse: true }),
           g === refGroup ? (refMs === null ? '–' : '1.00x') : refMs !== null && s !== null && s.mean > 0 ? ratioText(refMs.mean / s.mean) : '–',
           claim === null ? '–' : ratioText(claim.value),
         ];
@@ -148,7 +149,12 @@ function byteTicks(series: readonly Series[], extra: readonly number[]): number[
 export function memoryChart(ctx: ReportContext): Block[] {
   const variants = [
     { variant: 'reference' as const, file: 'memory-vs-length.png', title: 'Peak memory of a training step vs input length', what: '' },
-    { variant: 'efficient' as const, file: 'memory-vs-length-efficient.png', title: 'Peak memory of a training step, every method at its most efficient', what: ' (low-memory attention and recomputation)' },
+    {
+      variant: 'efficient' as const,
+      file: 'memory-vs-length-efficient.png',
+      title: 'Peak memory of a training step, every method at its most efficient',
+      what: ' (low-memory attention and recomputation)',
+    },
   ];
   return variants.flatMap(({ variant, file, title, what }): Block[] => {
     const { found } = loadFrontier(ctx, variant);
@@ -170,7 +176,10 @@ export function memoryChart(ctx: ReportContext): Block[] {
           series,
           refLines,
           formatY: formatBytes,
-          yTicks: byteTicks(series, refLines.map((l) => l.y)),
+          yTicks: byteTicks(
+            series,
+            refLines.map((l) => l.y),
+          ),
           formatX: (v) => String(v),
           xTicks: lengths.length === 0 ? [] : powerTicks(Math.min(...lengths), Math.max(...lengths)),
         }),

@@ -33,8 +33,8 @@ export function mainTables(ctx: ReportContext): Block[] {
         return [
           rowLabel(g),
           seedSummary(g),
-          metricCell(g, precision, { scale: 100 , terse: true }),
-          metricCell(g, recall, { scale: 100 , terse: true }),
+          metricCell(g, precision, { scale: 100, terse: true }),
+          metricCell(g, recall, { scale: 100, terse: true }),
           metricCell(g, f1, { scale: 100 }),
           paperCell(p?.precision),
           paperCell(p?.recall),
@@ -77,7 +77,11 @@ export function f1Bars(ctx: ReportContext, groups: readonly Group[], title: stri
       const g = groups.find((x) => rowLabel(x) === label && x.dataset === d);
       return g === undefined ? null : metricStat(g, f1);
     });
-    return { label, values: stats.map((s) => (s === null ? null : s.mean * 100)), errors: stats.map((s) => (s?.std === null || s === null ? null : s.std * 100)) };
+    return {
+      label,
+      values: stats.map((s) => (s === null ? null : s.mean * 100)),
+      errors: stats.map((s) => (s?.std === null || s === null ? null : s.std * 100)),
+    };
   });
   const missing = groups.filter((g) => metricStat(g, f1) === null).map((g) => `${rowLabel(g)} on ${g.dataset}`);
   // A method with no finished run anywhere gets no legend entry either; the caption names it.

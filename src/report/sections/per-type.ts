@@ -41,7 +41,8 @@ export function perTypeTable(ctx: ReportContext): Block[] {
   ];
   if (groups.length === 0) return [...blocks, { kind: 'paragraph', text: `The grid has no cell on ${dataset}.` }];
   const gold = (type: string): string => {
-    for (const g of groups) for (const r of okResults(g)) if (r.metrics.perType?.[type]) return String(r.metrics.perType[type]!.tp + r.metrics.perType[type]!.fn);
+    for (const g of groups)
+      for (const r of okResults(g)) if (r.metrics.perType?.[type]) return String(r.metrics.perType[type]!.tp + r.metrics.perType[type]!.fn);
     return '–';
   };
   blocks.push({
@@ -52,10 +53,14 @@ export function perTypeTable(ctx: ReportContext): Block[] {
     header: ['type', 'gold', ...labels],
     align: ['left', 'right', ...labels.map((): 'right' => 'right')],
     rows: [
-      ...types.map((type) => [type, gold(type), ...labels.map((label) => {
-        const g = groups.find((x) => rowLabel(x) === label)!;
-        return metricCell(g, (r) => r.metrics.perType?.[type]?.f1, { scale: 100 });
-      })]),
+      ...types.map((type) => [
+        type,
+        gold(type),
+        ...labels.map((label) => {
+          const g = groups.find((x) => rowLabel(x) === label)!;
+          return metricCell(g, (r) => r.metrics.perType?.[type]?.f1, { scale: 100 });
+        }),
+      ]),
       ['**overall**', '', ...labels.map((label) => metricCell(groups.find((x) => rowLabel(x) === label)!, (r) => r.metrics.overall?.f1, { scale: 100 }))],
     ],
   });
