@@ -44,12 +44,12 @@ import type { Config } from '../config/schema.js';
 import type { Segment } from '../data/segmenter.js';
 import type { Entity, ScoredEntity } from '../data/types.js';
 import { LongnerError } from '../errors.js';
-import type { Encoder } from '../nn/encoder.js';
 import { linear, linearSplit, type LinearWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { applyRope, ropeTables } from '../nn/rope.js';
-import { createEncoder, encodeWords, isEncoderParam } from './encode.js';
-import type { Batch, LossOptions, ModelContext, SpanModel } from './span-model.js';
+import { createEncoder } from './encode.js';
+import { requireTypes, SegmentSpanModel } from './segment-model.js';
+import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
 // Config
@@ -336,11 +336,9 @@ export function decodeGp(scores: readonly Float32Array[], layout: PairLayout, ty
 // ---------------------------------------------------------------------------------------------
 // Model
 
-export class GlobalPointerModel implements SpanModel {
+export class GlobalPointerModel extends SegmentSpanModel {
   readonly method = 'global-pointer';
-  readonly types: readonly string[];
   readonly cfg: GlobalPointerConfig;
-  readonly encoder: Encoder;
   readonly head: GpHead;
   /** Probability threshold of decoding (config eval.threshold); 0.5 is the reference's s > 0. */
   readonly threshold: number;
@@ -349,59 +347,28 @@ export class GlobalPointerModel implements SpanModel {
    * over loss() calls: a segment seen in 30 epochs counts 30 times. The trainer may reset it to 0.
    */
   droppedGold = 0;
-  private readonly typeIndex: Map<string, number>;
 
-  constructor(
-    config: Config,
-    ctx: ModelContext,
-    readonly params: ParamStore,
-  ) {
-    if (ctx.types.length === 0) throw new LongnerError('global-pointer needs at least one entity type');
-    this.types = [...ctx.types];
-    this.typeIndex = new Map(this.types.map((t, i) => [t, i]));
+  constructor(config: Config, ctx: ModelContext, params: ParamStore) {
+    requireTypes('global-pointer', ctx);
+    super(ctx, params, createEncoder(config, ctx, params));
     this.cfg = { ...config.globalPointer };
     this.threshold = config.eval.threshold;
-    this.encoder = createEncoder(config, ctx, params);
     this.head = createGpHead(params, config.encoder.hidden, this.types.length, this.cfg);
   }
 
-  loss(batch: Batch, opts: LossOptions): tf.Scalar {
-    if (batch.segments.length === 0) throw new Error('loss of an empty batch');
-    return tf.tidy(() => {
-      const losses = batch.segments.map((seg) => {
-        const h = encodeWords(this.encoder, seg, { training: true, rng: opts.rng });
-        if (seg.words === 0) return tf.mul(tf.sum(h), 0) as tf.Scalar; // no cells; keeps the graph connected
-        const layout = pairLayout(seg.words, this.cfg.maxSpanWords);
-        const labels = gpLabels(layout, seg.entities, this.typeIndex, `${seg.docId} segment ${seg.index}`);
-        this.droppedGold += labels.dropped;
-        return gpLoss(gpScores(h, this.head, layout), layout, labels);
-      });
-      return tf.div(tf.addN(losses), losses.length) as tf.Scalar;
-    });
-  }
-
-  predict(batch: Batch): ScoredEntity[][] {
-    return batch.segments.map((seg) => this.predictSegment(seg));
-  }
-
-  private predictSegment(seg: Segment): ScoredEntity[] {
-    if (seg.words === 0) return [];
+  protected segmentLoss(seg: Segment, h: tf.Tensor2D): tf.Scalar {
     const layout = pairLayout(seg.words, this.cfg.maxSpanWords);
-    const scores = tf.tidy(() => gpScores(encodeWords(this.encoder, seg, { training: false }), this.head, layout));
-    try {
-      return decodeGp(
-        scores.map((s) => s.dataSync() as Float32Array),
-        layout,
-        this.types,
-        this.threshold,
-      );
-    } finally {
-      tf.dispose(scores);
-    }
+    const labels = gpLabels(layout, seg.entities, this.typeIndex, this.where(seg));
+    this.droppedGold += labels.dropped;
+    return gpLoss(gpScores(h, this.head, layout), layout, labels);
   }
 
-  paramGroup(name: string): 'encoder' | 'head' {
-    return isEncoderParam(name) ? 'encoder' : 'head';
+  protected segmentScores(seg: Segment, h: tf.Tensor2D): tf.Tensor[] {
+    return gpScores(h, this.head, pairLayout(seg.words, this.cfg.maxSpanWords));
+  }
+
+  protected decodeSegment(seg: Segment, scores: Float32Array[]): ScoredEntity[] {
+    return decodeGp(scores, pairLayout(seg.words, this.cfg.maxSpanWords), this.types, this.threshold);
   }
 }
 

@@ -61,8 +61,9 @@ import { ParamStore } from '../nn/params.js';
 import { ropeTables, type RopeTables } from '../nn/rope.js';
 import type { Rng } from '../util/rng.js';
 import { checkpoint } from '../nn/checkpoint.js';
-import { createEncoder, encodeWords, isEncoderParam, recomputes } from './encode.js';
-import type { Batch, LossOptions, ModelContext, SpanModel } from './span-model.js';
+import { createEncoder, isEncoderParam, recomputes } from './encode.js';
+import { requireTypes, SegmentSpanModel } from './segment-model.js';
+import type { ModelContext } from './span-model.js';
 import { resolveSpans } from './decode.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -414,24 +415,23 @@ export interface SpanStats {
 
 const SPECIAL_IDS = SPECIAL_TOKENS.map((_, id) => id);
 
-export class SenerModel implements SpanModel {
+export class SenerModel extends SegmentSpanModel {
   readonly method = 'sener';
-  readonly types: readonly string[];
   readonly spanStats: SpanStats = { gold: 0, dropped: 0 };
 
   constructor(
     ctx: ModelContext,
-    readonly params: ParamStore,
-    readonly encoder: Encoder,
+    params: ParamStore,
+    encoder: Encoder,
     readonly head: SenerHead,
     readonly options: SenerOptions,
     private readonly vocabSize: number,
   ) {
-    this.types = [...ctx.types];
+    super(ctx, params, encoder);
   }
 
   /** Input tokens of a training segment: whole-word masked when `wwm` > 0 (labels untouched). */
-  private trainingInput(seg: Segment, rng: Rng): Segment {
+  protected override trainingInput(seg: Segment, rng: Rng): Segment {
     if (this.options.wwm <= 0) return seg;
     const { input } = wholeWordMask(seg.tokenIds, seg.tokenWord, {
       rate: this.options.wwm,
@@ -443,47 +443,23 @@ export class SenerModel implements SpanModel {
     return { ...seg, tokenIds: input };
   }
 
-  loss(batch: Batch, opts: LossOptions): tf.Scalar {
-    if (batch.segments.length === 0) throw new Error('loss of an empty batch');
-    return tf.tidy(() => {
-      const losses = batch.segments.map((seg) => {
-        const L = seg.words;
-        if (L === 0) return tf.scalar(0);
-        const w = effectiveWindow(this.head.cfg.window, L);
-        const labels = bandLabels(seg.entities, L, w, this.types);
-        this.spanStats.gold += seg.entities.length;
-        this.spanStats.dropped += labels.dropped;
-        const x = encodeWords(this.encoder, this.trainingInput(seg, opts.rng), { training: true, rng: opts.rng });
-        return bandLoss(senerLogits(x, this.head, { training: true, rng: opts.rng }), labels.values, L, w);
-      });
-      return tf.div(tf.addN(losses), losses.length) as tf.Scalar;
-    });
-  }
-
-  predict(batch: Batch): ScoredEntity[][] {
-    return batch.segments.map((seg) => this.predictSegment(seg));
-  }
-
-  private predictSegment(seg: Segment): ScoredEntity[] {
+  protected segmentLoss(seg: Segment, x: tf.Tensor2D, rng: Rng): tf.Scalar {
     const L = seg.words;
-    if (L === 0) return [];
-    const { cfg } = this.head;
-    const w = effectiveWindow(cfg.window, L);
-    const p = tf.tidy(() => {
-      const z = senerLogits(encodeWords(this.encoder, seg, { training: false }), this.head, { training: false });
-      return symmetricProbabilities(z, L, w, cfg.decodeAverage);
-    });
-    let values: Float32Array;
-    try {
-      values = p.dataSync() as Float32Array;
-    } finally {
-      p.dispose();
-    }
-    return decodeBand(values, L, w, this.types, cfg);
+    const w = effectiveWindow(this.head.cfg.window, L);
+    const labels = bandLabels(seg.entities, L, w, this.types);
+    this.spanStats.gold += seg.entities.length;
+    this.spanStats.dropped += labels.dropped;
+    return bandLoss(senerLogits(x, this.head, { training: true, rng }), labels.values, L, w);
   }
 
-  paramGroup(name: string): 'encoder' | 'head' {
-    return isEncoderParam(name) ? 'encoder' : 'head';
+  protected segmentScores(seg: Segment, x: tf.Tensor2D): tf.Tensor {
+    const L = seg.words;
+    const z = senerLogits(x, this.head, { training: false });
+    return symmetricProbabilities(z, L, effectiveWindow(this.head.cfg.window, L), this.head.cfg.decodeAverage);
+  }
+
+  protected decodeSegment(seg: Segment, [p]: Float32Array[]): ScoredEntity[] {
+    return decodeBand(p!, seg.words, effectiveWindow(this.head.cfg.window, seg.words), this.types, this.head.cfg);
   }
 }
 
@@ -493,7 +469,7 @@ function trainsUnderLora(name: string): boolean {
 }
 
 export function createSenerModel(config: Config, ctx: ModelContext, params: ParamStore = new ParamStore(config.train.seed)): SenerModel {
-  if (ctx.types.length === 0) throw new LongnerError('sener needs at least one entity type');
+  requireTypes('sener', ctx);
   const cfg = senerConfig(config);
   const { lora, wwm } = config.sener;
   const encoder = createEncoder(config, ctx, params, { lora: lora ? { rank: lora.rank, alpha: lora.alpha, targets: ['q', 'v'] } : null });

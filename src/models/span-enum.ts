@@ -25,12 +25,12 @@ import type { Config } from '../config/schema.js';
 import type { Segment } from '../data/segmenter.js';
 import type { Entity, ScoredEntity } from '../data/types.js';
 import { LongnerError } from '../errors.js';
-import type { Encoder } from '../nn/encoder.js';
 import { createLinear, dropout, gelu, linear, type LinearWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import type { Rng } from '../util/rng.js';
-import { createEncoder, encodeWords, isEncoderParam } from './encode.js';
-import type { Batch, LossOptions, ModelContext, SpanModel } from './span-model.js';
+import { createEncoder } from './encode.js';
+import { requireTypes, SegmentSpanModel } from './segment-model.js';
+import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
 // Config
@@ -217,11 +217,9 @@ export function decodeSpanEnum(probs: Float32Array, plan: SpanPlan, types: reado
 // ---------------------------------------------------------------------------------------------
 // Model
 
-export class SpanEnumModel implements SpanModel {
+export class SpanEnumModel extends SegmentSpanModel {
   readonly method = 'span-enum';
-  readonly types: readonly string[];
   readonly cfg: SpanEnumConfig;
-  readonly encoder: Encoder;
   readonly head: SpanEnumHead;
   /**
    * Gold entities of training segments left out of the labels (longer than maxSpanWords, or a second
@@ -229,57 +227,28 @@ export class SpanEnumModel implements SpanModel {
    * trainer may read it and set it back to 0.
    */
   droppedGold = 0;
-  private readonly typeIndex: Map<string, number>;
 
-  constructor(
-    config: Config,
-    ctx: ModelContext,
-    readonly params: ParamStore,
-  ) {
-    if (ctx.types.length === 0) throw new LongnerError('span-enum needs at least one entity type');
-    this.types = [...ctx.types];
-    this.typeIndex = new Map(this.types.map((t, i) => [t, i]));
+  constructor(config: Config, ctx: ModelContext, params: ParamStore) {
+    requireTypes('span-enum', ctx);
+    super(ctx, params, createEncoder(config, ctx, params));
     this.cfg = { ...config.spanEnum };
-    this.encoder = createEncoder(config, ctx, params);
     this.head = createSpanEnumHead(params, config.encoder.hidden, this.types.length, this.cfg);
   }
 
-  loss(batch: Batch, opts: LossOptions): tf.Scalar {
-    if (batch.segments.length === 0) throw new Error('loss of an empty batch');
-    return tf.tidy(() => {
-      const losses = batch.segments.map((seg) => {
-        const h = encodeWords(this.encoder, seg, { training: true, rng: opts.rng });
-        if (seg.words === 0) return tf.mul(tf.sum(h), 0) as tf.Scalar; // no spans; keeps the graph connected
-        const plan = spanPlan(seg.words, this.cfg.maxSpanWords);
-        const { classes, dropped } = spanLabels(plan, seg.entities, this.typeIndex, `${seg.docId} segment ${seg.index}`);
-        this.droppedGold += dropped;
-        const logits = spanEnumLogits(h, this.head, plan, { dropout: this.cfg.dropout, training: true, rng: opts.rng });
-        return spanEnumLoss(logits, classes, this.cfg.noneWeight);
-      });
-      return tf.div(tf.addN(losses), losses.length) as tf.Scalar;
-    });
-  }
-
-  predict(batch: Batch): ScoredEntity[][] {
-    return batch.segments.map((seg) => this.predictSegment(seg));
-  }
-
-  private predictSegment(seg: Segment): ScoredEntity[] {
-    if (seg.words === 0) return [];
+  protected segmentLoss(seg: Segment, h: tf.Tensor2D, rng: Rng): tf.Scalar {
     const plan = spanPlan(seg.words, this.cfg.maxSpanWords);
-    const probs = tf.tidy(() => {
-      const h = encodeWords(this.encoder, seg, { training: false });
-      return tf.softmax(spanEnumLogits(h, this.head, plan, { dropout: 0, training: false }));
-    });
-    try {
-      return decodeSpanEnum(probs.dataSync() as Float32Array, plan, this.types);
-    } finally {
-      probs.dispose();
-    }
+    const { classes, dropped } = spanLabels(plan, seg.entities, this.typeIndex, this.where(seg));
+    this.droppedGold += dropped;
+    const logits = spanEnumLogits(h, this.head, plan, { dropout: this.cfg.dropout, training: true, rng });
+    return spanEnumLoss(logits, classes, this.cfg.noneWeight);
   }
 
-  paramGroup(name: string): 'encoder' | 'head' {
-    return isEncoderParam(name) ? 'encoder' : 'head';
+  protected segmentScores(seg: Segment, h: tf.Tensor2D): tf.Tensor {
+    return tf.softmax(spanEnumLogits(h, this.head, spanPlan(seg.words, this.cfg.maxSpanWords), { dropout: 0, training: false }));
+  }
+
+  protected decodeSegment(seg: Segment, [probs]: Float32Array[]): ScoredEntity[] {
+    return decodeSpanEnum(probs!, spanPlan(seg.words, this.cfg.maxSpanWords), this.types);
   }
 }
 

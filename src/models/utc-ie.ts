@@ -29,7 +29,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
 import { maskedConv3x3, rowAttention } from '../nn/grid.js';
-import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
+import { createLayerNorm, createLinear, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { ropeTables } from '../nn/rope.js';
 import {
@@ -37,13 +37,13 @@ import {
   createBiaffine,
   createConvTaps,
   fullGridMask,
-  GridSpanModel,
-  requireTypes,
+  createGridModel,
+  type GridModel,
   type BiaffineWeights,
   type ForwardOptions,
-} from './cnn-ner.js';
+} from './grid-head.js';
 import { checkpoint } from '../nn/checkpoint.js';
-import { createEncoder, recomputes } from './encode.js';
+import { recomputes } from './encode.js';
 import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -179,21 +179,12 @@ export function utcIeLogits(x: tf.Tensor2D, head: UtcIeHead, opts: ForwardOption
 }
 
 // ---------------------------------------------------------------------------------------------
-// Model (loss and decode: cnn-ner.ts GridSpanModel)
+// Model (loss and decode: grid-head.ts GridSpanModel)
 
-export interface UtcIeModel extends GridSpanModel {
-  readonly head: UtcIeHead;
-}
+export type UtcIeModel = GridModel<UtcIeHead>;
 
 export function createUtcIeModel(config: Config, ctx: ModelContext, params: ParamStore = new ParamStore(config.train.seed)): UtcIeModel {
-  requireTypes('utc-ie', ctx);
   const cfg: UtcIeConfig = { ...config.utcIe, recompute: recomputes(config, 'head') };
-  const encoder = createEncoder(config, ctx, params);
-  const head = createUtcIeHead(params, config.encoder.hidden, ctx.types.length, cfg);
-  initBiasToPrior(head.out, config.train.outputBiasPrior);
-  const model = new GridSpanModel('utc-ie', ctx, params, encoder, (x, opts) => utcIeLogits(x, head, opts), {
-    threshold: config.eval.threshold,
-    symmetric: cfg.symmetric,
-  });
-  return Object.assign(model, { head });
+  const head = () => createUtcIeHead(params, config.encoder.hidden, ctx.types.length, cfg);
+  return createGridModel('utc-ie', { config, ctx, params }, head, utcIeLogits, cfg.symmetric);
 }

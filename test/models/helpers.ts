@@ -17,7 +17,7 @@ import { generateDocuments, type EntityLengthDist } from '../../src/data/synthet
 import { CLS_ID, SEP_ID, SPECIAL_TOKENS, type TokenizedWords } from '../../src/data/tokenizer.js';
 import type { Document, Entity } from '../../src/data/types.js';
 import { scoreEntities } from '../../src/eval/metrics.js';
-import type { GridSpanModel } from '../../src/models/cnn-ner.js';
+import type { GridSpanModel } from '../../src/models/grid-head.js';
 import type { SpanModel } from '../../src/models/span-model.js';
 import { createRng } from '../../src/util/rng.js';
 
