@@ -52,6 +52,7 @@ import {
   type BiaffineWeights,
   type ForwardOptions,
 } from './grid-head.js';
+import { HEAD_PREFIX } from './segment-model.js';
 import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ export interface CnnNerHead {
   cfg: CnnNerConfig;
 }
 
-export function createCnnNerHead(params: ParamStore, hidden: number, types: number, cfg: CnnNerConfig, prefix = 'head'): CnnNerHead {
+export function createCnnNerHead(params: ParamStore, hidden: number, types: number, cfg: CnnNerConfig, prefix = HEAD_PREFIX): CnnNerHead {
   const c = cfg.cnnDim;
   return {
     biaffine: createBiaffine(params, prefix, hidden, cfg.biaffineSize, c),

@@ -48,7 +48,7 @@ import { linear, linearSplit, type LinearWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { applyRope, ropeTables } from '../nn/rope.js';
 import { createEncoder } from './encode.js';
-import { requireTypes, SegmentSpanModel } from './segment-model.js';
+import { HEAD_PREFIX, requireTypes, SegmentSpanModel } from './segment-model.js';
 import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -156,8 +156,6 @@ export interface GpHead {
   typeBias: LinearWeights | null;
 }
 
-export const GLOBAL_POINTER_PREFIX = 'global_pointer';
-
 function lecunLinear(params: ParamStore, name: string, dIn: number, dOut: number): LinearWeights {
   return {
     W: params.param(`${name}.W`, [dIn, dOut], { kind: 'normal', std: 1 / Math.sqrt(dIn) }) as tf.Variable<tf.Rank.R2>,
@@ -169,7 +167,7 @@ function lecunLinear(params: ParamStore, name: string, dIn: number, dOut: number
 export function createGpHead(params: ParamStore, hidden: number, types: number, cfg: GlobalPointerConfig): GpHead {
   const d = cfg.headSize;
   if (d % 2 !== 0) throw new LongnerError(`globalPointer.headSize must be even (RoPE rotates pairs), got ${d}`);
-  const p = GLOBAL_POINTER_PREFIX;
+  const p = HEAD_PREFIX;
   if (cfg.variant === 'gp') {
     return { variant: 'gp', headSize: d, rope: cfg.rope, types, qk: lecunLinear(params, `${p}.qk`, hidden, types * 2 * d), typeBias: null };
   }

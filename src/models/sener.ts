@@ -62,7 +62,7 @@ import { ropeTables, type RopeTables } from '../nn/rope.js';
 import type { Rng } from '../util/rng.js';
 import { checkpoint } from '../nn/checkpoint.js';
 import { createEncoder, isEncoderParam, recomputes } from './encode.js';
-import { requireTypes, SegmentSpanModel } from './segment-model.js';
+import { HEAD_PREFIX, requireTypes, SegmentSpanModel } from './segment-model.js';
 import type { ModelContext } from './span-model.js';
 import { resolveSpans } from './decode.js';
 
@@ -143,7 +143,7 @@ export interface SenerHead {
   cfg: SenerConfig;
 }
 
-export function createSenerHead(params: ParamStore, hidden: number, types: number, cfg: SenerConfig, prefix = 'head'): SenerHead {
+export function createSenerHead(params: ParamStore, hidden: number, types: number, cfg: SenerConfig, prefix = HEAD_PREFIX): SenerHead {
   const { biaffineSize: d, cnnDim: c } = cfg;
   if (c % 2 !== 0) throw new LongnerError(`sener.cnnDim must be even (RoPE pairs features), got ${c}`);
   const d1 = d + 1;

@@ -29,7 +29,7 @@ import { createLinear, dropout, gelu, linear, type LinearWeights } from '../nn/l
 import { ParamStore } from '../nn/params.js';
 import type { Rng } from '../util/rng.js';
 import { createEncoder } from './encode.js';
-import { requireTypes, SegmentSpanModel } from './segment-model.js';
+import { HEAD_PREFIX, requireTypes, SegmentSpanModel } from './segment-model.js';
 import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -138,13 +138,11 @@ export interface SpanEnumHead {
   mlp2: LinearWeights;
 }
 
-export const SPAN_ENUM_PREFIX = 'span_enum';
-
 export function createSpanEnumHead(params: ParamStore, hidden: number, types: number, cfg: SpanEnumConfig): SpanEnumHead {
   return {
-    width: params.param(`${SPAN_ENUM_PREFIX}.width_embed`, [WIDTH_BUCKETS, cfg.widthEmbedding], { kind: 'normal', std: 0.02 }) as tf.Variable<tf.Rank.R2>,
-    mlp1: createLinear(params, `${SPAN_ENUM_PREFIX}.mlp1`, 2 * hidden + cfg.widthEmbedding, cfg.mlpHidden),
-    mlp2: createLinear(params, `${SPAN_ENUM_PREFIX}.mlp2`, cfg.mlpHidden, types + 1),
+    width: params.param(`${HEAD_PREFIX}.width_embed`, [WIDTH_BUCKETS, cfg.widthEmbedding], { kind: 'normal', std: 0.02 }) as tf.Variable<tf.Rank.R2>,
+    mlp1: createLinear(params, `${HEAD_PREFIX}.mlp1`, 2 * hidden + cfg.widthEmbedding, cfg.mlpHidden),
+    mlp2: createLinear(params, `${HEAD_PREFIX}.mlp2`, cfg.mlpHidden, types + 1),
   };
 }
 

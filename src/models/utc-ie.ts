@@ -44,6 +44,7 @@ import {
 } from './grid-head.js';
 import { checkpoint } from '../nn/checkpoint.js';
 import { recomputes } from './encode.js';
+import { HEAD_PREFIX } from './segment-model.js';
 import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ export interface UtcIeHead {
   cfg: UtcIeConfig;
 }
 
-export function createUtcIeHead(params: ParamStore, hidden: number, types: number, cfg: UtcIeConfig, prefix = 'head'): UtcIeHead {
+export function createUtcIeHead(params: ParamStore, hidden: number, types: number, cfg: UtcIeConfig, prefix = HEAD_PREFIX): UtcIeHead {
   const c = cfg.cnnDim;
   if (c % 2 !== 0) throw new Error(`utc-ie: cnnDim must be even for RoPE, got ${c}`);
   return {

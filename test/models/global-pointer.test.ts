@@ -213,11 +213,11 @@ test.serial('EGP: shapes, and a hand case of its start/end terms', async (t) => 
   // The model's EGP parameters: shared [H, 2d], type terms [2d, 2R].
   const config = tinyConfig({ method: 'global-pointer', globalPointer: { variant: 'egp', headSize: 8 } });
   const model = createGlobalPointerModel(config, { types: ['A', 'B', 'C'], vocabSize: 20 });
-  t.deepEqual(model.params.get('global_pointer.qk.W').shape, [32, 16]);
-  t.deepEqual(model.params.get('global_pointer.type_bias.W').shape, [16, 6]);
+  t.deepEqual(model.params.get('head.qk.W').shape, [32, 16]);
+  t.deepEqual(model.params.get('head.type_bias.W').shape, [16, 6]);
   const gp = createGlobalPointerModel(tinyConfig({ method: 'global-pointer', globalPointer: { headSize: 8 } }), { types: ['A', 'B', 'C'], vocabSize: 20 });
-  t.deepEqual(gp.params.get('global_pointer.qk.W').shape, [32, 3 * 16]);
-  t.false(gp.params.has('global_pointer.type_bias.W'));
+  t.deepEqual(gp.params.get('head.qk.W').shape, [32, 3 * 16]);
+  t.false(gp.params.has('head.type_bias.W'));
   model.params.dispose();
   gp.params.dispose();
   tf.dispose([W, V, h, s!]);
@@ -398,7 +398,7 @@ test.serial('model: parameter groups, droppedGold with a band, threshold from ev
   const model = createGlobalPointerModel(config, { types: data.types, vocabSize: data.vocabSize });
   t.is(model.threshold, 0.9);
   t.is(model.paramGroup('encoder.tok_embed'), 'encoder');
-  t.is(model.paramGroup('global_pointer.qk.W'), 'head');
+  t.is(model.paramGroup('head.qk.W'), 'head');
   const loss = model.loss({ segments: data.segments }, { rng: createRng(1) });
   t.true(Number.isFinite(loss.dataSync()[0]!));
   t.is(model.droppedGold, 3);
@@ -459,7 +459,7 @@ test.serial('same seed, same model: parameters and predictions repeat', async (t
   const config = tinyConfig({ method: 'global-pointer', globalPointer: { headSize: 8 } });
   const a = createGlobalPointerModel(config, { types: data.types, vocabSize: data.vocabSize });
   const b = createGlobalPointerModel(config, { types: data.types, vocabSize: data.vocabSize });
-  t.is(maxAbsDiff(a.params.get('global_pointer.qk.W'), b.params.get('global_pointer.qk.W')), 0);
+  t.is(maxAbsDiff(a.params.get('head.qk.W'), b.params.get('head.qk.W')), 0);
   t.deepEqual(a.predict({ segments: data.segments }), b.predict({ segments: data.segments }));
   a.params.dispose();
   b.params.dispose();

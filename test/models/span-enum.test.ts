@@ -169,16 +169,10 @@ test.serial('model: parameter names and groups, droppedGold, dropout follows the
   const data = syntheticSegments({ docs: 1, words: 20, entitiesPerDoc: 3, entityLength: { dist: 'fixed', length: 3 }, split: true });
   const config = tinyConfig({ method: 'span-enum', spanEnum: { maxSpanWords: 2, widthEmbedding: 4, mlpHidden: 16, dropout: 0.5 } });
   const model = createSpanEnumModel(config, { types: data.types, vocabSize: data.vocabSize });
-  t.deepEqual(model.params.names('span_enum').sort(), [
-    'span_enum.mlp1.W',
-    'span_enum.mlp1.b',
-    'span_enum.mlp2.W',
-    'span_enum.mlp2.b',
-    'span_enum.width_embed',
-  ]);
-  t.is(model.params.get('span_enum.mlp1.W').shape[0], 2 * 32 + 4);
+  t.deepEqual(model.params.names('head').sort(), ['head.mlp1.W', 'head.mlp1.b', 'head.mlp2.W', 'head.mlp2.b', 'head.width_embed']);
+  t.is(model.params.get('head.mlp1.W').shape[0], 2 * 32 + 4);
   t.is(model.paramGroup('encoder.l0.q.W'), 'encoder');
-  t.is(model.paramGroup('span_enum.mlp1.W'), 'head');
+  t.is(model.paramGroup('head.mlp1.W'), 'head');
   const batch = { segments: data.segments };
   const a = model.loss(batch, { rng: createRng(1) });
   const b = model.loss(batch, { rng: createRng(1) });
