@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../backend/index.js';
 import { loadConfig } from '../config/load.js';
-import { pretrain } from '../train/pretrain.js';
+import { pretrain } from '../train/pretrain/index.js';
 import { runsRoot } from '../util/paths.js';
 import { withConfigOptions, withRunsDir, type ConfigArgs, type RunsDirArgs } from './config.js';
 

@@ -16,7 +16,7 @@ import { errorReason, isOutOfMemory } from '../measure/oom.js';
 import { createModel } from '../models/index.js';
 import type { SpanModel } from '../models/span-model.js';
 import { executeEnsembleRun } from './el4ner.js';
-import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain.js';
+import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain/index.js';
 import { train, type TrainOutcome } from '../train/trainer.js';
 import { BEST_CKPT } from '../train/checkpoint.js';
 import { RunRecord } from './record.js';

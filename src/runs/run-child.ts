@@ -9,7 +9,7 @@
  */
 import { initBackend } from '../backend/index.js';
 import { resolveConfigFromObject } from '../config/load.js';
-import { ensurePretrained } from '../train/pretrain.js';
+import { ensurePretrained } from '../train/pretrain/index.js';
 import { executeRun } from './execute.js';
 import { runId } from './id.js';
 

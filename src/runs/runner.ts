@@ -9,7 +9,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { pretrainRunDir, readSummary } from '../train/pretrain.js';
+import { pretrainRunDir, readSummary } from '../train/pretrain/index.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { pool } from '../util/pool.js';
 import { formatSeconds, Progress } from '../util/progress.js';

@@ -15,14 +15,13 @@
  * epoch, step): after a kill, the epochs after the last saved state are recomputed identically and
  * best.ckpt rewritten with the same values.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { LongnerError } from '../errors.js';
 import { LENGTH_BUCKETS, type Metrics, PrfSchema } from '../eval/metrics.js';
 import type { ParamStore } from '../nn/params.js';
 import type { AdamW } from './adamw.js';
-import { hashFile, recoverJournaled, saveJournaled } from './journal.js';
+import { loadJournaled, recoverJournaled, saveJournaled } from './journal.js';
 
 export const BEST_CKPT = 'best.ckpt';
 export const LAST_CKPT = 'last.ckpt';
@@ -127,31 +126,7 @@ export function clearCheckpoints(dir: string): void {
  */
 export function loadCheckpoint(dir: string): TrainerState | null {
   recoverCheckpoint(dir);
-  const file = join(dir, STATE_FILE);
-  if (!existsSync(file)) return null;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new LongnerError(`${file}: not valid JSON (${err instanceof Error ? err.message : String(err)}); start without --resume`);
-  }
-  const parsed = TrainerStateSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new LongnerError(
-      `${file}: not a trainer state of this version (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}); start without --resume`,
-    );
-  }
-  const state = parsed.data;
-  for (const [f, want] of [
-    [LAST_CKPT, state.files.params],
-    [LAST_OPTIM, state.files.optimizer],
-  ] as const) {
-    const path = join(dir, f);
-    if (!existsSync(path)) throw new LongnerError(`${file} names ${f}, which is missing; start without --resume`);
-    if (hashFile(path) !== want) throw new LongnerError(`${path} does not match ${STATE_FILE} (sha256 differs); start without --resume`);
-  }
-  return state;
+  return loadJournaled(dir, JOURNAL, TrainerStateSchema, { what: 'a trainer state', remedy: 'start without --resume' });
 }
 
 /** Loads last.ckpt into the model's parameters and last.optim.ckpt into the optimizer. */

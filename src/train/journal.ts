@@ -8,6 +8,8 @@
  */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { z } from 'zod';
+import { LongnerError } from '../errors.js';
 import type { ParamStore } from '../nn/params.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { sha256 } from '../util/hash.js';
@@ -66,4 +68,46 @@ export function recoverJournaled(dir: string, files: JournalFiles, others: reado
     const m = /^(.*)\.\d+\.\d+\.tmp$/.exec(name);
     if (m && ours.includes(m[1]!)) rmSync(join(dir, name), { force: true });
   }
+}
+
+export interface LoadJournaledOptions<S> {
+  /** What the state is, for messages ("a trainer state"). */
+  what: string;
+  /** What to do instead of resuming, for messages ("start without --resume"). */
+  remedy: string;
+  /** Files the state pins besides the journaled pair, with the sha256 it names for each. */
+  pinned?: (state: S) => [string, string][];
+}
+
+/**
+ * The saved state after recovery, checked against its schema and against the sha256 of every file it
+ * belongs with, or null when the directory holds none. Any mismatch is a LongnerError naming the file.
+ */
+export function loadJournaled<S extends { files: { params: string; optimizer: string } }>(
+  dir: string,
+  files: JournalFiles,
+  schema: z.ZodType<S>,
+  opts: LoadJournaledOptions<S>,
+): S | null {
+  const file = join(dir, files.state);
+  if (!existsSync(file)) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new LongnerError(`${file}: not valid JSON (${err instanceof Error ? err.message : String(err)}); ${opts.remedy}`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new LongnerError(`${file}: not ${opts.what} of this version (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}); ${opts.remedy}`);
+  }
+  const state = parsed.data;
+  const pinned: [string, string][] = [[files.params, state.files.params], [files.optimizer, state.files.optimizer], ...(opts.pinned?.(state) ?? [])];
+  for (const [f, want] of pinned) {
+    const path = join(dir, f);
+    if (!existsSync(path)) throw new LongnerError(`${file} names ${f}, which is missing; ${opts.remedy}`);
+    if (hashFile(path) !== want) throw new LongnerError(`${path} does not match ${files.state} (sha256 differs); ${opts.remedy}`);
+  }
+  return state;
 }

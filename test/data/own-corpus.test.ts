@@ -13,7 +13,7 @@ import { SubwordTokenizer } from '../../src/data/tokenizer.js';
 import type { Document } from '../../src/data/types.js';
 import { LongnerError } from '../../src/errors.js';
 import { runId } from '../../src/runs/id.js';
-import { pretrainRunDir, pretrainTokenizerKey } from '../../src/train/pretrain.js';
+import { pretrainRunDir, pretrainTokenizerKey } from '../../src/train/pretrain/index.js';
 
 const base = mkdtempSync(join(tmpdir(), 'longner-own-'));
 let counter = 0;

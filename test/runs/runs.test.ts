@@ -148,7 +148,7 @@ test('collectEnv records node, platform and the tfjs version', (t) => {
 });
 
 test('run folders, pretraining folders and run-id lookups honour LONGNER_RUNS_DIR', async (t) => {
-  const { pretrainRunDir } = await import('../../src/train/pretrain.js');
+  const { pretrainRunDir } = await import('../../src/train/pretrain/index.js');
   const { locateRunFolder, runsRoot } = await import('../../src/runs/locate.js');
   const root = tempRoot();
   const before = process.env.LONGNER_RUNS_DIR;

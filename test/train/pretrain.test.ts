@@ -30,7 +30,7 @@ import {
   pretrainCorpus,
   pretrainKey,
   pretrainRunDir,
-} from '../../src/train/pretrain.js';
+} from '../../src/train/pretrain/index.js';
 import { setupBackend } from './helpers.js';
 
 test.before(async () => {
