@@ -12,9 +12,9 @@
  */
 import { z } from 'zod';
 import { nullablePosInt, posInt, section } from './sections.js';
-import { methodSections } from './methods/index.js';
+import { METHODS, methodSections } from './methods/index.js';
 
-export const METHODS = ['span-enum', 'global-pointer', 'cnn-ner', 'utc-ie', 'sener', 'el4ner'] as const;
+export { METHODS };
 export const BACKENDS = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 
 export const MethodSchema = z.enum(METHODS);

@@ -11,7 +11,10 @@ import { createUtcIeModel } from './utc-ie.js';
 
 type Factory = (config: Config, ctx: ModelContext, params?: ParamStore) => SpanModel;
 
-const FACTORIES: Partial<Record<Method, Factory>> = {
+/** Every method but the LLM ensemble is a span model, and the type checker wants its factory here. */
+type SpanMethod = Exclude<Method, 'el4ner'>;
+
+const FACTORIES: Record<SpanMethod, Factory> = {
   'span-enum': createSpanEnumModel,
   'global-pointer': createGlobalPointerModel,
   'cnn-ner': createCnnNerModel,
@@ -20,10 +23,10 @@ const FACTORIES: Partial<Record<Method, Factory>> = {
 };
 
 /** The span methods that train through the shared trainer (the LLM ensemble does not train). */
-export const SPAN_METHODS = Object.keys(FACTORIES) as Method[];
+export const SPAN_METHODS = Object.keys(FACTORIES) as SpanMethod[];
 
 export function createModel(config: Config, ctx: ModelContext, params?: ParamStore): SpanModel {
-  const factory = FACTORIES[config.method];
+  const factory = config.method === 'el4ner' ? undefined : FACTORIES[config.method];
   if (factory === undefined) {
     throw new LongnerError(`method: '${config.method}' is not a trainable span model (span models: ${SPAN_METHODS.join(', ')})`);
   }

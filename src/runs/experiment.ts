@@ -34,7 +34,7 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { LongnerError } from '../errors.js';
-import { MethodSchema } from '../config/schema.js';
+import { METHODS, MethodSchema, type Method } from '../config/schema.js';
 import { fromRoot } from '../util/paths.js';
 
 /** Experiment names become folders under runs/ and reports/. */
@@ -61,8 +61,11 @@ const DatasetRef = z.union([z.string().min(1), z.strictObject({ name: z.string()
 
 const EntrySchema = z
   .strictObject({
-    /** Method names: each cell reads configs/<method>/<dataset>.yaml; a missing file makes the cell "not run". */
-    methods: z.array(MethodSchema).min(1).optional(),
+    /**
+     * Method names, or `all` (every method declared in src/config/methods/index.ts, in its order): each
+     * cell reads configs/<method>/<dataset>.yaml; a missing file makes the cell "not run".
+     */
+    methods: z.union([z.literal('all').transform((): Method[] => [...METHODS]), z.array(MethodSchema).min(1)]).optional(),
     /** Config files (relative to the project root). */
     configs: z.array(z.string().min(1)).min(1).optional(),
     /** Datasets; required with `methods`; with `configs`, each sets dataset.name (absent: the file's own dataset). */

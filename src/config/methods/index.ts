@@ -19,7 +19,12 @@ export const methodSections = {
   el4ner: El4nerSection.prefault({}).describe('EL4NER-style ensemble of LLMs and the single-LLM k-shot baseline (src/llm/).'),
 };
 
-/** The config section each method reads (and the only method section in its run hash). */
+/**
+ * The methods, each with the config section it reads (the only method section in its run hash). This
+ * is where a method is declared: the config's `method` accepts exactly these, and a span method must
+ * also have a model factory in src/models/index.ts (the type checker insists); the trainer, the memory
+ * frontier and the experiment grids follow from there (docs/adding-a-method.md).
+ */
 export const METHOD_SECTION = {
   'span-enum': 'spanEnum',
   'global-pointer': 'globalPointer',
@@ -28,3 +33,6 @@ export const METHOD_SECTION = {
   sener: 'sener',
   el4ner: 'el4ner',
 } as const satisfies Record<string, keyof typeof methodSections>;
+
+export type Method = keyof typeof METHOD_SECTION;
+export const METHODS = Object.keys(METHOD_SECTION) as [Method, ...Method[]];
