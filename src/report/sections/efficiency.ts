@@ -51,15 +51,25 @@ export function efficiencyTables(ctx: ReportContext): Block[] {
   } else {
     const f = found.data;
     const efficient = loadFrontier(ctx, 'efficient').found;
-    const longest = (data: FoundFrontier['data'] | undefined, method: string): number | null =>
-      data?.methods.find((m) => m.method === method)?.measured?.maxOk ?? null;
-    const ratio = (data: FoundFrontier['data'] | undefined, method: string): string => {
-      const ref = longest(data, REFERENCE);
-      const mine = longest(data, method);
-      if (method === REFERENCE) return ref === null ? '–' : '1.00x';
-      return ref !== null && mine !== null && mine > 0 ? ratioText(ref / mine) : '–';
+    const measured = (data: FoundFrontier['data'] | undefined, method: string) => data?.methods.find((m) => m.method === method)?.measured ?? null;
+    // A search that hit its cap or stopped early (a timeout) gives a lower bound; the first OOM bounds it from above.
+    const isLowerBound = (end: string | undefined): boolean => end === 'maxLength' || end === 'failed';
+    const lengthOf = (data: FoundFrontier['data'] | undefined, method: string): string => {
+      const m = measured(data, method);
+      if (m?.maxOk === null || m?.maxOk === undefined) return '– (none)';
+      const n = m.maxOk.toLocaleString('en-US');
+      if (m.end === 'maxLength') return `>= ${n} (cap)`;
+      return m.end === 'failed' ? `>= ${n} (stopped${m.firstOom ? `; OOM at ${m.firstOom.toLocaleString('en-US')}` : ''})` : n;
     };
-    const lengthText = (n: number | null): string => (n === null ? '– (none)' : n.toLocaleString('en-US'));
+    const ratio = (data: FoundFrontier['data'] | undefined, method: string): string => {
+      const ref = measured(data, REFERENCE);
+      if (method === REFERENCE) return ref?.maxOk === null || ref?.maxOk === undefined ? '–' : '1.00x';
+      const mine = measured(data, method);
+      if (ref?.maxOk == null || mine?.maxOk == null || mine.maxOk <= 0) return '–';
+      if (!isLowerBound(mine.end)) return `${isLowerBound(ref.end) ? '>= ' : ''}${ratioText(ref.maxOk / mine.maxOk)}`;
+      // The method's own limit is only bounded: below its first OOM.
+      return mine.firstOom == null ? '?' : `>= ${ratioText(ref.maxOk / mine.firstOom)}`;
+    };
     blocks.push({
       kind: 'table',
       caption:
@@ -85,11 +95,11 @@ export function efficiencyTables(ctx: ReportContext): Block[] {
         return [
           m.method,
           m.attention ?? '',
-          lengthText(m.measured?.maxOk ?? null),
+          lengthOf(f, m.method),
           m.measured?.firstOom === null || m.measured?.firstOom === undefined ? '–' : m.measured.firstOom.toLocaleString('en-US'),
           m.measured?.end ?? '–',
           ratio(f, m.method),
-          ...(efficient === null ? [] : [lengthText(longest(efficient.data, m.method)), ratio(efficient.data, m.method)]),
+          ...(efficient === null ? [] : [lengthOf(efficient.data, m.method), ratio(efficient.data, m.method)]),
           claim === null ? '–' : ratioText(claim.value),
         ];
       }),
