@@ -202,6 +202,20 @@ const TrainSection = section({
       'Initial probability of every cell of the BCE span heads (SeNER, CNN-NER, UTC-IE): their output bias starts at ' +
         'log(p / (1 - p)) (Lin et al. 2017). null = the reference zero initialisation (p = 0.5).',
     ),
+  bce: section({
+    reduction: z
+      .enum(['sum', 'mean'])
+      .default('sum')
+      .describe("'sum': summed over every trained cell and type of a segment (reference); 'mean': divided by their number."),
+    posWeight: z.number().positive().default(1).describe('Weight of the positive cells\' term (reference: 1; PyTorch pos_weight).'),
+    focalGamma: z
+      .number()
+      .min(0)
+      .default(0)
+      .describe('Focal-loss gamma: each cell\'s term is scaled by (1 - p_t)^gamma (Lin et al. 2017; reference: 0, plain BCE).'),
+  })
+    .prefault({})
+    .describe('Loss of the BCE span heads (SeNER, CNN-NER, UTC-IE), src/nn/bce.ts; the defaults are the reference.'),
 });
 
 const PretrainSection = section({
@@ -221,13 +235,28 @@ const PretrainSection = section({
     .describe('Datasets whose training-side words (never validation or test text) make the corpus; null = [dataset.name].'),
 });
 
+/** The validation grid of eval.threshold: tuned, fine where trained-but-weak heads put their gold cells. */
+export const DEFAULT_THRESHOLD_GRID = [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9];
+
 const EvalSection = section({
   threshold: z
-    .number()
-    .min(0)
-    .max(1)
+    .union([z.number().min(0).max(1), z.literal('tuned')])
     .default(0.5)
-    .describe("Probability a span needs to be predicted (reference: 0.5; a zero-logit rule such as Global Pointer's is 0.5 on the sigmoid)."),
+    .describe(
+      "Probability a span needs to be predicted (reference: 0.5; a zero-logit rule such as Global Pointer's is 0.5 on the sigmoid). " +
+        "'tuned': the BCE heads (SeNER, CNN-NER, UTC-IE) take, at every validation, the value of eval.thresholdGrid with the best " +
+        'validation F1 (ties: the one nearest 0.5), which also selects the best checkpoint; the test split is scored at the best ' +
+        "checkpoint's value and at 0.5. Other methods decode at 0.5.",
+    ),
+  thresholdGrid: z
+    .array(z.number().gt(0).lt(1))
+    .min(1)
+    .default(DEFAULT_THRESHOLD_GRID)
+    .describe('Thresholds a validation scores from the same forward passes (the BCE heads); the tuned threshold is one of them.'),
+  every: nullablePosInt(
+    'Also validate every this many optimizer steps (a learning curve, and checkpoint selection within long epochs); null = only at epoch ends (reference). ' +
+      'Patience then counts validations rather than epochs.',
+  ),
   batchSize: posInt().default(4).describe('Segments per inference batch (reference predict.py: 4).'),
 });
 

@@ -48,7 +48,7 @@ import { linear, linearSplit, type LinearWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { applyRope, ropeTables } from '../nn/rope.js';
 import { createEncoder } from './encode.js';
-import { HEAD_PREFIX, requireTypes, SegmentSpanModel } from './segment-model.js';
+import { HEAD_PREFIX, initialThreshold, requireTypes, SegmentSpanModel } from './segment-model.js';
 import type { ModelContext } from './span-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -336,6 +336,8 @@ export function decodeGp(scores: readonly Float32Array[], layout: PairLayout, ty
 
 export class GlobalPointerModel extends SegmentSpanModel {
   readonly method = 'global-pointer';
+  /** ZLPR's zero is part of its loss, not a probability cut to tune. */
+  readonly tunesThreshold = false;
   readonly cfg: GlobalPointerConfig;
   readonly head: GpHead;
   /** Probability threshold of decoding (config eval.threshold); 0.5 is the reference's s > 0. */
@@ -350,7 +352,7 @@ export class GlobalPointerModel extends SegmentSpanModel {
     requireTypes('global-pointer', ctx);
     super(ctx, params, createEncoder(config, ctx, params));
     this.cfg = { ...config.globalPointer };
-    this.threshold = config.eval.threshold;
+    this.threshold = initialThreshold(config.eval.threshold);
     this.head = createGpHead(params, config.encoder.hidden, this.types.length, this.cfg);
   }
 
@@ -365,8 +367,14 @@ export class GlobalPointerModel extends SegmentSpanModel {
     return gpScores(h, this.head, pairLayout(seg.words, this.cfg.maxSpanWords));
   }
 
-  protected decodeSegment(seg: Segment, scores: Float32Array[]): ScoredEntity[] {
-    return decodeGp(scores, pairLayout(seg.words, this.cfg.maxSpanWords), this.types, this.threshold);
+  protected decodeSegment(seg: Segment, scores: Float32Array[], threshold: number): ScoredEntity[] {
+    return decodeGp(scores, pairLayout(seg.words, this.cfg.maxSpanWords), this.types, threshold);
+  }
+
+  protected goldScore(seg: Segment, scores: Float32Array[], e: Entity): number | null {
+    const n = cellIndex(pairLayout(seg.words, this.cfg.maxSpanWords), e.start, e.end - 1);
+    if (n < 0) return null;
+    return 1 / (1 + Math.exp(-scores[this.typeIndex.get(e.type)!]![n]!));
   }
 }
 

@@ -12,10 +12,11 @@ import type { Config, Method } from '../config/schema.js';
 import type { Encoder } from '../nn/encoder.js';
 import { createLayerNorm, createLinear, dropout, gelu, initBiasToPrior, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import type { ParamStore } from '../nn/params.js';
+import { REFERENCE_BCE, sparseBce, type BceOptions } from '../nn/bce.js';
 import type { Rng } from '../util/rng.js';
 import { gridCandidates, resolveSpans } from './decode.js';
 import { createEncoder } from './encode.js';
-import { requireTypes, SegmentSpanModel } from './segment-model.js';
+import { initialThreshold, requireTypes, SegmentSpanModel } from './segment-model.js';
 import type { ModelContext } from './span-model.js';
 
 /** What a forward pass needs besides the weights. */
@@ -131,18 +132,15 @@ function upperTriangle(L: number): tf.Tensor2D {
 }
 
 /**
- * Summed BCE with logits of z [L L, R] against 0/1 labels whose ones are at `positives`, written
- * without a dense label tensor: BCE(z, y) = softplus(z) - y z, so the sum is
- * sum softplus(z) over the trained cells minus the sum of z at the positives.
+ * BCE with logits of z [L L, R] against 0/1 labels whose ones are at `positives`, written without a
+ * dense label tensor (nn/bce.ts): the reference sum is sum softplus(z) over the trained cells minus
+ * the sum of z at the positives.
  */
-export function gridLoss(logits: tf.Tensor2D, L: number, positives: Int32Array, symmetric: boolean): tf.Scalar {
+export function gridLoss(logits: tf.Tensor2D, L: number, positives: Int32Array, symmetric: boolean, bce: BceOptions = REFERENCE_BCE): tf.Scalar {
   return tf.tidy(() => {
-    let all = tf.softplus(logits);
-    if (!symmetric) all = tf.mul(all, upperTriangle(L));
-    const total = tf.sum(all);
-    if (positives.length === 0) return total as tf.Scalar;
-    const pos = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(positives, 'int32'));
-    return tf.sub(total, tf.sum(pos)) as tf.Scalar;
+    const R = logits.shape[1];
+    const cells = (symmetric ? L * L : (L * (L + 1)) / 2) * R;
+    return sparseBce(logits, positives, symmetric ? null : upperTriangle(L), cells, bce);
   });
 }
 
@@ -162,29 +160,44 @@ export function decodeGrid(values: Float32Array, L: number, types: readonly stri
 export type GridLogits = (x: tf.Tensor2D, opts: ForwardOptions) => tf.Tensor2D;
 
 export class GridSpanModel extends SegmentSpanModel {
+  readonly tunesThreshold = true;
+
   constructor(
     readonly method: string,
     ctx: ModelContext,
     params: ParamStore,
     encoder: Encoder,
     readonly logits: GridLogits,
-    private readonly decode: { threshold: number; symmetric: boolean },
+    private readonly decode: { threshold: number; symmetric: boolean; bce: BceOptions },
   ) {
     requireTypes(method, ctx);
     super(ctx, params, encoder);
   }
 
+  get threshold(): number {
+    return this.decode.threshold;
+  }
+
   protected segmentLoss(seg: Segment, x: tf.Tensor2D, rng: Rng): tf.Scalar {
     const positives = positiveIndices(seg.words, seg.entities, this.typeIndex, this.decode.symmetric, this.where(seg));
-    return gridLoss(this.logits(x, { training: true, rng }), seg.words, positives, this.decode.symmetric);
+    return gridLoss(this.logits(x, { training: true, rng }), seg.words, positives, this.decode.symmetric, this.decode.bce);
   }
 
   protected segmentScores(_seg: Segment, x: tf.Tensor2D): tf.Tensor {
     return tf.sigmoid(this.logits(x, { training: false }));
   }
 
-  protected decodeSegment(seg: Segment, [probs]: Float32Array[]): ScoredEntity[] {
-    return decodeGrid(probs!, seg.words, this.types, this.decode);
+  protected decodeSegment(seg: Segment, [probs]: Float32Array[], threshold: number): ScoredEntity[] {
+    return decodeGrid(probs!, seg.words, this.types, { symmetric: this.decode.symmetric, threshold });
+  }
+
+  /** As decoding reads it: the cell (start, last), averaged with its mirror when the labels are symmetric. */
+  protected goldScore(seg: Segment, [probs]: Float32Array[], e: Entity): number | null {
+    const L = seg.words;
+    const R = this.types.length;
+    const r = this.typeIndex.get(e.type)!;
+    const at = probs![(e.start * L + e.end - 1) * R + r]!;
+    return this.decode.symmetric ? (at + probs![((e.end - 1) * L + e.start) * R + r]!) / 2 : at;
   }
 }
 
@@ -206,6 +219,10 @@ export function createGridModel<H extends { out: LinearWeights }>(
   const encoder = createEncoder(config, ctx, params);
   const head = makeHead();
   initBiasToPrior(head.out, config.train.outputBiasPrior);
-  const model = new GridSpanModel(method, ctx, params, encoder, (x, opts) => logits(x, head, opts), { threshold: config.eval.threshold, symmetric });
+  const model = new GridSpanModel(method, ctx, params, encoder, (x, opts) => logits(x, head, opts), {
+    threshold: initialThreshold(config.eval.threshold),
+    symmetric,
+    bce: config.train.bce,
+  });
   return Object.assign(model, { head });
 }

@@ -50,7 +50,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
 import type { Segment } from '../data/segmenter.js';
 import { MASK_ID, SPECIAL_TOKENS } from '../data/tokenizer.js';
-import type { ScoredEntity } from '../data/types.js';
+import type { Entity, ScoredEntity } from '../data/types.js';
 import { wholeWordMask } from '../data/wwm.js';
 import { LongnerError } from '../errors.js';
 import { bandedBiaffine, bandLabels, bandValidMask, bandValidity, rollFlip } from '../nn/band.js';
@@ -58,11 +58,12 @@ import type { Encoder } from '../nn/encoder.js';
 import { maskedConv3x3, rowAttention } from '../nn/grid.js';
 import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
+import { REFERENCE_BCE, sparseBce, type BceOptions } from '../nn/bce.js';
 import { ropeTables, type RopeTables } from '../nn/rope.js';
 import type { Rng } from '../util/rng.js';
 import { checkpoint } from '../nn/checkpoint.js';
 import { createEncoder, isEncoderParam, recomputes } from './encode.js';
-import { HEAD_PREFIX, requireTypes, SegmentSpanModel } from './segment-model.js';
+import { HEAD_PREFIX, initialThreshold, requireTypes, SegmentSpanModel } from './segment-model.js';
 import type { ModelContext } from './span-model.js';
 import { resolveSpans } from './decode.js';
 
@@ -87,6 +88,7 @@ export interface SenerConfig {
   multiType: boolean;
   referenceSortBug: boolean;
   threshold: number;
+  bce: BceOptions;
 }
 
 /** The head's settings from a resolved config (sener.window null = encoder.window). */
@@ -106,7 +108,8 @@ export function senerConfig(config: Config): SenerConfig {
     decodeAverage: s.decodeAverage,
     multiType: s.multiType,
     referenceSortBug: s.referenceSortBug,
-    threshold: config.eval.threshold,
+    threshold: initialThreshold(config.eval.threshold),
+    bce: config.train.bce,
   };
 }
 
@@ -316,16 +319,18 @@ export function senerLogits(x: tf.Tensor2D, head: SenerHead, opts: ForwardOption
 // Loss
 
 /**
- * Summed BCE with logits of z [L K, R] against the band labels, over valid cells only:
- * BCE(z, y) = softplus(z) - y z.
+ * BCE with logits of z [L K, R] against the band labels (0/1, ones only on valid cells), over valid
+ * cells only; the reference sums BCE(z, y) = softplus(z) - y z (nn/bce.ts for the other switches).
  */
-export function bandLoss(logits: tf.Tensor2D, labels: Float32Array, L: number, w: number): tf.Scalar {
+export function bandLoss(logits: tf.Tensor2D, labels: Float32Array, L: number, w: number, bce: BceOptions = REFERENCE_BCE): tf.Scalar {
   return tf.tidy(() => {
     const K = 2 * w + 1;
     const R = logits.shape[1];
-    const y = tf.tensor2d(labels, [L * K, R]);
-    const valid = tf.tensor2d(bandValidity(L, w), [L * K, 1]);
-    return tf.sum(tf.mul(tf.sub(tf.softplus(logits), tf.mul(y, logits)), valid)) as tf.Scalar;
+    const validity = bandValidity(L, w);
+    const positives: number[] = [];
+    for (let i = 0; i < labels.length; i++) if (labels[i] === 1) positives.push(i);
+    const cells = validity.reduce((a, b) => a + b, 0) * R;
+    return sparseBce(logits, Int32Array.from(positives), tf.tensor2d(validity, [L * K, 1]), cells, bce);
   });
 }
 
@@ -417,6 +422,7 @@ const SPECIAL_IDS = SPECIAL_TOKENS.map((_, id) => id);
 
 export class SenerModel extends SegmentSpanModel {
   readonly method = 'sener';
+  readonly tunesThreshold = true;
   readonly spanStats: SpanStats = { gold: 0, dropped: 0 };
 
   constructor(
@@ -428,6 +434,10 @@ export class SenerModel extends SegmentSpanModel {
     private readonly vocabSize: number,
   ) {
     super(ctx, params, encoder);
+  }
+
+  get threshold(): number {
+    return this.head.cfg.threshold;
   }
 
   /** Input tokens of a training segment: whole-word masked when `wwm` > 0 (labels untouched). */
@@ -449,7 +459,7 @@ export class SenerModel extends SegmentSpanModel {
     const labels = bandLabels(seg.entities, L, w, this.types);
     this.spanStats.gold += seg.entities.length;
     this.spanStats.dropped += labels.dropped;
-    return bandLoss(senerLogits(x, this.head, { training: true, rng }), labels.values, L, w);
+    return bandLoss(senerLogits(x, this.head, { training: true, rng }), labels.values, L, w, this.head.cfg.bce);
   }
 
   protected segmentScores(seg: Segment, x: tf.Tensor2D): tf.Tensor {
@@ -458,8 +468,15 @@ export class SenerModel extends SegmentSpanModel {
     return symmetricProbabilities(z, L, effectiveWindow(this.head.cfg.window, L), this.head.cfg.decodeAverage);
   }
 
-  protected decodeSegment(seg: Segment, [p]: Float32Array[]): ScoredEntity[] {
-    return decodeBand(p!, seg.words, effectiveWindow(this.head.cfg.window, seg.words), this.types, this.head.cfg);
+  protected decodeSegment(seg: Segment, [p]: Float32Array[], threshold: number): ScoredEntity[] {
+    return decodeBand(p!, seg.words, effectiveWindow(this.head.cfg.window, seg.words), this.types, { ...this.head.cfg, threshold });
+  }
+
+  protected goldScore(seg: Segment, [p]: Float32Array[], e: Entity): number | null {
+    const w = effectiveWindow(this.head.cfg.window, seg.words);
+    const span = e.end - 1 - e.start;
+    if (span > w) return null;
+    return p![(e.start * (2 * w + 1) + w + span) * this.types.length + this.typeIndex.get(e.type)!]!;
   }
 }
 

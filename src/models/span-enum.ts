@@ -217,6 +217,9 @@ export function decodeSpanEnum(probs: Float32Array, plan: SpanPlan, types: reado
 
 export class SpanEnumModel extends SegmentSpanModel {
   readonly method = 'span-enum';
+  readonly tunesThreshold = false;
+  /** Unused: decoding is an argmax. */
+  readonly threshold = 0.5;
   readonly cfg: SpanEnumConfig;
   readonly head: SpanEnumHead;
   /**
@@ -245,8 +248,16 @@ export class SpanEnumModel extends SegmentSpanModel {
     return tf.softmax(spanEnumLogits(h, this.head, spanPlan(seg.words, this.cfg.maxSpanWords), { dropout: 0, training: false }));
   }
 
+  /** Argmax over the types and `none`: no threshold to apply. */
   protected decodeSegment(seg: Segment, [probs]: Float32Array[]): ScoredEntity[] {
     return decodeSpanEnum(probs!, spanPlan(seg.words, this.cfg.maxSpanWords), this.types);
+  }
+
+  protected goldScore(seg: Segment, [probs]: Float32Array[], e: Entity): number | null {
+    const plan = spanPlan(seg.words, this.cfg.maxSpanWords);
+    const width = e.end - e.start;
+    if (width > plan.K) return null;
+    return probs![(plan.offsets[e.start]! + width - 1) * (this.types.length + 1) + this.typeIndex.get(e.type)!]!;
   }
 }
 

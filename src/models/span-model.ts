@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Segment } from '../data/segmenter.js';
-import type { ScoredEntity } from '../data/types.js';
+import type { Entity, ScoredEntity } from '../data/types.js';
 import type { ParamStore } from '../nn/params.js';
 import type { Rng } from '../util/rng.js';
 
@@ -28,10 +28,39 @@ export interface SpanModel {
   /** Training loss of a batch (called inside tf.variableGrads, so it must be differentiable). */
   loss(batch: Batch, opts: LossOptions): tf.Scalar;
   /** Decoded spans per segment, word offsets relative to the segment, one type per span unless the method allows more. */
-  predict(batch: Batch): ScoredEntity[][];
+  predict(batch: Batch, opts?: PredictOptions): ScoredEntity[][];
+  /**
+   * True for the BCE heads, whose decoding keeps cells by a probability threshold that
+   * `eval.threshold: tuned` may tune; false (or absent) for decoders with a fixed rule.
+   */
+  readonly tunesThreshold?: boolean;
+  /**
+   * One forward pass per segment, decoded at each of `thresholds`, with the probability the model
+   * gives each of the segment's gold entities (diagnostics). Absent: evaluation uses predict().
+   */
+  inspect?(batch: Batch, thresholds: readonly number[]): Inspection[];
   /** Optimizer parameter groups: the encoder and the span head take different learning rates. */
   paramGroup(name: string): 'encoder' | 'head';
 }
+
+export interface PredictOptions {
+  /** Decoding threshold; default the model's own (eval.threshold, or 0.5 when it is 'tuned'). */
+  threshold?: number;
+}
+
+/** What inspect() gives for one segment. */
+export interface Inspection {
+  /** Decoded spans at each threshold asked for, in that order. */
+  spans: ScoredEntity[][];
+  /**
+   * Per gold entity of the segment's labels (seg.entities, in order): the probability of its cell
+   * and type, or null when the method cannot predict it (beyond its span limit).
+   */
+  goldScores: (number | null)[];
+}
+
+/** A gold entity's probability from a head's scores; null when its span is beyond the method's limit. */
+export type GoldScore = (entity: Entity) => number | null;
 
 /** What a model factory needs besides the resolved config. */
 export interface ModelContext {

@@ -1,3 +1,4 @@
+import { REFERENCE_BCE } from '../../src/nn/bce.js';
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.js';
@@ -115,6 +116,7 @@ function headConfig(over: Partial<SenerConfig> = {}): SenerConfig {
     multiType: false,
     referenceSortBug: false,
     threshold: 0.5,
+    bce: REFERENCE_BCE,
     ...over,
   };
 }
