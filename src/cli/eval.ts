@@ -36,12 +36,14 @@ async function evalRun(dir: string, split: 'test' | 'validation'): Promise<void>
   const protocol = await loadProtocolFor(run.config, registry);
   const docs = protocol[split];
   const segments = await segmentDocuments(docs, run.tokenizer, run.config);
-  const ev = await evaluateDocuments(run.model, docs, segments.byDoc, run.config.eval.batchSize);
+  const ev = await evaluateDocuments(run.model, docs, segments.byDoc, run.config.eval.batchSize, { threshold: run.threshold ?? undefined });
   const out = join(run.record.dir, `eval-${split}.json`);
   writeJsonAtomic(out, {
     split,
     backend: run.backend.name,
+    threshold: ev.threshold,
     metrics: ev.metrics,
+    diagnostics: ev.diagnostics,
     msPerDocument: ev.msPerDocument,
     peakBytesInference: ev.peakBytesInference,
     createdAt: new Date().toISOString(),

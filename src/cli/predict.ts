@@ -51,7 +51,7 @@ export const predictCommand: CommandModule<object, PredictArgs> = {
     const run = await loadTrainedRun(locateRunFolder(args.run, runsRoot(args['runs-dir'])));
     const docs = readDocuments(args.file, 'auto').map((d) => ({ ...d, entities: [] }));
     const split = await segmentDocuments(docs, run.tokenizer, run.config);
-    const predictions = predictDocuments(run.model, docs, split.byDoc, run.config.eval.batchSize);
+    const predictions = predictDocuments(run.model, docs, split.byDoc, run.config.eval.batchSize, run.threshold ?? undefined);
     const stem = basename(args.file).replace(/\.jsonl?$/, '');
     const out =
       args.out ?? join(run.record.dir, 'predictions', args.format === 'brat' ? `${stem}.brat` : `${stem}${args.format === 'sener' ? '.sener' : ''}.jsonl`);

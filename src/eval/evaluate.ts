@@ -12,16 +12,23 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Segment } from '../data/segmenter.js';
 import type { Document, ScoredEntity } from '../data/types.js';
-import type { Batch, SpanModel } from '../models/span-model.js';
+import type { Batch, Inspection, SpanModel } from '../models/span-model.js';
+import { oracleCeiling, summarizeScores, type Diagnostics, type ThresholdScore } from './diagnostics.js';
 import { backendMemory } from '../backend/index.js';
 import { mergeSegmentPredictions, type SegmentSpans } from './merge.js';
 import { scoreEntities, type Metrics } from './metrics.js';
 import { measureStep, timeStep } from '../backend/step.js';
 
 export interface Evaluation {
+  /** Scores at the evaluation's threshold. */
   metrics: Metrics;
-  /** Merged predictions per document id, document word offsets. */
+  /** Merged predictions per document id, document word offsets, at the evaluation's threshold. */
   predictions: Map<string, ScoredEntity[]>;
+  /** The threshold decoded at (the model's own unless EvaluateOptions.threshold); null for a method without one. */
+  threshold: number | null;
+  /** Overall scores at each EvaluateOptions.sweep threshold, from the same forward passes; empty without a sweep. */
+  sweep: ThresholdScore[];
+  diagnostics: Diagnostics;
   /** Wall time of prediction and merging, divided by the number of documents; null without documents. */
   msPerDocument: number | null;
   /** Peak live tensor bytes while predicting the batch with the longest segment (probe.ts); null when not profiled. */
@@ -35,6 +42,13 @@ export interface Evaluation {
 export interface EvaluateOptions {
   /** Profile one batch (the one holding the longest segment) for peak memory; default true. */
   profile?: boolean;
+  /** Decoding threshold; default the model's own. */
+  threshold?: number;
+  /**
+   * Also score these thresholds (a model that tunes its threshold, with inspect()): decoding again
+   * from the same forward passes, so a sweep costs decoding time only. Ignored for other models.
+   */
+  sweep?: readonly number[];
 }
 
 /** Groups segments by document, each document's segments sorted by their index. */
@@ -78,11 +92,17 @@ function plan(docs: readonly Document[], segmentsByDoc: ReadonlyMap<string, read
   return { batches, docSegments };
 }
 
-/** model.predict in a tidy scope, so a tensor the model forgets to dispose cannot pile up over a long evaluation. */
-function predictBatch(model: SpanModel, batch: Batch): ScoredEntity[][] {
-  let out: ScoredEntity[][] = [];
+/**
+ * One batch's spans at each of `thresholds` (index 0 is the evaluation's) and, when the model can
+ * inspect, its gold scores; in a tidy scope, so a tensor the model forgets to dispose cannot pile up.
+ */
+function predictBatch(model: SpanModel, batch: Batch, thresholds: readonly number[]): Inspection[] {
+  let out: Inspection[] = [];
   tf.tidy(() => {
-    out = model.predict(batch);
+    out =
+      model.inspect === undefined
+        ? model.predict(batch, { threshold: thresholds[0] }).map((spans) => ({ spans: [spans], goldScores: [] }))
+        : model.inspect(batch, thresholds);
   });
   if (out.length !== batch.segments.length) {
     throw new Error(`${model.method}.predict returned ${out.length} span lists for ${batch.segments.length} segments`);
@@ -99,10 +119,21 @@ function mergeAll(p: Plan, spansOf: Map<Segment, ScoredEntity[]>): Map<string, S
   return predictions;
 }
 
-function collect(spansOf: Map<Segment, ScoredEntity[]>, batch: Batch, out: ScoredEntity[][]): void {
+function collect(found: Map<Segment, Inspection>, batch: Batch, out: Inspection[]): void {
   batch.segments.forEach((s, i) => {
-    spansOf.set(s, out[i]!);
+    found.set(s, out[i]!);
   });
+}
+
+/** The spans of every segment at threshold index t. */
+function spansAt(found: Map<Segment, Inspection>, t: number): Map<Segment, ScoredEntity[]> {
+  return new Map([...found].map(([seg, ins]) => [seg, ins.spans[t] ?? []]));
+}
+
+function count(predictions: Map<string, ScoredEntity[]>): number {
+  let n = 0;
+  for (const spans of predictions.values()) n += spans.length;
+  return n;
 }
 
 /** Predicted entities per document (document word offsets), segments merged with the reference rule. */
@@ -111,10 +142,19 @@ export function predictDocuments(
   docs: readonly Document[],
   segmentsByDoc: ReadonlyMap<string, readonly Segment[]>,
   batchSize: number,
+  threshold?: number,
 ): Map<string, ScoredEntity[]> {
   const p = plan(docs, segmentsByDoc, batchSize);
   const spansOf = new Map<Segment, ScoredEntity[]>();
-  for (const batch of p.batches) collect(spansOf, batch, predictBatch(model, batch));
+  for (const batch of p.batches) {
+    let out: ScoredEntity[][] = [];
+    tf.tidy(() => {
+      out = model.predict(batch, { threshold });
+    });
+    batch.segments.forEach((s, i) => {
+      spansOf.set(s, out[i] ?? []);
+    });
+  }
   return mergeAll(p, spansOf);
 }
 
@@ -130,7 +170,10 @@ export async function evaluateDocuments(
   opts: EvaluateOptions = {},
 ): Promise<Evaluation> {
   const p = plan(docs, segmentsByDoc, batchSize);
-  const spansOf = new Map<Segment, ScoredEntity[]>();
+  const threshold = opts.threshold ?? model.threshold ?? null;
+  const sweep = model.tunesThreshold === true && model.inspect !== undefined ? [...new Set(opts.sweep ?? [])] : [];
+  const thresholds = [threshold ?? 0.5, ...sweep];
+  const found = new Map<Segment, Inspection>();
   // Memory grows with segment length, so the batch holding the longest segment is the one to profile.
   let probeIndex = -1;
   let longest = -1;
@@ -142,22 +185,35 @@ export async function evaluateDocuments(
   let peakBytesInference: number | null = null;
   for (const [i, batch] of p.batches.entries()) {
     if (i === probeIndex && opts.profile !== false) {
-      const m = await measureStep(() => predictBatch(model, batch));
-      collect(spansOf, batch, m.value);
+      const m = await measureStep(() => predictBatch(model, batch, thresholds));
+      collect(found, batch, m.value);
       ms += m.ms;
       peakBytesInference = m.peakBytes;
     } else {
-      const m = timeStep(() => predictBatch(model, batch));
-      collect(spansOf, batch, m.value);
+      const m = timeStep(() => predictBatch(model, batch, thresholds));
+      collect(found, batch, m.value);
       ms += m.ms;
     }
   }
-  const merged = timeStep(() => mergeAll(p, spansOf));
+  const merged = timeStep(() => mergeAll(p, spansAt(found, 0)));
   ms += merged.ms;
   const predictions = merged.value;
+  const goldScores: number[] = [];
+  for (const ins of found.values()) for (const g of ins.goldScores) if (g !== null) goldScores.push(g);
+  const inspected = model.inspect !== undefined;
   return {
     metrics: scoreEntities(docs, predictions),
     predictions,
+    threshold,
+    sweep: sweep.map((t, i) => {
+      const at = mergeAll(p, spansAt(found, i + 1));
+      return { threshold: t, overall: scoreEntities(docs, at).overall, predicted: count(at) };
+    }),
+    diagnostics: {
+      predicted: count(predictions),
+      goldScores: inspected ? summarizeScores(goldScores, threshold ?? 0.5) : null,
+      oracle: oracleCeiling(docs, found.keys(), inspected ? (seg, i) => found.get(seg)?.goldScores[i] != null : null),
+    },
     msPerDocument: docs.length === 0 ? null : ms / docs.length,
     peakBytesInference,
     // The wasm heap never shrinks, so its size now is the peak so far.

@@ -37,8 +37,8 @@ export abstract class SegmentSpanModel implements SpanModel {
   abstract readonly method: string;
   /** Whether decodeSegment's threshold is a BCE probability cut (see SpanModel.tunesThreshold). */
   abstract readonly tunesThreshold: boolean;
-  /** The threshold predict() uses when not told one. */
-  abstract readonly threshold: number;
+  /** The threshold predict() uses when not told one; null for a method that decodes without one. */
+  abstract readonly threshold: number | null;
   readonly types: readonly string[];
   /** Type name -> label index. */
   protected readonly typeIndex: ReadonlyMap<string, number>;
@@ -89,7 +89,7 @@ export abstract class SegmentSpanModel implements SpanModel {
   }
 
   predict(batch: Batch, opts: PredictOptions = {}): ScoredEntity[][] {
-    const threshold = opts.threshold ?? this.threshold;
+    const threshold = opts.threshold ?? this.threshold ?? 0.5;
     return batch.segments.map((seg) => this.withScores(seg, (values) => this.decodeSegment(seg, values, threshold), []));
   }
 

@@ -218,8 +218,8 @@ export function decodeSpanEnum(probs: Float32Array, plan: SpanPlan, types: reado
 export class SpanEnumModel extends SegmentSpanModel {
   readonly method = 'span-enum';
   readonly tunesThreshold = false;
-  /** Unused: decoding is an argmax. */
-  readonly threshold = 0.5;
+  /** Decoding is an argmax over the types and `none`. */
+  readonly threshold = null;
   readonly cfg: SpanEnumConfig;
   readonly head: SpanEnumHead;
   /**

@@ -34,6 +34,8 @@ export interface SpanModel {
    * `eval.threshold: tuned` may tune; false (or absent) for decoders with a fixed rule.
    */
   readonly tunesThreshold?: boolean;
+  /** The threshold predict() decodes at when not told one (null or absent: the method decodes without one). */
+  readonly threshold?: number | null;
   /**
    * One forward pass per segment, decoded at each of `thresholds`, with the probability the model
    * gives each of the segment's gold entities (diagnostics). Absent: evaluation uses predict().

@@ -54,6 +54,46 @@ export function predictionDocuments(docs: readonly Document[], predictions: Map<
   return docs.map((d) => ({ id: d.id, words: d.words, entities: predictions.get(d.id) ?? [] }));
 }
 
+/**
+ * The test split's decoding threshold and the others scored beside it: a model that tunes its
+ * threshold decodes at the best checkpoint's tuned value under eval.threshold: tuned (else at its own)
+ * and is also scored at 0.5 and at the tuned value; other models decode as they do.
+ */
+export function testThresholds(config: Config, model: SpanModel, outcome: TrainOutcome): { used: number | null; sweep: number[] } {
+  if (model.tunesThreshold !== true) return { used: model.threshold ?? null, sweep: [] };
+  const tuned = outcome.bestTunedThreshold;
+  const used = config.eval.threshold === 'tuned' ? (outcome.bestThreshold ?? 0.5) : (model.threshold ?? 0.5);
+  return { used, sweep: [0.5, ...(tuned === null ? [] : [tuned])].filter((t) => t !== used) };
+}
+
+function thresholdRecord(config: Config, model: SpanModel, outcome: TrainOutcome, ev: Evaluation): RunResult['thresholds'] {
+  const at = (t: number) => (t === ev.threshold ? ev.metrics.overall : (ev.sweep.find((x) => x.threshold === t)?.overall ?? null));
+  const tuned = model.tunesThreshold === true ? outcome.bestTunedThreshold : null;
+  const tunedScores = tuned === null ? null : at(tuned);
+  return {
+    mode: config.eval.threshold === 'tuned' ? 'tuned' : 'fixed',
+    used: ev.threshold,
+    reference: ev.threshold === null ? null : at(0.5),
+    tuned: tuned === null || tunedScores === null ? null : { threshold: tuned, overall: tunedScores },
+  };
+}
+
+function curvesOf(outcome: TrainOutcome): RunResult['curves'] {
+  return {
+    trainLoss: outcome.lossCurve,
+    validation: outcome.history.map((h) => ({
+      step: h.step,
+      epoch: h.epoch,
+      f1: h.validationF1,
+      referenceF1: h.referenceF1 ?? null,
+      tunedF1: h.tunedF1 ?? null,
+      threshold: h.threshold ?? null,
+      predicted: h.predicted ?? null,
+      goldScoreMedian: h.goldScoreMedian ?? null,
+    })),
+  };
+}
+
 export async function executeRun(config: Config, opts: ExecuteOptions = {}): Promise<RunResult> {
   // The LLM ensemble does not train and uses no TensorFlow.js: it only predicts the test split.
   if (config.method === 'el4ner') return executeEnsembleRun(config, { root: opts.root, quiet: opts.quiet });
@@ -95,11 +135,15 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
     });
     if (outcome.status === 'aborted') throw new Error('training was aborted');
     if (outcome.status === 'diverged') return finish('diverged', { reason: outcome.reason ?? 'non-finite loss' });
-    const ev: Evaluation = await evaluateDocuments(model, data.test.docs, data.test.byDoc, config.eval.batchSize);
+    const { used, sweep } = testThresholds(config, model, outcome);
+    const ev: Evaluation = await evaluateDocuments(model, data.test.docs, data.test.byDoc, config.eval.batchSize, { threshold: used ?? undefined, sweep });
     writeGenericJsonl(join(record.dir, 'test.predictions.jsonl'), predictionDocuments(data.test.docs, ev.predictions));
     const testSeconds = ((ev.msPerDocument ?? 0) * data.test.docs.length) / 1000;
     return finish('ok', {
       metrics: { overall: ev.metrics.overall, perType: ev.metrics.perType, perLength: ev.metrics.perLength },
+      thresholds: thresholdRecord(config, model, outcome, ev),
+      diagnostics: ev.diagnostics,
+      curves: curvesOf(outcome),
       memory: {
         peakBytesTrainStep: outcome.peakBytesTrainStep,
         peakBytesInference: ev.peakBytesInference,

@@ -19,6 +19,8 @@ export interface TrainedRun {
   tokenizer: SubwordTokenizer;
   model: SpanModel;
   backend: BackendInfo;
+  /** The decoding threshold the run's test evaluation used (its tuned one under eval.threshold: tuned); null: the model's own. */
+  threshold: number | null;
 }
 
 export async function loadTrainedRun(dir: string, opts: { quiet?: boolean } = {}): Promise<TrainedRun> {
@@ -35,5 +37,5 @@ export async function loadTrainedRun(dir: string, opts: { quiet?: boolean } = {}
   const types = readRunDataset(record.dir)?.types ?? defaultRegistry().dataset(config.dataset.name).types;
   const model = createModel(config, { types, vocabSize: tokenizer.vocabSize });
   model.params.load(join(record.dir, BEST_CKPT));
-  return { record, config, tokenizer, model, backend };
+  return { record, config, tokenizer, model, backend, threshold: record.readResult()?.thresholds?.used ?? null };
 }

@@ -8,6 +8,7 @@ import type { BackendInfo } from '../backend/index.js';
 import { MethodSchema, type Config } from '../config/schema.js';
 import type { ProtocolData } from '../data/protocol.js';
 import { PrfSchema } from '../eval/metrics.js';
+import { DiagnosticsSchema } from '../eval/diagnostics.js';
 import { LlmSummarySchema } from '../llm/ledger.js';
 import { collectEnv, EnvSchema } from '../util/env.js';
 import { configHash, dataFingerprints } from '../data/config-hash.js';
@@ -68,6 +69,39 @@ export const RunResultSchema = z.strictObject({
     .strictObject({
       types: z.array(z.string()).nullable(),
       fingerprints: z.record(z.string(), z.record(z.string(), z.string()).nullable()),
+    })
+    .optional(),
+  /** Decoding thresholds of the test evaluation (absent in records made before threshold tuning). */
+  thresholds: z
+    .strictObject({
+      /** eval.threshold: a fixed value, or 'tuned' on validation. */
+      mode: z.enum(['fixed', 'tuned']),
+      /** The threshold `metrics` were decoded at; null for a method that decodes without one. */
+      used: z.number().nullable(),
+      /** Test scores at the reference threshold 0.5 (methods whose decoding takes a threshold). */
+      reference: PrfSchema.nullable(),
+      /** The best validation threshold of the best checkpoint (eval.thresholdGrid) and the test scores there, used or not (BCE heads). */
+      tuned: z.strictObject({ threshold: z.number(), overall: PrfSchema }).nullable(),
+    })
+    .optional(),
+  /** Predicted spans, gold-score distribution and oracle ceiling of the test evaluation (src/eval/diagnostics.ts). */
+  diagnostics: DiagnosticsSchema.optional(),
+  /** Learning curves: the training loss ([step, mean loss of its window]) and every validation. */
+  curves: z
+    .strictObject({
+      trainLoss: z.array(z.tuple([z.number().int().min(0), z.number()])),
+      validation: z.array(
+        z.strictObject({
+          step: z.number().int().min(0),
+          epoch: z.number().int().positive(),
+          f1: z.number().nullable(),
+          referenceF1: z.number().nullable(),
+          tunedF1: z.number().nullable(),
+          threshold: z.number().nullable(),
+          predicted: z.number().int().min(0).nullable(),
+          goldScoreMedian: z.number().nullable(),
+        }),
+      ),
     })
     .optional(),
   /** Documents or entities removed by deduplication, by kind. */

@@ -52,6 +52,19 @@ export const EpochRecordSchema = z.strictObject({
   best: z.boolean(),
   /** Cut short by train.maxSteps. */
   partial: z.boolean(),
+  /** A validation inside the epoch (eval.every), not at its end; its loss is the running mean so far. */
+  midEpoch: z.boolean().optional(),
+  /** The threshold validationF1 was scored at (tuned or fixed); null for a method without one. */
+  threshold: z.number().nullable().optional(),
+  /** Validation F1 at the reference threshold 0.5 (equal to validationF1 unless tuned). */
+  referenceF1: z.number().nullable().optional(),
+  /** The eval.thresholdGrid value with the best validation F1, and that F1, whether or not it is used (models that tune). */
+  tunedThreshold: z.number().nullable().optional(),
+  tunedF1: z.number().nullable().optional(),
+  /** Spans predicted on validation at that threshold. */
+  predicted: z.number().int().min(0).nullable().optional(),
+  /** Median probability of the reachable gold entities on validation. */
+  goldScoreMedian: z.number().nullable().optional(),
 });
 export type EpochRecord = z.infer<typeof EpochRecordSchema>;
 
@@ -75,8 +88,25 @@ export const TrainerStateSchema = z.strictObject({
     /** 1-based epoch of best.ckpt; null before the first evaluation. */
     epoch: z.number().int().positive().nullable(),
     metrics: MetricsSchema.nullable(),
+    /** The step of that validation (absent in states written before eval.every). */
+    step: z.number().int().min(0).nullable().optional(),
+    /** Its decoding threshold: the tuned one under eval.threshold: tuned. */
+    threshold: z.number().nullable().optional(),
+    /** Its best eval.thresholdGrid value, used or not (models that tune). */
+    tunedThreshold: z.number().nullable().optional(),
   }),
-  /** Epochs in a row without a validation-F1 gain (the patience counter). */
+  /**
+   * The training-loss curve: the mean loss of each window of curveEvery steps (at most about 200
+   * points), and the window in progress.
+   */
+  curve: z
+    .strictObject({
+      every: z.number().int().positive(),
+      points: z.array(z.tuple([z.number().int().min(0), z.number()])),
+      window: z.strictObject({ sum: z.number(), count: z.number().int().min(0) }),
+    })
+    .optional(),
+  /** Validations in a row without a validation-F1 gain (the patience counter; one per epoch unless eval.every). */
   badEpochs: z.number().int().min(0),
   history: z.array(EpochRecordSchema),
   optimizer: z.strictObject({ steps: z.record(z.string(), z.number().int().min(0)) }),

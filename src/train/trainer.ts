@@ -7,11 +7,18 @@
  * segment order comes from an rng seeded by (seed, epoch), the loss's rng (dropout, masking) from
  * (seed, step). Together with checkpoints that restore parameters, moments and counters bit for bit,
  * a run killed anywhere and resumed ends with the same parameters and metrics as an uninterrupted
- * run on the same backend. The state is saved at every epoch end and, mid-epoch, every
+ * run on the same backend. The state is saved at every validation and, in between, every
  * `checkpointEvery` (default 10 minutes); a kill loses at most the work since the last save.
  *
+ * Validation runs at every epoch end and, with eval.every = N, after every N-th step too. Under
+ * eval.threshold: tuned a model that tunes its threshold is scored at the best value of
+ * eval.thresholdGrid (the same forward passes decoded at each), and that value travels with the
+ * best checkpoint (TrainOutcome.bestThreshold).
+ *
  * Files in the run directory: checkpoint.ts. Log events in log.jsonl: `train-start`, `probe`,
- * `epoch`, `diverged`, `train-end`.
+ * `step` (loss, gradient norm, learning rates of every step), `validation` (scores, threshold
+ * sweep, predicted spans, gold-score distribution, oracle ceiling), `epoch`, `diverged`, `train-end`.
+ * A resumed run repeats the `step` events since its last save; readers keep the last of each step.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
@@ -24,6 +31,7 @@ import type { Document } from '../data/types.js';
 import { LongnerError } from '../errors.js';
 import { evaluateDocuments, groupSegments } from '../eval/evaluate.js';
 import type { Metrics } from '../eval/metrics.js';
+import { bestThreshold, type Diagnostics, type ThresholdScore } from '../eval/diagnostics.js';
 import type { Batch, SpanModel } from '../models/span-model.js';
 import { Progress } from '../util/progress.js';
 import { createRng, shuffled, type Rng } from '../util/rng.js';
@@ -81,6 +89,16 @@ export interface TrainLog {
   log(event: Record<string, unknown>): void;
 }
 
+/** A validation: its scores at the model's threshold, and (for models that tune one) the sweep and diagnostics. */
+export interface Validation {
+  metrics: Metrics;
+  /** The threshold `metrics` were decoded at; null for a method without one. */
+  threshold: number | null;
+  /** Overall scores at each eval.thresholdGrid value (models that tune their threshold); may be empty. */
+  sweep: ThresholdScore[];
+  diagnostics: Diagnostics | null;
+}
+
 export interface TrainOptions {
   model: SpanModel;
   config: Config;
@@ -89,7 +107,7 @@ export interface TrainOptions {
   /** Continue from the run directory's saved state (a fresh start when there is none). */
   resume?: boolean;
   /** Validation metrics of the model as it is; default: evaluateDocuments on data.validation. Null = no validation set. */
-  evaluate?: (model: SpanModel) => Metrics | null | Promise<Metrics | null>;
+  evaluate?: (model: SpanModel) => Metrics | Validation | null | Promise<Metrics | Validation | null>;
   onProgress?: (info: StepInfo) => void;
   /** No progress bar. */
   quiet?: boolean;
@@ -119,7 +137,14 @@ export interface TrainOutcome {
   bestEpoch: number | null;
   bestValidationF1: number | null;
   bestMetrics: Metrics | null;
+  /** The decoding threshold of the best validation (the tuned one under eval.threshold: tuned); null without validation or threshold. */
+  bestThreshold: number | null;
+  /** The best eval.thresholdGrid value of that validation, used or not (models that tune); null otherwise. */
+  bestTunedThreshold: number | null;
+  /** Every validation, in order (one per epoch unless eval.every). */
   history: EpochRecord[];
+  /** The training-loss curve: [step, mean loss of the window ending there]. */
+  lossCurve: [number, number][];
   /** Mean wall time of a training step (warm-up and profiled steps left out); null when no step was timed. */
   msPerStep: number | null;
   /** Peak live tensor bytes of a profiled training step (weights and moments included). */
@@ -133,6 +158,8 @@ export interface TrainOutcome {
 }
 
 const DEFAULT_CHECKPOINT_SECONDS = 600;
+/** The loss curve keeps at most about this many points. */
+const CURVE_POINTS = 200;
 const SHUFFLE_TAG = 0x5348;
 const STEP_TAG = 0x5354;
 
@@ -202,7 +229,8 @@ function freshState(config: Config, total: number): TrainerStateBody {
     step: 0,
     totalSteps: total,
     epochLoss: { sum: 0, count: 0 },
-    best: { f1: null, epoch: null, metrics: null },
+    best: { f1: null, epoch: null, metrics: null, step: null, threshold: null, tunedThreshold: null },
+    curve: { every: Math.max(1, Math.ceil(total / CURVE_POINTS)), points: [], window: { sum: 0, count: 0 } },
     badEpochs: 0,
     history: [],
     optimizer: { steps: {} },
@@ -216,12 +244,30 @@ function bodyOf(state: TrainerState): TrainerStateBody {
   return body;
 }
 
-function defaultEvaluate(data: TrainData, config: Config): (model: SpanModel) => Promise<Metrics | null> {
+function defaultEvaluate(data: TrainData, config: Config): (model: SpanModel) => Promise<Validation | null> {
   const byDoc = groupSegments(data.validationSegments);
   return async (model) => {
     if (data.validation.length === 0) return null;
-    return (await evaluateDocuments(model, data.validation, byDoc, config.eval.batchSize, { profile: false })).metrics;
+    const ev = await evaluateDocuments(model, data.validation, byDoc, config.eval.batchSize, { profile: false, sweep: config.eval.thresholdGrid });
+    return { metrics: ev.metrics, threshold: ev.threshold, sweep: ev.sweep, diagnostics: ev.diagnostics };
   };
+}
+
+function asValidation(v: Metrics | Validation | null): Validation | null {
+  if (v === null || 'metrics' in v) return v;
+  return { metrics: v, threshold: null, sweep: [], diagnostics: null };
+}
+
+/** The F1 a validation counts with, and its threshold: the best of the sweep when tuning, else the model's own. */
+export function headline(v: Validation, tuned: boolean): { f1: number; precision: number; recall: number; threshold: number | null } {
+  const best = tuned ? bestThreshold(v.sweep) : null;
+  const o = best?.overall ?? v.metrics.overall;
+  return { f1: o.f1, precision: o.precision, recall: o.recall, threshold: best?.threshold ?? v.threshold };
+}
+
+/** F1 at the reference threshold 0.5: from the sweep, or the validation's own when it was decoded there. */
+function referenceF1(v: Validation): number | null {
+  return v.sweep.find((x) => x.threshold === 0.5)?.overall.f1 ?? (v.threshold === 0.5 ? v.metrics.overall.f1 : null);
 }
 
 function mean(xs: readonly number[]): number | null {
@@ -262,6 +308,8 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     // A fresh start must not pick up an earlier attempt's best.ckpt.
     if (state === null) clearCheckpoints(dir);
     state ??= freshState(config, total);
+    // States written before the loss curve start one at the resume point.
+    state.curve ??= freshState(config, total).curve;
     const s = state;
 
     const outcome = (status: TrainStatus, stoppedBy: StoppedBy, reason: string | null): TrainOutcome => ({
@@ -274,7 +322,10 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       bestEpoch: s.best.epoch,
       bestValidationF1: s.best.f1,
       bestMetrics: s.best.metrics,
+      bestThreshold: s.best.threshold ?? null,
+      bestTunedThreshold: s.best.tunedThreshold ?? null,
       history: [...s.history],
+      lossCurve: s.curve?.points.map(([step, loss]) => [step, loss]) ?? [],
       msPerStep: s.measured.msPerStep,
       peakBytesTrainStep: s.measured.peakBytesTrainStep,
       wasmHeapBytes: s.measured.wasmHeapBytes,
@@ -341,6 +392,54 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       return { head: tc.lr * f, encoder: tc.encoderLr * f };
     };
 
+    const tuned = config.eval.threshold === 'tuned' && model.tunesThreshold === true;
+    /** Validates the model as it is, keeps it as best.ckpt when it is the best so far, counts patience. */
+    const validate = async (midEpoch: boolean): Promise<EpochRecord> => {
+      const v = asValidation(await evaluate(model));
+      const h = v === null ? null : headline(v, tuned);
+      const f1 = h === null ? null : h.f1;
+      // Without validation every epoch counts as the best so far: the last one is kept.
+      const improved = f1 === null || s.best.f1 === null || f1 > s.best.f1;
+      // While no validation has found a single correct span (F1 still 0), the latest replaces the best:
+      // keeping the untrained first one over later ones would make every early-phase run useless.
+      // Patience still counts such a validation as one without a gain.
+      const keep = improved || (f1 === 0 && s.best.f1 === 0);
+      const sweepBest = v === null ? null : bestThreshold(v.sweep);
+      const entry: EpochRecord = {
+        epoch: s.epoch + 1,
+        step: s.step,
+        loss: s.epochLoss.count === 0 ? null : s.epochLoss.sum / s.epochLoss.count,
+        validationF1: f1,
+        precision: h === null ? null : h.precision,
+        recall: h === null ? null : h.recall,
+        best: keep,
+        partial: !midEpoch && s.batchInEpoch < perEpoch,
+        midEpoch,
+        threshold: h?.threshold ?? null,
+        referenceF1: v === null ? null : referenceF1(v),
+        tunedThreshold: sweepBest?.threshold ?? null,
+        tunedF1: sweepBest?.overall.f1 ?? null,
+        predicted: v?.diagnostics?.predicted ?? null,
+        goldScoreMedian: v?.diagnostics?.goldScores?.p50 ?? null,
+      };
+      if (keep) {
+        model.params.save(bestPath);
+        s.best = { f1, epoch: s.epoch + 1, metrics: v?.metrics ?? null, step: s.step, threshold: h?.threshold ?? null, tunedThreshold: sweepBest?.threshold ?? null };
+      }
+      s.badEpochs = improved ? 0 : s.badEpochs + 1;
+      s.history.push(entry);
+      if (v !== null) {
+        record.log({
+          event: 'validation',
+          ...entry,
+          metrics: v.metrics.overall,
+          sweep: v.sweep.map((x) => ({ threshold: x.threshold, f1: x.overall.f1, predicted: x.predicted })),
+          diagnostics: v.diagnostics,
+        });
+      }
+      return entry;
+    };
+
     while (s.epoch < tc.epochs && s.step < total) {
       const order = epochOrder(data.train, tc.seed, s.epoch);
       while (s.batchInEpoch < perEpoch && s.step < total) {
@@ -387,11 +486,28 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
         s.batchInEpoch++;
         s.epochLoss.sum += result.loss;
         s.epochLoss.count++;
+        record.log({ event: 'step', step: s.step, epoch: s.epoch + 1, loss: result.loss, gradNorm: result.gradNorm, lr });
+        const curve = s.curve!;
+        curve.window.sum += result.loss;
+        curve.window.count++;
+        if (s.step % curve.every === 0 || s.step === total) {
+          curve.points.push([s.step, curve.window.sum / curve.window.count]);
+          curve.window = { sum: 0, count: 0 };
+        }
         opts.onProgress?.({ epoch: s.epoch + 1, step: s.step, totalSteps: total, loss: result.loss, gradNorm: result.gradNorm, lr });
         progress?.tick(1, `epoch ${s.epoch + 1}/${tc.epochs} step ${s.step}/${total} loss ${(s.epochLoss.sum / s.epochLoss.count).toFixed(4)}`);
 
         const epochEnds = s.batchInEpoch === perEpoch || s.step === total;
-        if (!epochEnds) {
+        if (!epochEnds && config.eval.every !== null && s.step % config.eval.every === 0) {
+          await validate(true);
+          if (tc.patience !== null && s.badEpochs >= tc.patience) {
+            // Patience ran out inside the epoch: end the run here, at a validated point.
+            s.finished = { status: 'ok', stoppedBy: 'patience', reason: null };
+            save();
+            break;
+          }
+          save();
+        } else if (!epochEnds) {
           const bySteps = every.steps != null && s.step - lastSave.step >= every.steps;
           const bySeconds = every.seconds != null && performance.now() - lastSave.time >= every.seconds * 1000;
           if (bySteps || bySeconds) save();
@@ -402,32 +518,9 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
         }
       }
 
+      if (s.finished !== null) break;
       // Epoch end (or a partial epoch cut by maxSteps): validate, keep the best, decide whether to go on.
-      const partial = s.batchInEpoch < perEpoch;
-      const metrics = await evaluate(model);
-      const f1 = metrics === null ? null : metrics.overall.f1;
-      // Without validation every epoch counts as the best so far: the last one is kept.
-      const improved = f1 === null || s.best.f1 === null || f1 > s.best.f1;
-      // While no epoch has found a single correct span (F1 still 0), the latest epoch replaces the best:
-      // keeping the untrained first epoch over later ones would make every early-phase run useless.
-      // Patience still counts such an epoch as one without a gain.
-      const keep = improved || (f1 === 0 && s.best.f1 === 0);
-      const epochRecord: EpochRecord = {
-        epoch: s.epoch + 1,
-        step: s.step,
-        loss: s.epochLoss.count === 0 ? null : s.epochLoss.sum / s.epochLoss.count,
-        validationF1: f1,
-        precision: metrics === null ? null : metrics.overall.precision,
-        recall: metrics === null ? null : metrics.overall.recall,
-        best: keep,
-        partial,
-      };
-      if (keep) {
-        model.params.save(bestPath);
-        s.best = { f1, epoch: s.epoch + 1, metrics };
-      }
-      s.badEpochs = improved ? 0 : s.badEpochs + 1;
-      s.history.push(epochRecord);
+      const epochRecord = await validate(false);
       record.log({ event: 'epoch', ...epochRecord, lr: lrAt(Math.max(0, s.step - 1)), badEpochs: s.badEpochs });
       s.epoch++;
       s.batchInEpoch = 0;
