@@ -207,12 +207,12 @@ const TrainSection = section({
       .enum(['sum', 'mean'])
       .default('sum')
       .describe("'sum': summed over every trained cell and type of a segment (reference); 'mean': divided by their number."),
-    posWeight: z.number().positive().default(1).describe('Weight of the positive cells\' term (reference: 1; PyTorch pos_weight).'),
+    posWeight: z.number().positive().default(1).describe("Weight of the positive cells' term (reference: 1; PyTorch pos_weight)."),
     focalGamma: z
       .number()
       .min(0)
       .default(0)
-      .describe('Focal-loss gamma: each cell\'s term is scaled by (1 - p_t)^gamma (Lin et al. 2017; reference: 0, plain BCE).'),
+      .describe("Focal-loss gamma: each cell's term is scaled by (1 - p_t)^gamma (Lin et al. 2017; reference: 0, plain BCE)."),
   })
     .prefault({})
     .describe('Loss of the BCE span heads (SeNER, CNN-NER, UTC-IE), src/nn/bce.ts; the defaults are the reference.'),

@@ -94,11 +94,7 @@ function key(docId: string, start: number, end: number, type: string): string {
  * The oracle ceiling of `docs` cut into `segments`. `reachable(seg, i)` says whether the method can
  * predict entity i of seg.entities; null = the model does not say (every entity held whole counts).
  */
-export function oracleCeiling(
-  docs: readonly Document[],
-  segments: Iterable<Segment>,
-  reachable: ((seg: Segment, i: number) => boolean) | null,
-): Oracle {
+export function oracleCeiling(docs: readonly Document[], segments: Iterable<Segment>, reachable: ((seg: Segment, i: number) => boolean) | null): Oracle {
   const gold = new Set<string>();
   for (const d of docs) for (const e of d.entities) gold.add(key(d.id, e.start, e.end, e.type));
   const held = new Set<string>();

@@ -96,11 +96,11 @@ function plan(docs: readonly Document[], segmentsByDoc: ReadonlyMap<string, read
  * One batch's spans at each of `thresholds` (index 0 is the evaluation's) and, when the model can
  * inspect, its gold scores; in a tidy scope, so a tensor the model forgets to dispose cannot pile up.
  */
-function predictBatch(model: SpanModel, batch: Batch, thresholds: readonly number[]): Inspection[] {
+function predictBatch(model: SpanModel, batch: Batch, thresholds: readonly number[], inspect = true): Inspection[] {
   let out: Inspection[] = [];
   tf.tidy(() => {
     out =
-      model.inspect === undefined
+      model.inspect === undefined || !inspect
         ? model.predict(batch, { threshold: thresholds[0] }).map((spans) => ({ spans: [spans], goldScores: [] }))
         : model.inspect(batch, thresholds);
   });
@@ -147,12 +147,9 @@ export function predictDocuments(
   const p = plan(docs, segmentsByDoc, batchSize);
   const spansOf = new Map<Segment, ScoredEntity[]>();
   for (const batch of p.batches) {
-    let out: ScoredEntity[][] = [];
-    tf.tidy(() => {
-      out = model.predict(batch, { threshold });
-    });
+    const out = predictBatch(model, batch, [threshold ?? model.threshold ?? 0.5], false);
     batch.segments.forEach((s, i) => {
-      spansOf.set(s, out[i] ?? []);
+      spansOf.set(s, out[i]!.spans[0]!);
     });
   }
   return mergeAll(p, spansOf);

@@ -14,6 +14,7 @@ import { documentImages, renderHtml, renderMarkdown, type Block, type ReportDocu
 import { readPaperNumbers, type PaperNumbers } from './paper.js';
 import { ablationTables } from './sections/ablation.js';
 import { datasetTables } from './sections/datasets.js';
+import { diagnosticsTables, learningCurves } from './sections/diagnostics.js';
 import { efficiencyTables, inferenceBars, latencyChart, memoryChart } from './sections/efficiency.js';
 import { f1Bars, mainTables } from './sections/main.js';
 import { perTypeRadar, perTypeTable } from './sections/per-type.js';
@@ -29,6 +30,7 @@ const CHARTS_OF: Record<TableKind, ChartKind[]> = {
   window: ['window-lines'],
   'per-type': ['per-type-radar'],
   efficiency: ['memory-vs-length', 'latency-vs-length', 'inference-bars'],
+  diagnostics: ['learning-curves'],
 };
 
 async function tableBlocks(kind: TableKind, ctx: ReportContext): Promise<Block[]> {
@@ -45,6 +47,8 @@ async function tableBlocks(kind: TableKind, ctx: ReportContext): Promise<Block[]
       return perTypeTable(ctx);
     case 'efficiency':
       return efficiencyTables(ctx);
+    case 'diagnostics':
+      return diagnosticsTables(ctx);
   }
 }
 
@@ -68,6 +72,8 @@ function chartBlocks(kind: ChartKind, ctx: ReportContext): Block[] {
       return latencyChart(ctx);
     case 'inference-bars':
       return inferenceBars(ctx);
+    case 'learning-curves':
+      return learningCurves(ctx);
   }
 }
 
@@ -172,6 +178,11 @@ export function summaryJson(collected: Collected): unknown {
     f1: metricStat(g, (r) => r.metrics.overall?.f1),
     precision: metricStat(g, (r) => r.metrics.overall?.precision),
     recall: metricStat(g, (r) => r.metrics.overall?.recall),
+    referenceF1: metricStat(g, (r) => r.thresholds?.reference?.f1),
+    tunedF1: metricStat(g, (r) => r.thresholds?.tuned?.overall.f1),
+    tunedThreshold: metricStat(g, (r) => r.thresholds?.tuned?.threshold),
+    predicted: metricStat(g, (r) => r.diagnostics?.predicted),
+    oracleF1: metricStat(g, (r) => r.diagnostics?.oracle.f1),
     msPerDocument: metricStat(g, (r) => r.timing.msPerDocument),
     peakBytesTrainStep: metricStat(g, (r) => r.memory.peakBytesTrainStep),
   });

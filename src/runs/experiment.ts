@@ -90,8 +90,8 @@ const EntrySchema = z
   });
 export type GridEntry = z.output<typeof EntrySchema>;
 
-export const TABLE_KINDS = ['datasets', 'main', 'ablation', 'window', 'per-type', 'efficiency'] as const;
-export const CHART_KINDS = ['f1-bars', 'window-lines', 'memory-vs-length', 'latency-vs-length', 'per-type-radar', 'inference-bars'] as const;
+export const TABLE_KINDS = ['datasets', 'main', 'ablation', 'window', 'per-type', 'efficiency', 'diagnostics'] as const;
+export const CHART_KINDS = ['f1-bars', 'window-lines', 'memory-vs-length', 'latency-vs-length', 'per-type-radar', 'inference-bars', 'learning-curves'] as const;
 export type TableKind = (typeof TABLE_KINDS)[number];
 export type ChartKind = (typeof CHART_KINDS)[number];
 

@@ -424,7 +424,14 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       };
       if (keep) {
         model.params.save(bestPath);
-        s.best = { f1, epoch: s.epoch + 1, metrics: v?.metrics ?? null, step: s.step, threshold: h?.threshold ?? null, tunedThreshold: sweepBest?.threshold ?? null };
+        s.best = {
+          f1,
+          epoch: s.epoch + 1,
+          metrics: v?.metrics ?? null,
+          step: s.step,
+          threshold: h?.threshold ?? null,
+          tunedThreshold: sweepBest?.threshold ?? null,
+        };
       }
       s.badEpochs = improved ? 0 : s.badEpochs + 1;
       s.history.push(entry);
