@@ -127,12 +127,14 @@ export function oracleCeiling(docs: readonly Document[], segments: Iterable<Segm
 export function bestThreshold(sweep: readonly ThresholdScore[], prefer = 0.5): ThresholdScore | null {
   let best: ThresholdScore | null = null;
   for (const s of sweep) {
-    if (
-      best === null ||
-      s.overall.f1 > best.overall.f1 ||
-      (s.overall.f1 === best.overall.f1 && Math.abs(s.threshold - prefer) < Math.abs(best.threshold - prefer))
-    )
+    if (best === null || s.overall.f1 > best.overall.f1) {
       best = s;
+      continue;
+    }
+    if (s.overall.f1 < best.overall.f1) continue;
+    // Distances compared with a tolerance: 0.7 - 0.5 and 0.5 - 0.3 differ in the last bit.
+    const d = Math.abs(s.threshold - prefer) - Math.abs(best.threshold - prefer);
+    if (d < -1e-9 || (Math.abs(d) <= 1e-9 && s.threshold < best.threshold)) best = s;
   }
   return best;
 }
