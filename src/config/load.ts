@@ -38,6 +38,8 @@ interface Layer {
 }
 
 const SET_SOURCE = '--set';
+/** The keyword of encoder.pretrained that is not a path (schema.ts). */
+const PRETRAINED_MLM = 'mlm';
 const PRESET_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const SET_ARGUMENT = /^([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)=(.*)$/s;
 
@@ -72,6 +74,7 @@ export function loadConfig(path: string, opts: LoadOptions = {}): LoadedConfig {
   }
 
   resolveDataFiles(merged, provenance, dirs);
+  resolvePretrainedPath(merged, provenance, dirs);
   const config = validate(merged, (issuePath) => sourceOf(issuePath, provenance) ?? topSource);
   return { config, sources };
 }
@@ -90,6 +93,20 @@ function resolveDataFiles(merged: Mapping, provenance: Provenance, dirs: Readonl
     const source = sourceOf(['dataset', 'files', key], provenance);
     files[key] = resolve((source === undefined ? undefined : dirs.get(source)) ?? process.cwd(), value);
   }
+}
+
+/**
+ * A path in `encoder.pretrained` is relative to the config file that wrote it (a --set one to the
+ * working directory), like dataset.files, so a preset can name a folder of the repository
+ * (configs/presets/x.yaml: `../../models/y`) and work from any directory. 'mlm' and null are not paths.
+ */
+function resolvePretrainedPath(merged: Mapping, provenance: Provenance, dirs: ReadonlyMap<string, string>): void {
+  const encoder = merged.encoder;
+  if (!isMapping(encoder)) return;
+  const value = encoder.pretrained;
+  if (typeof value !== 'string' || value === '' || value === PRETRAINED_MLM || isAbsolute(value)) return;
+  const source = sourceOf(['encoder', 'pretrained'], provenance);
+  encoder.pretrained = resolve((source === undefined ? undefined : dirs.get(source)) ?? process.cwd(), value);
 }
 
 /**

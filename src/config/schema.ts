@@ -161,7 +161,10 @@ const EncoderSection = section({
     .describe(
       "Where the encoder's weights start: null = random initialisation; 'mlm' = the framework's own masked-LM " +
         'pretraining run described by the pretrain section (run once, shared by every fine-tuning run that names it); ' +
-        'or the path of a pretraining run folder (its encoder checkpoint and tokenizer are used).',
+        'or the path of a folder, absolute or relative to the config file that names it (write ./mlm for a folder called mlm): ' +
+        'an encoder exported by `longner pretrain CONFIG --export DIR` (encoder.safetensors, tokenizer.json, config.json) ' +
+        'or a pretraining run folder (encoder.ckpt, tokenizer.json). Its tokenizer is used, and encoder.layers, hidden, heads ' +
+        'and ffn must match it. The run id hashes the folder by content.',
     ),
 }).superRefine((encoder, ctx) => {
   if (encoder.hidden % encoder.heads !== 0) {

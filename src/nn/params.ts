@@ -191,9 +191,15 @@ export class ParamStore {
    * Returns the names that were loaded.
    */
   load(path: string, opts: { only?: NameFilter } = {}): string[] {
-    const file = readFileSync(path);
-    const { entries, dataStart } = parseHeader(file, path);
-    const fromFile = new Map(entries.filter((e) => matches(opts.only, e.name)).map((e) => [e.name, e]));
+    return this.assignAll(readCheckpoint(path), `checkpoint ${path}`, opts);
+  }
+
+  /**
+   * load() from tensors read elsewhere (a safetensors file): the same matching, the same all-or-nothing
+   * rule; `source` names them in the error ("checkpoint x.ckpt").
+   */
+  assignAll(tensors: ReadonlyMap<string, NamedValues>, source: string, opts: { only?: NameFilter } = {}): string[] {
+    const fromFile = new Map([...tensors].filter(([name]) => matches(opts.only, name)));
     const inStore = this.names(opts.only);
     const missing = inStore.filter((n) => !fromFile.has(n));
     const extra = [...fromFile.keys()].filter((n) => !this.vars.has(n));
@@ -204,11 +210,10 @@ export class ParamStore {
     if (missing.length > 0) problems.push(`missing from the file: ${listSome(missing)}`);
     if (extra.length > 0) problems.push(`not in the model: ${listSome(extra)}`);
     if (shapes.length > 0) problems.push(`shape differs: ${listSome(shapes, 4)}`);
-    if (problems.length > 0) throw new LongnerError(`checkpoint ${path} does not fit the model; ${problems.join('; ')}`);
+    if (problems.length > 0) throw new LongnerError(`${source} does not fit the model; ${problems.join('; ')}`);
     for (const name of inStore) {
       const e = fromFile.get(name)!;
-      const values = readFloat32LE(file, dataStart + e.offset, e.bytes / 4);
-      tf.tidy(() => this.get(name).assign(tf.tensor(values, e.shape, 'float32')));
+      tf.tidy(() => this.get(name).assign(tf.tensor(e.values, e.shape, 'float32')));
     }
     return inStore;
   }
@@ -218,6 +223,19 @@ export class ParamStore {
     this.vars.clear();
     this.byTfName.clear();
   }
+}
+
+/** Shape and values of one parameter, as a checkpoint holds it. */
+export interface NamedValues {
+  shape: number[];
+  values: Float32Array;
+}
+
+/** Every tensor of a checkpoint written by ParamStore.save, in file order, without a backend. */
+export function readCheckpoint(path: string): Map<string, NamedValues> {
+  const file = readFileSync(path);
+  const { entries, dataStart } = parseHeader(file, path);
+  return new Map(entries.map((e) => [e.name, { shape: e.shape, values: readFloat32LE(file, dataStart + e.offset, e.bytes / 4) }]));
 }
 
 function parseHeader(file: Buffer, path: string): { entries: HeaderEntry[]; dataStart: number } {

@@ -11,6 +11,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+/** The 10000 of theta_k; pretrained weights are tied to it, so exported encoders record it (train/pretrain/export.ts). */
+export const ROPE_BASE = 10000;
+
 export interface RopeTables {
   /** [L, d]: cos(p theta_k) at columns 2k and 2k + 1. Constant. */
   cos: tf.Tensor2D;
@@ -29,7 +32,7 @@ export function ropeTables(positions: Int32Array | number, d: number): RopeTable
   const cos = new Float32Array(L * d);
   const sin = new Float32Array(L * d);
   for (let k = 0; k < d / 2; k++) {
-    const theta = 10000 ** ((-2 * k) / d);
+    const theta = ROPE_BASE ** ((-2 * k) / d);
     for (let i = 0; i < L; i++) {
       const angle = pos[i]! * theta;
       const c = Math.cos(angle);

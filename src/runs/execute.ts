@@ -45,7 +45,7 @@ async function runTokenizer(
   if (config.encoder.pretrained === null) return { path, pretrained: undefined, encoderCheckpoint: null };
   const pre = await ensurePretrained(config, { root: opts.root, quiet: opts.quiet });
   copyFileSync(pre.tokenizerPath, path);
-  record.log({ event: 'pretrained', from: pre.dir });
+  record.log({ event: 'pretrained', from: pre.dir, kind: pre.kind });
   return { path, pretrained: SubwordTokenizer.load(path), encoderCheckpoint: pre.encoderCheckpoint };
 }
 

@@ -61,6 +61,31 @@ test('extends: parents resolve first, in list order, the file last; objects merg
   );
 });
 
+test('encoder.pretrained: a path is relative to the file that names it (a --set one to the working directory); mlm and null are kept', (t) => {
+  const dir = fixture({
+    'configs/presets/base.yaml': 'encoder: { pretrained: ../../models/base }\n',
+    'configs/own.yaml': 'extends: presets/base.yaml\n',
+    'configs/mine.yaml': 'extends: presets/base.yaml\nencoder: { pretrained: enc }\n',
+    'mlm.yaml': 'encoder: { pretrained: mlm }\n',
+    'local-mlm.yaml': 'encoder: { pretrained: ./mlm }\n',
+    'abs.yaml': `encoder: { pretrained: ${JSON.stringify(join(tmpdir(), 'somewhere'))} }\n`,
+    'none.yaml': 'encoder: { pretrained: null }\n',
+  });
+  const pretrained = (file: string, set?: string[]): string | null => loadConfig(join(dir, file), { set }).config.encoder.pretrained;
+  // The parent that set it, wherever the child is.
+  t.is(pretrained('configs/own.yaml'), join(dir, 'models', 'base'));
+  t.is(pretrained('configs/mine.yaml'), join(dir, 'configs', 'enc'));
+  t.is(pretrained('configs/own.yaml', ['encoder.pretrained=x/enc']), join(process.cwd(), 'x', 'enc'));
+  t.is(pretrained('configs/own.yaml', ['encoder.pretrained=mlm']), 'mlm');
+  t.is(pretrained('mlm.yaml'), 'mlm');
+  t.is(pretrained('local-mlm.yaml'), join(dir, 'mlm'));
+  t.is(pretrained('abs.yaml'), join(tmpdir(), 'somewhere'));
+  t.is(pretrained('none.yaml'), null);
+  t.is(pretrained('none.yaml', ['encoder.pretrained=null']), null);
+  // A config built in code keeps what it was given (ensurePretrained resolves it against the working directory).
+  t.is(resolveConfigFromObject({ encoder: { pretrained: 'rel/enc' } }).encoder.pretrained, 'rel/enc');
+});
+
 test('merge semantics: arrays replace, mappings merge', (t) => {
   const merged = mergeConfigObjects({ a: { list: [1, 2, 3], keep: 1 }, b: 1 }, { a: { list: [9] }, b: { now: 'object' } });
   t.deepEqual(merged, { a: { list: [9], keep: 1 }, b: { now: 'object' } });

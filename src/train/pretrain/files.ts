@@ -16,6 +16,10 @@ export const LAST_CKPT = 'last.ckpt';
 export const LAST_OPTIM = 'last.optim.ckpt';
 export const STATE_FILE = 'pretrain-state.json';
 export const LOCK_FILE = 'pretrain.lock';
+/** An exported encoder folder (export.ts): the weights, the tokenizer (TOKENIZER_FILE) and this description, written last. */
+export const ENCODER_SAFETENSORS = 'encoder.safetensors';
+export const EXPORT_CONFIG = 'config.json';
+export const EXPORT_FORMAT = 'longner-encoder/1';
 
 /** Bumped when the pretraining procedure changes what it computes, so old runs are not reused. */
 const PROCEDURE_VERSION = 1;

@@ -3,7 +3,8 @@
  *
  * No pretrained encoder can be downloaded here (DESIGN.md, "Small language model"), so instead of
  * SeNER's DeBERTa the framework pretrains its own encoder, BERT-style, on the unlabeled words of the
- * training splits, and fine-tuning starts from it (`encoder.pretrained: mlm` or a run folder path).
+ * training splits, and fine-tuning starts from it: `encoder.pretrained: mlm` (the run the config's
+ * key names, pretrained first if needed), or the path of a run folder or of an exported encoder folder.
  *
  * One pretraining run is defined by `pretrainKey(config)`: the pretrain and tokenizer sections, the
  * encoder's architecture and the corpus (datasets and the protocol options that decide their
@@ -30,10 +31,31 @@
  *   encoder.ckpt        only the encoder.* parameters, written at the end
  *   pretrain.json       the summary (PretrainSummary), written last: its presence means "finished"
  *   pretrain.lock       held while a process pretrains in the folder
+ *
+ * An exported encoder folder (export.ts; `longner pretrain CONFIG --export DIR [--dtype f16|f32]`) is
+ * what to keep, copy or commit: it needs no run folder, no key and no corpus.
+ *   encoder.safetensors the encoder.* parameters (ParamStore names) in the safetensors format
+ *                       (util/safetensors.ts), F16 by default (half the bytes; fine-tuning starts from
+ *                       their float32 values) or F32 (the trained values exactly)
+ *   tokenizer.json      the run's tokenizer, copied
+ *   config.json         ExportedConfig, written last: format "longner-encoder/1", the architecture
+ *                       (vocabSize, layers, hidden, heads, ffn, dropout, RoPE, pre-LN, GELU), the
+ *                       sha256 of the two other files (a folder whose files do not match is refused),
+ *                       and the provenance (pretrain key and what it hashes, steps, tokens, final loss,
+ *                       corpus, backend, code version)
+ *
+ * `encoder.pretrained: PATH` takes either folder, told apart by its files (encoder.safetensors: an
+ * export; encoder.ckpt: a run), relative to the config file that names it (config/load.ts). Either
+ * way the folder's architecture must be the config's (encoder.layers, hidden, heads, ffn) and its
+ * tokenizer replaces the one a run would train. The run id hashes such a folder by content
+ * (data/config-hash.ts): moving it keeps the id, other weights or another tokenizer give a new one.
  */
 export { corpusPieces, cutPieces, pretrainCorpus, type CorpusDataset, type Piece } from './corpus.js';
 export {
   ENCODER_CKPT,
+  ENCODER_SAFETENSORS,
+  EXPORT_CONFIG,
+  EXPORT_FORMAT,
   KEY_FILE,
   LAST_CKPT,
   LAST_OPTIM,
@@ -48,6 +70,7 @@ export {
   TOKENIZER_FILE,
   type PretrainKey,
 } from './files.js';
+export { EXPORT_DTYPES, exportEncoder, readExportedConfig, type ExportDtype, type ExportedConfig, type ExportResult } from './export.js';
 export { ensurePretrained, loadPretrainedEncoder, type EnsureOptions, type PretrainedEncoder } from './load.js';
 export { pretrain, pretrainEncoderConfig, type PretrainOptions, type PretrainResult } from './loop.js';
 export { readSummary, type PretrainStatus, type PretrainSummary } from './state.js';
