@@ -144,5 +144,5 @@ export type CnnNerModel = GridModel<CnnNerHead>;
 export function createCnnNerModel(config: Config, ctx: ModelContext, params: ParamStore = new ParamStore(config.train.seed)): CnnNerModel {
   const cfg: CnnNerConfig = { ...config.cnnNer, recompute: recomputes(config, 'head') };
   const head = () => createCnnNerHead(params, config.encoder.hidden, ctx.types.length, cfg);
-  return createGridModel('cnn-ner', { config, ctx, params }, head, cnnNerLogits, cfg.symmetric);
+  return createGridModel('cnn-ner', { config, ctx, params }, head, cnnNerLogits, { symmetric: cfg.symmetric });
 }

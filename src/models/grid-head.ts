@@ -213,9 +213,11 @@ export class GridSpanModel extends SegmentSpanModel {
     encoder: Encoder,
     readonly logits: GridLogits,
     private readonly decode: { threshold: number; symmetric: boolean },
+    opts: { encoderOutputDropout?: number } = {},
   ) {
     requireTypes(method, ctx);
     super(ctx, params, encoder);
+    this.encoderOutputDropout = opts.encoderOutputDropout ?? 0;
   }
 
   protected segmentLoss(seg: Segment, x: tf.Tensor2D, rng: Rng): tf.Scalar {
@@ -238,18 +240,27 @@ export type GridModel<H> = GridSpanModel & { readonly head: H };
 /**
  * A grid method's model: the encoder, the head `makeHead` builds (its output bias set to the
  * train.outputBiasPrior), and the head's logits; the head is exposed as `model.head`.
+ * `encoderOutputDropout` drops out the encoder's sub-word states in training (UTC-IE's reference).
  */
 export function createGridModel<H extends { out: LinearWeights }>(
   method: Method,
   { config, ctx, params }: { config: Config; ctx: ModelContext; params: ParamStore },
   makeHead: () => H,
   logits: (x: tf.Tensor2D, head: H, opts: ForwardOptions) => tf.Tensor2D,
-  symmetric: boolean,
+  opts: { symmetric: boolean; encoderOutputDropout?: number },
 ): GridModel<H> {
   requireTypes(method, ctx);
   const encoder = createEncoder(config, ctx, params);
   const head = makeHead();
   initBiasToPrior(head.out, config.train.outputBiasPrior);
-  const model = new GridSpanModel(method, ctx, params, encoder, (x, opts) => logits(x, head, opts), { threshold: config.eval.threshold, symmetric });
+  const model = new GridSpanModel(
+    method,
+    ctx,
+    params,
+    encoder,
+    (x, fwd) => logits(x, head, fwd),
+    { threshold: config.eval.threshold, symmetric: opts.symmetric },
+    { encoderOutputDropout: opts.encoderOutputDropout },
+  );
   return Object.assign(model, { head });
 }
