@@ -176,12 +176,19 @@ const TrainSection = section({
   seed: z.number().int().default(2288).describe('Training seed: initialisation, shuffling, dropout, masking (reference checkpoints: 2288, 3618, 4937).'),
   epochs: posInt().default(30).describe('Maximum epochs (reference: 30).'),
   batchSize: posInt().default(2).describe('Documents (segments) per optimizer step (reference: micro-batch 2 per GPU, 16 globally on 8 GPUs).'),
-  lr: z.number().positive().default(7e-4).describe('Peak learning rate of the span head and other non-encoder parameters (reference: 7e-4).'),
+  lr: z
+    .number()
+    .positive()
+    .default(7e-4)
+    .describe("Peak learning rate of the span head and other non-encoder parameters (SeNER reference: 7e-4; the baselines' method configs set their own)."),
   encoderLr: z
     .number()
     .positive()
     .default(4e-4)
-    .describe('Peak learning rate of the encoder (LoRA) parameters (reference: Scholar-XL 4e-4, SciREX 3e-4, Profiling-07 2e-4).'),
+    .describe(
+      "Peak learning rate of the encoder's trainable parameters, SeNER's LoRA adapters or a whole fine-tuned encoder (SeNER reference: " +
+        "Scholar-XL 4e-4, SciREX 3e-4, Profiling-07 2e-4; the baselines' method configs set their own).",
+    ),
   weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay; norms and biases get none (reference: 0.01).'),
   warmup: z.number().min(0).lt(1).default(0.1).describe('Share of the total steps with linear warm-up, then linear decay (reference: 0.1).'),
   clip: z.number().positive().nullable().default(1.0).describe('Global gradient-norm clip; null = no clipping (reference: 1.0).'),

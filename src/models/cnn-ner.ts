@@ -9,8 +9,11 @@
  * as row i * L + j of a [L L, c] tensor (or [L, L, c] where a grid op needs it).
  *   h_i  = GELU(W_s Dropout(x_i) + b_s),  t_j = GELU(W_e Dropout(x_j) + b_e)          [L, d]
  *   h'_i = [h_i; 1],  t'_j = [t_j; 1]                                                   [L, d + 1]
- *   S_ij = h'_i^T U t'_j + W [Dropout(h'_i); Dropout(t'_j)]          U [c, d+1, d+1], W [c, 2(d+1)]
- *        (the appended 1s give the bias terms, as in SeNER's CNNNer)
+ *   S_ij = h'_i^T U t'_j + W [Dropout(h'_i); Dropout(t'_j); Dropout(E_size[b(j - i)])]
+ *                                                      U [c, d+1, d+1], W [c, 2(d+1) + e]
+ *        (the appended 1s give the bias terms, as in SeNER's CNNNer). E_size [30, e] is the span-size
+ *        embedding (e = sizeEmbedDim, the reference's size_embed_dim 25; absent when 0), b(s) =
+ *        clip(s, -15, 14) + 15 its bucket (grid-head.ts spanSizeIds), dropped out cell by cell.
  *   G    = CNN(Dropout_logit(S)), per layer l = 1..depth (the reference MaskCNN):
  *            r_l = LN_l(Conv3x3_l(a_{l-1}) + r_{l-1}),  a_l = GELU(r_l),  a_0 = r_0 = input,
  *          G = r_depth (LayerNorm over the c channels of each cell)
@@ -32,7 +35,7 @@
  *
  * Every grid op is a 2D matMul, a reshape, a transpose or a broadcast add (no einsum: it has no
  * gradient in tfjs). The bilinear term is one product with U laid out as [d+1, c (d+1)] and one with
- * t'^T, so the only L x L tensors are the [L, L, c] grid itself and its copies.
+ * t'^T, so the only L x L tensors are the [L, L, c] grid itself, its copies and the [L L, e] size lookup.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
@@ -64,6 +67,8 @@ export interface CnnNerConfig {
   depth: number;
   dropout: number;
   logitDropout: number;
+  /** width e of the span-size embedding; 0 = none */
+  sizeEmbedDim: number;
   symmetric: boolean;
   /** recompute each convolution layer in the backward pass (train.recompute head or all) */
   recompute: boolean;
@@ -88,7 +93,7 @@ export interface CnnNerHead {
 export function createCnnNerHead(params: ParamStore, hidden: number, types: number, cfg: CnnNerConfig, prefix = HEAD_PREFIX): CnnNerHead {
   const c = cfg.cnnDim;
   return {
-    biaffine: createBiaffine(params, prefix, hidden, cfg.biaffineSize, c),
+    biaffine: createBiaffine(params, prefix, hidden, cfg.biaffineSize, c, { sizeEmbedDim: cfg.sizeEmbedDim }),
     cnn: Array.from({ length: cfg.depth }, (_, l) => ({
       taps: createConvTaps(params, `${prefix}.cnn.l${l}.taps`, c),
       norm: createLayerNorm(params, `${prefix}.cnn.l${l}.ln`, c),
@@ -139,5 +144,5 @@ export type CnnNerModel = GridModel<CnnNerHead>;
 export function createCnnNerModel(config: Config, ctx: ModelContext, params: ParamStore = new ParamStore(config.train.seed)): CnnNerModel {
   const cfg: CnnNerConfig = { ...config.cnnNer, recompute: recomputes(config, 'head') };
   const head = () => createCnnNerHead(params, config.encoder.hidden, ctx.types.length, cfg);
-  return createGridModel('cnn-ner', { config, ctx, params }, head, cnnNerLogits, cfg.symmetric);
+  return createGridModel('cnn-ner', { config, ctx, params }, head, cnnNerLogits, { symmetric: cfg.symmetric });
 }

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
 import type { Segment } from '../data/segmenter.js';
 import { Encoder, type EncoderConfig } from '../nn/encoder.js';
+import { dropout } from '../nn/layers.js';
 import type { ParamStore } from '../nn/params.js';
 import { maxPoolWords } from '../nn/pooling.js';
 import type { Rng } from '../util/rng.js';
@@ -51,7 +52,13 @@ export function createEncoder(config: Config, ctx: ModelContext, params: ParamSt
   return new Encoder(cfg, params, ENCODER_PREFIX);
 }
 
-/** Word states [segment.words, H] of one segment; dropout (in the encoder) only when training. */
-export function encodeWords(encoder: Encoder, segment: Segment, opts: { training: boolean; rng?: Rng }): tf.Tensor2D {
-  return tf.tidy(() => maxPoolWords(encoder.forward(segment.tokenIds, opts), segment.tokenWord, segment.words));
+/**
+ * Word states [segment.words, H] of one segment; dropout (in the encoder) only when training.
+ * `outputDropout` drops out the encoder's sub-word states before pooling (UTC-IE's reference does).
+ */
+export function encodeWords(encoder: Encoder, segment: Segment, opts: { training: boolean; rng?: Rng; outputDropout?: number }): tf.Tensor2D {
+  return tf.tidy(() => {
+    const states = dropout(encoder.forward(segment.tokenIds, opts), opts.outputDropout ?? 0, opts.training, opts.rng);
+    return maxPoolWords(states, segment.tokenWord, segment.words);
+  });
 }

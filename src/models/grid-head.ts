@@ -10,7 +10,18 @@ import type { Entity, ScoredEntity } from '../data/types.js';
 import { LongnerError } from '../errors.js';
 import type { Config, Method } from '../config/schema.js';
 import type { Encoder } from '../nn/encoder.js';
-import { createLayerNorm, createLinear, dropout, gelu, initBiasToPrior, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
+import {
+  createLayerNorm,
+  createLinear,
+  dropout,
+  embedding,
+  gelu,
+  initBiasToPrior,
+  layerNorm,
+  linear,
+  type LinearWeights,
+  type NormWeights,
+} from '../nn/layers.js';
 import type { ParamStore } from '../nn/params.js';
 import { REFERENCE_BCE, sparseBce, type BceOptions } from '../nn/bce.js';
 import type { Rng } from '../util/rng.js';
@@ -33,22 +44,48 @@ export interface BiaffineWeights {
   end: LinearWeights;
   /** U laid out as [d+1, c (d+1)]: U2[a, o (d+1) + b] = U[o, a, b]. */
   U: tf.Tensor2D;
-  /** W^T, [2 (d+1), c]: rows 0..d act on h', rows d+1..2d+1 on t'. */
+  /** W^T, [2 (d+1) + e, c]: rows 0..d act on h', rows d+1..2d+1 on t', the last e on the span-size embedding. */
   W: tf.Tensor2D;
+  /** CNN-NER's span-size embedding table [SPAN_SIZE_BUCKETS, e]; null without one (e = 0). */
+  size: tf.Tensor2D | null;
   /** UTC-IE's use_ln: LayerNorm of the bilinear and of the linear term before they are added. */
   norms: { bilinear: NormWeights; linear: NormWeights } | null;
 }
 
-export function createBiaffine(params: ParamStore, prefix: string, hidden: number, d: number, c: number, opts: { norms?: boolean } = {}): BiaffineWeights {
+/**
+ * Buckets of CNN-NER's span-size embedding (the reference's n_pos = 30): sizes j - i of -15 or less
+ * share bucket 0 and sizes of 14 or more bucket 29, so every span of 15 words or more looks the same.
+ */
+export const SPAN_SIZE_BUCKETS = 30;
+
+/** The bucket of every cell (i, j) of an L x L grid, row-major: clip(j - i, -15, 14) + 15. */
+export function spanSizeIds(L: number): Int32Array {
+  const half = SPAN_SIZE_BUCKETS / 2;
+  const ids = new Int32Array(L * L);
+  for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) ids[i * L + j] = Math.min(Math.max(j - i, -half), half - 1) + half;
+  return ids;
+}
+
+export function createBiaffine(
+  params: ParamStore,
+  prefix: string,
+  hidden: number,
+  d: number,
+  c: number,
+  opts: { norms?: boolean; sizeEmbedDim?: number } = {},
+): BiaffineWeights {
   const d1 = d + 1;
+  const e = opts.sizeEmbedDim ?? 0;
   // The reference initialises U [c, d+1, d+1] with xavier_normal (fan-in (d+1)^2, fan-out c (d+1))
-  // and W [c, 2(d+1)] likewise; uniform with the same variance keeps that scale in our layouts.
+  // and W [c, 2(d+1) + e] likewise; uniform with the same variance keeps that scale in our layouts.
   const uLimit = Math.sqrt(6 / (d1 * d1 + c * d1));
   return {
     start: createLinear(params, `${prefix}.start`, hidden, d),
     end: createLinear(params, `${prefix}.end`, hidden, d),
     U: params.param(`${prefix}.biaffine.U`, [d1, c * d1], { kind: 'uniform', limit: uLimit }) as tf.Variable<tf.Rank.R2>,
-    W: params.param(`${prefix}.biaffine.W`, [2 * d1, c], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>,
+    W: params.param(`${prefix}.biaffine.W`, [2 * d1 + e, c], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>,
+    // torch.nn.Embedding's default initialisation, N(0, 1), which the reference keeps.
+    size: e > 0 ? (params.param(`${prefix}.biaffine.size_embed`, [SPAN_SIZE_BUCKETS, e], { kind: 'normal', std: 1 }) as tf.Variable<tf.Rank.R2>) : null,
     norms: opts.norms
       ? { bilinear: createLayerNorm(params, `${prefix}.biaffine.ln_bilinear`, c), linear: createLayerNorm(params, `${prefix}.biaffine.ln_linear`, c) }
       : null,
@@ -77,6 +114,13 @@ export function biaffineGrid(x: tf.Tensor2D, w: BiaffineWeights, mlpDropout: num
     const hw = tf.matMul(drop(h), tf.slice(w.W, [0, 0], [d1, c]));
     const tw = tf.matMul(drop(t), tf.slice(w.W, [d1, 0], [d1, c]));
     let lin = tf.reshape(tf.add(tf.reshape(hw, [L, 1, c]), tf.reshape(tw, [1, L, c])), [L * L, c]) as tf.Tensor2D;
+    if (w.size) {
+      // The size term is per cell, not a broadcast sum: the reference drops out each cell's copy of
+      // the embedding on its own, so the [L L, e] lookup is materialised before the product.
+      const e = w.size.shape[1];
+      const sized = drop(embedding(w.size, spanSizeIds(L)));
+      lin = tf.add(lin, tf.matMul(sized, tf.slice(w.W, [2 * d1, 0], [e, c])));
+    }
     if (w.norms) {
       bilinear = layerNorm(bilinear, w.norms.bilinear);
       lin = layerNorm(lin, w.norms.linear);
@@ -169,9 +213,11 @@ export class GridSpanModel extends SegmentSpanModel {
     encoder: Encoder,
     readonly logits: GridLogits,
     private readonly decode: { threshold: number; symmetric: boolean; bce: BceOptions },
+    opts: { encoderOutputDropout?: number } = {},
   ) {
     requireTypes(method, ctx);
     super(ctx, params, encoder);
+    this.encoderOutputDropout = opts.encoderOutputDropout ?? 0;
   }
 
   get threshold(): number {
@@ -207,22 +253,27 @@ export type GridModel<H> = GridSpanModel & { readonly head: H };
 /**
  * A grid method's model: the encoder, the head `makeHead` builds (its output bias set to the
  * train.outputBiasPrior), and the head's logits; the head is exposed as `model.head`.
+ * `encoderOutputDropout` drops out the encoder's sub-word states in training (UTC-IE's reference).
  */
 export function createGridModel<H extends { out: LinearWeights }>(
   method: Method,
   { config, ctx, params }: { config: Config; ctx: ModelContext; params: ParamStore },
   makeHead: () => H,
   logits: (x: tf.Tensor2D, head: H, opts: ForwardOptions) => tf.Tensor2D,
-  symmetric: boolean,
+  opts: { symmetric: boolean; encoderOutputDropout?: number },
 ): GridModel<H> {
   requireTypes(method, ctx);
   const encoder = createEncoder(config, ctx, params);
   const head = makeHead();
   initBiasToPrior(head.out, config.train.outputBiasPrior);
-  const model = new GridSpanModel(method, ctx, params, encoder, (x, opts) => logits(x, head, opts), {
-    threshold: initialThreshold(config.eval.threshold),
-    symmetric,
-    bce: config.train.bce,
-  });
+  const model = new GridSpanModel(
+    method,
+    ctx,
+    params,
+    encoder,
+    (x, fwd) => logits(x, head, fwd),
+    { threshold: initialThreshold(config.eval.threshold), symmetric: opts.symmetric, bce: config.train.bce },
+    { encoderOutputDropout: opts.encoderOutputDropout },
+  );
   return Object.assign(model, { head });
 }

@@ -42,6 +42,8 @@ export abstract class SegmentSpanModel implements SpanModel {
   readonly types: readonly string[];
   /** Type name -> label index. */
   protected readonly typeIndex: ReadonlyMap<string, number>;
+  /** Dropout on the encoder's sub-word states before word pooling, in training (encode.ts encodeWords); 0 = none. */
+  protected encoderOutputDropout = 0;
 
   constructor(
     ctx: ModelContext,
@@ -78,7 +80,7 @@ export abstract class SegmentSpanModel implements SpanModel {
     if (batch.segments.length === 0) throw new Error('loss of an empty batch');
     return tf.tidy(() => {
       const losses = batch.segments.map((seg) => {
-        const x = encodeWords(this.encoder, this.trainingInput(seg, opts.rng), { training: true, rng: opts.rng });
+        const x = encodeWords(this.encoder, this.trainingInput(seg, opts.rng), { training: true, rng: opts.rng, outputDropout: this.encoderOutputDropout });
         // A segment without words has no spans: zero, still connected to the graph (a batch of only
         // such segments must still have a gradient).
         if (seg.words === 0) return tf.mul(tf.sum(x), 0) as tf.Scalar;

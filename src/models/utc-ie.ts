@@ -6,9 +6,13 @@
  * branch holds L x L x L scores: O(L^3) memory, the cost SeNER avoids.
  *
  * Symbols as in cnn-ner.ts (L words, d = biaffineSize, c = cnnDim, R types, cell (i, j) = start i,
- * end j). S [L, L, c] is the biaffine grid of cnn-ner.ts, with the bilinear and linear terms each
- * LayerNorm-ed first when `biaffineNorm` (the reference use_ln = 1). X^0 = S, then per block:
- *   X   = X + E_tri[i <= j]                      E_tri [2, c], when `triangleEmbedding`
+ * end j). The word states x come from the encoder's sub-word states with an extra dropout
+ * (`encoderOutputDropout`, the reference's drop_p on last_hidden_states) before word pooling.
+ * S [L, L, c] is the biaffine grid of cnn-ner.ts without the span-size embedding (the reference's
+ * use_size_embed is off), with the bilinear and linear terms each LayerNorm-ed first when
+ * `biaffineNorm` (the reference use_ln = 1). X^0 = S, then per block:
+ *   X   = X + E_tri[i <= j]                      E_tri [2, c], when `triangleEmbedding`; xavier-normal
+ *                                                with gain `triangleInitGain` (reference 0.1 under use_ln)
  *   A_h = RowAttn_h(X)                           cell (i, j) attends over row i, RoPE on j
  *   A_v = RowAttn_v(X^T)                         row j of X^T is column j of X: A_v(j, i) is cell (i, j)
  *                                                attending over column j, RoPE on i
@@ -16,6 +20,8 @@
  *         V(i, j) = A_v(j, i) with `columnTransposeBack` (the plus shape), else A_v(i, j) (reference)
  *   X   = LN_2(F + Dropout(Conv3x3_2(GELU(Conv3x3_1(F)))))
  * with one head of width c, scale sqrt(c), attention dropout `attnDropout` (grid.ts rowAttention).
+ * RoPE's sin/cos tables are divided by sqrt(c) when `scaleRope` (the reference's `scale` flag, on
+ * under use_ln): queries and keys shrink by sqrt(c) each, the logits by c on top of 1 / sqrt(c).
  *   z_ij = W_o (S_ij + X^depth_ij) + b_o                                                 [L L, R]
  * Labels, loss (summed BCE over the grid, averaged over segments) and decoding (symmetric average,
  * threshold, nested kept, crossing dropped) are CNN-NER's, shared from cnn-ner.ts.
@@ -55,9 +61,12 @@ export interface UtcIeConfig {
   cnnDim: number;
   depth: number;
   dropout: number;
+  encoderOutputDropout: number;
   attnDropout: number;
   biaffineNorm: boolean;
   triangleEmbedding: boolean;
+  triangleInitGain: number;
+  scaleRope: boolean;
   columnTransposeBack: boolean;
   symmetric: boolean;
   /** row and column attention as the fused low-memory kernel (grid.ts rowAttention lowMemory) */
@@ -91,12 +100,14 @@ export interface UtcIeHead {
 export function createUtcIeHead(params: ParamStore, hidden: number, types: number, cfg: UtcIeConfig, prefix = HEAD_PREFIX): UtcIeHead {
   const c = cfg.cnnDim;
   if (c % 2 !== 0) throw new Error(`utc-ie: cnnDim must be even for RoPE, got ${c}`);
+  // torch's xavier_normal_ on the [2, c] embedding weight: fan-in c, fan-out 2.
+  const triStd = cfg.triangleInitGain * Math.sqrt(2 / (c + 2));
   return {
     biaffine: createBiaffine(params, prefix, hidden, cfg.biaffineSize, c, { norms: cfg.biaffineNorm }),
     blocks: Array.from({ length: cfg.depth }, (_, b) => {
       const n = `${prefix}.block${b}`;
       return {
-        tri: cfg.triangleEmbedding ? (params.param(`${n}.tri`, [2, c], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>) : null,
+        tri: cfg.triangleEmbedding ? (params.param(`${n}.tri`, [2, c], { kind: 'normal', std: triStd }) as tf.Variable<tf.Rank.R2>) : null,
         rowQkv: createLinear(params, `${n}.row_qkv`, c, 3 * c),
         colQkv: createLinear(params, `${n}.col_qkv`, c, 3 * c),
         fuse: createLinear(params, `${n}.fuse`, 2 * c, c),
@@ -130,8 +141,9 @@ export interface BlockConstants {
 }
 
 /** The constant tensors every block of a pass shares (create inside a tidy, or dispose them). */
-export function blockConstants(L: number, c: number): BlockConstants {
-  return { rope: ropeTables(L, c), valid: tf.ones([L, L]), mask: fullGridMask(L), tri: triangleOneHot(L) };
+export function blockConstants(L: number, c: number, opts: { scaleRope: boolean }): BlockConstants {
+  const rope = ropeTables(L, c, opts.scaleRope ? 1 / Math.sqrt(c) : 1);
+  return { rope, valid: tf.ones([L, L]), mask: fullGridMask(L), tri: triangleOneHot(L) };
 }
 
 /** One plus-shaped attention block on X [L L, c]. */
@@ -170,7 +182,7 @@ export function utcIeLogits(x: tf.Tensor2D, head: UtcIeHead, opts: ForwardOption
     const S = biaffineGrid(x, head.biaffine, cfg.dropout, opts);
     if (head.blocks.length === 0) return linear(S, head.out);
     // Built once per pass and shared by the blocks; the tidy disposes them.
-    const constants = blockConstants(L, cfg.cnnDim);
+    const constants = blockConstants(L, cfg.cnnDim, cfg);
     let X = S;
     const block = (x: tf.Tensor2D, w: { blk: CrossBlock; constants: BlockConstants }): tf.Tensor2D => crossBlock(x, w.blk, L, cfg, opts, w.constants);
     const recompute = cfg.recompute && opts.training;
@@ -187,5 +199,5 @@ export type UtcIeModel = GridModel<UtcIeHead>;
 export function createUtcIeModel(config: Config, ctx: ModelContext, params: ParamStore = new ParamStore(config.train.seed)): UtcIeModel {
   const cfg: UtcIeConfig = { ...config.utcIe, recompute: recomputes(config, 'head') };
   const head = () => createUtcIeHead(params, config.encoder.hidden, ctx.types.length, cfg);
-  return createGridModel('utc-ie', { config, ctx, params }, head, utcIeLogits, cfg.symmetric);
+  return createGridModel('utc-ie', { config, ctx, params }, head, utcIeLogits, { symmetric: cfg.symmetric, encoderOutputDropout: cfg.encoderOutputDropout });
 }

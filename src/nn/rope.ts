@@ -24,8 +24,12 @@ export interface RopeTables {
   dispose(): void;
 }
 
-/** Tables for rows at `positions` (or 0 .. L - 1 when given a length). The caller disposes them. */
-export function ropeTables(positions: Int32Array | number, d: number): RopeTables {
+/**
+ * Tables for rows at `positions` (or 0 .. L - 1 when given a length). The caller disposes them.
+ * `scale` multiplies both tables, so every rotated vector is also scaled by it: UTC-IE's reference
+ * divides its sinusoid table by sqrt(d) this way (utc-ie.ts scaleRope).
+ */
+export function ropeTables(positions: Int32Array | number, d: number, scale = 1): RopeTables {
   if (d % 2 !== 0) throw new Error(`RoPE needs an even feature size, got ${d}`);
   const pos = typeof positions === 'number' ? Int32Array.from({ length: positions }, (_, i) => i) : positions;
   const L = pos.length;
@@ -35,8 +39,8 @@ export function ropeTables(positions: Int32Array | number, d: number): RopeTable
     const theta = ROPE_BASE ** ((-2 * k) / d);
     for (let i = 0; i < L; i++) {
       const angle = pos[i]! * theta;
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
+      const c = scale * Math.cos(angle);
+      const s = scale * Math.sin(angle);
       cos[i * d + 2 * k] = c;
       cos[i * d + 2 * k + 1] = c;
       sin[i * d + 2 * k] = s;

@@ -1,10 +1,11 @@
 import test from 'ava';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
 import { listPresets, loadConfig, mergeConfigObjects, parseSetArgument, resolveConfigFromObject } from '../../src/config/load.js';
-import { defaultConfig } from '../../src/config/schema.js';
+import { defaultConfig, type Config } from '../../src/config/schema.js';
+import { fromRoot } from '../../src/util/paths.js';
 
 /** Writes `files` (name -> YAML text) into a fresh temp folder and returns its path. */
 function fixture(files: Record<string, string>): string {
@@ -224,6 +225,50 @@ test('every preset file resolves, and paper carries the reference hyper-paramete
   const quick = loadConfig(join(dir, 'c.yaml'), { preset: 'quick' }).config;
   t.true(quick.train.maxSteps !== null && quick.train.maxSteps <= 300);
   t.true(quick.encoder.hidden <= 64);
+});
+
+test("under --preset paper every shipped config resolves to its method's reference learning rates", (t) => {
+  // Every YAML under configs/ but the presets themselves: a new config, or a preset that starts
+  // overriding a rate, is checked without editing this list.
+  const dir = fromRoot('configs');
+  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((f) => f.replace(/\\/g, '/'))
+    .filter((f) => f.endsWith('.yaml') && !f.startsWith('presets/'))
+    .sort();
+  // encoder / head: SeNER train.sh (LoRA rate per dataset), CNN-NER train_CNN_ds.py and UTC-IE
+  // train_ner.py (lr, times non_ptm_lr_ratio 100 for the head), Global Pointer's single Adam rate.
+  const seNerEncoder: Record<string, number> = { 'scholar-xl': 4e-4, scirex: 3e-4, 'profiling-07': 2e-4 };
+  const defaults = defaultConfig().train;
+  const expected = (c: Config): { encoderLr: number; lr: number } | null => {
+    switch (c.method) {
+      case 'sener':
+        return { encoderLr: seNerEncoder[c.dataset.name] ?? Number.NaN, lr: 7e-4 };
+      case 'cnn-ner':
+        return { encoderLr: 7e-6, lr: 7e-4 };
+      case 'utc-ie':
+        return { encoderLr: 3e-5, lr: 3e-3 };
+      case 'global-pointer':
+        return { encoderLr: 2e-5, lr: 2e-5 };
+      case 'span-enum':
+        // No reference code: the schema defaults.
+        return { encoderLr: defaults.encoderLr, lr: defaults.lr };
+      case 'el4ner':
+        // Prompted LLMs: nothing is trained.
+        return null;
+    }
+  };
+  const seen = new Set<string>();
+  for (const file of files) {
+    const { config } = loadConfig(join(dir, file), { preset: 'paper' });
+    seen.add(config.method);
+    const want = expected(config);
+    if (want === null) continue;
+    t.deepEqual({ encoderLr: config.train.encoderLr, lr: config.train.lr }, want, `${file} (${config.method} on ${config.dataset.name})`);
+  }
+  t.true(files.length >= 20, `${files.length} configs`);
+  t.deepEqual([...seen].sort(), ['cnn-ner', 'el4ner', 'global-pointer', 'sener', 'span-enum', 'utc-ie']);
+  t.is(defaults.lr, 7e-4);
+  t.is(defaults.encoderLr, 4e-4);
 });
 
 test("presets only scale: they keep the method config's attention, and (but for the small-encoder ones) its window and learning rates", (t) => {

@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { posInt, section } from '../sections.js';
 
 /*
- * Reference values: the CNN-NER adaptation that sits beside SeNER's code (yhcc/CNN_Nested_NER
- * `bio_models/CNN_base`, DeBERTa-v3-large: cnn_dim 120, biaffine 200, depth 3, logit_drop 0.1;
- * research/sener.md 6) and the CNN-NER model code (MLP dropout 0.4).
+ * Reference values: the CNN-NER adaptation that sits beside SeNER's code (THUDM/scholar-profiling
+ * `bio_models/CNN_base/train_CNN_ds.py`, DeBERTa-v3-large: cnn_dim 120, biaffine 200, depth 3,
+ * logit_drop 0.1, size_embed_dim 25; research/sener.md 6) and its model code, a copy of
+ * yhcc/CNN_Nested_NER `model/model.py` (MLP dropout 0.4, 30 span-size buckets).
  */
 export const CnnNerSection = section({
   biaffineSize: posInt().default(200).describe('Width d of the start/end MLPs feeding the biaffine layer (reference: 200).'),
@@ -16,8 +17,18 @@ export const CnnNerSection = section({
     .min(0)
     .lt(1)
     .default(0.4)
-    .describe('Dropout before the start/end MLPs and on their outputs in the linear biaffine term (reference: 0.4).'),
+    .describe('Dropout before the start/end MLPs, and on their outputs and the span-size embedding in the linear biaffine term (reference: 0.4).'),
   logitDropout: z.number().min(0).lt(1).default(0.1).describe('Dropout on the biaffine grid entering the convolutions (reference: 0.1).'),
+  sizeEmbedDim: z
+    .number()
+    .int()
+    .min(0)
+    .default(25)
+    .describe(
+      'Width of the span-size embedding: the size j - i of cell (i, j), clipped to [-15, 14] (30 buckets), is embedded, ' +
+        "dropped out with `dropout` and concatenated to [h'_i; t'_j] before the linear biaffine term W; 0 = no size embedding " +
+        '(reference size_embed_dim: 25).',
+    ),
   symmetric: z
     .boolean()
     .default(true)

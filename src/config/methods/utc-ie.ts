@@ -4,8 +4,10 @@ import { posInt, section } from '../sections.js';
 
 /*
  * Reference values: yhcc/utcie `train_ner.py` defaults (cross_dim 32, cross_depth 3, biaffine 200,
- * attn_dropout 0.15, use_ln 1, use_s2 1, use_tri_bias true, symmetric decoding),
- * `model/unify_model.py` (MLP dropout 0.4) and `model/cross_transformer.py` (the untransposed column branch).
+ * attn_dropout 0.15, use_ln 1, use_s2 1, use_tri_bias true, use_size_embed off, symmetric decoding),
+ * `model/unify_model.py` (drop_p 0.4 on the encoder output, before the MLPs and in the linear term) and
+ * `model/cross_transformer.py` (the untransposed column branch; with use_ln > 0 its `scale` flag
+ * divides the RoPE tables by sqrt(cross_dim) and initialises the triangle embedding with gain 0.1).
  */
 export const UtcIeSection = section({
   biaffineSize: posInt().default(200).describe('Width d of the start/end MLPs feeding the biaffine layer (reference: 200).'),
@@ -25,6 +27,15 @@ export const UtcIeSection = section({
     .lt(1)
     .default(0.4)
     .describe('Dropout before the start/end MLPs and on their outputs in the linear biaffine term (reference: 0.4).'),
+  encoderOutputDropout: z
+    .number()
+    .min(0)
+    .lt(1)
+    .default(0.4)
+    .describe(
+      "Dropout on the encoder's sub-word states before word pooling, on top of `dropout` before the MLPs; 0 = none " +
+        '(reference unify_model.py `self.dropout(last_hidden_states)`: drop_p 0.4).',
+    ),
   attnDropout: z
     .number()
     .min(0)
@@ -47,6 +58,22 @@ export const UtcIeSection = section({
     .boolean()
     .default(true)
     .describe('Add a learned embedding that tells upper-triangle cells (start <= end) from lower ones at each block (reference use_tri_bias: true).'),
+  triangleInitGain: z
+    .number()
+    .positive()
+    .default(0.1)
+    .describe(
+      'Gain of the xavier-normal initialisation of the triangle embedding, so it starts as a small bias on the LayerNormed grid ' +
+        '(reference: 0.1 under use_ln > 0, the `scale` flag of cross_transformer.py; 1 without).',
+    ),
+  scaleRope: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Divide RoPE's sin/cos tables by sqrt(cnnDim) in the row and column attention, which shrinks the rotated queries and keys " +
+        'and so divides the attention logits by cnnDim on top of the usual sqrt(cnnDim) ' +
+        '(reference: true under use_ln > 0, the `scale` flag of cross_transformer.py; false = plain RoPE, as SeNER).',
+    ),
   columnTransposeBack: z
     .boolean()
     .default(false)
