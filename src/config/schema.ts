@@ -245,8 +245,12 @@ const PretrainSection = section({
     .describe('Datasets whose training-side words (never validation or test text) make the corpus; null = [dataset.name].'),
 });
 
-/** The validation grid of eval.threshold: tuned, fine where trained-but-weak heads put their gold cells. */
-export const DEFAULT_THRESHOLD_GRID = [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9];
+/**
+ * The validation grid of eval.threshold: tuned. It reaches down to 0.001 because a BCE head early in
+ * training ranks gold cells above the rest at probabilities of 1e-3 to 1e-2 (measured: SeNER after
+ * 300 steps on Scholar-XL, gold median 0.0011, src/eval/diagnostics.ts).
+ */
+export const DEFAULT_THRESHOLD_GRID = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9];
 
 const EvalSection = section({
   threshold: z

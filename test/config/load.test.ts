@@ -224,7 +224,7 @@ test('every preset file resolves, and paper carries the reference hyper-paramete
 
   const quick = loadConfig(join(dir, 'c.yaml'), { preset: 'quick' }).config;
   t.true(quick.train.maxSteps !== null && quick.train.maxSteps <= 300);
-  t.true(quick.encoder.hidden <= 64);
+  t.true(quick.segment.maxLen <= 256);
 });
 
 test("under --preset paper every shipped config resolves to its method's reference learning rates", (t) => {
@@ -274,8 +274,8 @@ test("under --preset paper every shipped config resolves to its method's referen
 
 test("presets only scale: they keep the method config's attention, and (but for the small-encoder ones) its window and learning rates", (t) => {
   const dir = fixture({ 'gp.yaml': 'method: global-pointer\nencoder: { attention: full, window: 64 }\ntrain: { lr: 2.0e-5 }\n' });
-  // quick and cpu document why they set these: a near-random tiny encoder needs higher rates, and
-  // cpu's 128-token segments would make the reference 128-token window full attention.
+  // quick and cpu document why they set these: a few hundred updates need higher rates than the
+  // reference's 30 epochs, and their short segments would make the reference 128-token window full attention.
   const small = new Set(['quick', 'cpu']);
   for (const preset of listPresets()) {
     const { config } = loadConfig(join(dir, 'gp.yaml'), { preset });
@@ -284,5 +284,5 @@ test("presets only scale: they keep the method config's attention, and (but for 
     t.is(config.encoder.window, 64, preset);
     t.is(config.train.lr, 2e-5, preset);
   }
-  t.is(loadConfig(join(dir, 'gp.yaml'), { preset: 'cpu' }).config.encoder.window, 32);
+  t.is(loadConfig(join(dir, 'gp.yaml'), { preset: 'cpu' }).config.encoder.window, 64);
 });
