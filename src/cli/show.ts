@@ -30,6 +30,23 @@ export function printResult(r: RunResult, dir: string): void {
       `ms/step ${t.msPerTrainStep?.toFixed(0) ?? '-'}, ms/doc ${t.msPerDocument?.toFixed(0) ?? '-'}, ` +
       `tokens/s ${t.tokensPerSecond?.toFixed(0) ?? '-'}, wall ${t.wallSeconds?.toFixed(0) ?? '-'} s`,
   );
+  const th = r.thresholds;
+  if (th !== undefined && th.used !== null) {
+    const pct = (f1: number | undefined) => (f1 === undefined ? '-' : (100 * f1).toFixed(2));
+    console.log(
+      `threshold ${th.used} (${th.mode}); F1 at 0.5 ${pct(th.reference?.f1)}` +
+        (th.tuned === null ? '' : `, at the validation-tuned ${th.tuned.threshold} ${pct(th.tuned.overall.f1)}`),
+    );
+  }
+  const d = r.diagnostics;
+  if (d !== undefined) {
+    const g = d.goldScores;
+    console.log(
+      `predicted ${d.predicted} spans; gold probabilities${g === null ? ' -' : ` p10 ${g.p10.toPrecision(2)}, median ${g.p50.toPrecision(2)}, p90 ${g.p90.toPrecision(2)}`}; ` +
+        `oracle ceiling F1 ${(100 * d.oracle.f1).toFixed(1)} (${d.oracle.reachable} of ${d.oracle.gold} gold reachable: ` +
+        `${d.oracle.cutBySegments} cut by segments, ${d.oracle.beyondSpanLimit ?? '?'} beyond the span limit)`,
+    );
+  }
   if (r.llm) {
     const l = r.llm;
     console.log(
