@@ -208,3 +208,49 @@ test('a finished run without a number for a metric shows an en dash, not its sta
     '–',
   );
 });
+
+test('the diagnostics table and learning curves: both thresholds, predictions, oracle, every seed, curves averaged over seeds', async (t) => {
+  const dir = temp('exp');
+  const file = join(dir, 'diag.yaml');
+  writeFileSync(
+    file,
+    'name: diag\nseeds: [1, 2]\ngrid:\n  - methods: [sener]\n    datasets: [scholar-xl]\nreport:\n  tables: [diagnostics]\n  charts: [learning-curves]\n',
+  );
+  const root = temp('runs');
+  const cells = expandGrid(loadExperiment(file));
+  for (const [i, c] of cells.entries()) {
+    const base = fixtureResult(c, { overall: prf(30 + 10 * i, 30, 30) });
+    writeFixture(root, 'diag', c, {
+      ...base,
+      thresholds: { mode: 'tuned', used: 0.2, reference: prf(5, 5, 55), tuned: { threshold: 0.2, overall: base.metrics.overall! } },
+      diagnostics: {
+        predicted: 60 + 10 * i,
+        goldScores: { count: 60, mean: 0.3, p10: 0.01, p25: 0.1, p50: 0.25 + 0.1 * i, p75: 0.5, p90: 0.7, max: 0.9, atThreshold: 0.4 },
+        oracle: { gold: 60, reachable: 54, cutBySegments: 4, beyondSpanLimit: 2, recall: 0.9, f1: (2 * 0.9) / 1.9 },
+      },
+      curves: {
+        trainLoss: [
+          [100, 50 - i],
+          [200, 20 - i],
+        ],
+        validation: [
+          { step: 100, epoch: 1, f1: 0.1, referenceF1: 0, tunedF1: 0.1, threshold: 0.1, predicted: 10, goldScoreMedian: 0.05 },
+          { step: 200, epoch: 1, f1: 0.3 + 0.1 * i, referenceF1: 0.1, tunedF1: 0.3, threshold: 0.2, predicted: 40, goldScoreMedian: 0.2 },
+        ],
+      },
+    });
+  }
+  const doc = await buildReport(collect(file, { root, preset: null, set: [] }));
+  const md = renderMarkdown(doc);
+  // Mean ± std over the two seeds: predicted 60 and 70 -> 65 ± 7; oracle 2 * 0.9 / 1.9 = 94.74.
+  const line = row(md, 'scholar-xl', 'sener', 'Diagnostics');
+  const cellsOf = line.split('|').map((s) => s.trim());
+  t.is(cellsOf[3], '14.29 ± 0.00', 'F1 at 0.5: tp 5, fp 5, fn 55 -> 10 / 70');
+  t.is(cellsOf[4], '0.20 ± 0.00');
+  t.is(cellsOf[6], '65 ± 7');
+  t.is(cellsOf[8], '94.74 ± 0.00');
+  t.regex(md, /\| sener \| 2 \| ok \|/, 'a row per seed');
+  const images = doc.blocks.filter((b) => b.kind === 'image').map((b) => (b.kind === 'image' ? b.file : ''));
+  t.deepEqual(images, ['learning-loss-scholar-xl.png', 'learning-f1-scholar-xl.png']);
+  for (const b of doc.blocks) if (b.kind === 'image') t.true(pngSize(b.png).width > 0);
+});
