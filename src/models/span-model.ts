@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Segment } from '../data/segmenter.js';
-import type { Entity, ScoredEntity } from '../data/types.js';
+import type { ScoredEntity } from '../data/types.js';
 import type { ParamStore } from '../nn/params.js';
 import type { Rng } from '../util/rng.js';
 
@@ -60,9 +60,6 @@ export interface Inspection {
    */
   goldScores: (number | null)[];
 }
-
-/** A gold entity's probability from a head's scores; null when its span is beyond the method's limit. */
-export type GoldScore = (entity: Entity) => number | null;
 
 /** What a model factory needs besides the resolved config. */
 export interface ModelContext {

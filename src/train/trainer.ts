@@ -259,7 +259,7 @@ function asValidation(v: Metrics | Validation | null): Validation | null {
 }
 
 /** The F1 a validation counts with, and its threshold: the best of the sweep when tuning, else the model's own. */
-export function headline(v: Validation, tuned: boolean): { f1: number; precision: number; recall: number; threshold: number | null } {
+function headline(v: Validation, tuned: boolean): { f1: number; precision: number; recall: number; threshold: number | null } {
   const best = tuned ? bestThreshold(v.sweep) : null;
   const o = best?.overall ?? v.metrics.overall;
   return { f1: o.f1, precision: o.precision, recall: o.recall, threshold: best?.threshold ?? v.threshold };
