@@ -172,7 +172,7 @@ test('the report of a grid with nothing on disk shows every cell as missing and 
 
 test('the repository experiments render from an empty runs root (table1 from the data files)', async (t) => {
   const root = temp('runs');
-  for (const name of ['table2-main', 'table3-ablation', 'window-sweep', 'per-type', 'fig7-efficiency']) {
+  for (const name of ['table2-main', 'table3-ablation', 'window-sweep', 'per-type', 'fig7-efficiency', 'profiling-budget']) {
     const collected = collect(fromRoot('experiments', `${name}.yaml`), { root, preset: 'quick', set: [] });
     const md = renderMarkdown(await buildReport(collected));
     t.regex(md, /– \(missing\)/, name);
