@@ -1,6 +1,6 @@
 /**
- * Config loading: YAML file (with `extends:`), then a preset, then `--set key.path=value`
- * overrides, then validation against the schema. Every source that touched a key is remembered,
+ * Config loading: YAML file (with `extends:`), then a preset (and its block for the config's
+ * dataset), then `--set key.path=value` overrides, then validation against the schema. Every source that touched a key is remembered,
  * so a validation error names the file (or preset, or --set) the bad value came from.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -61,14 +61,19 @@ export function loadConfig(path: string, opts: LoadOptions = {}): LoadedConfig {
   };
 
   apply(readWithExtends(file, []));
+  const sets = (opts.set ?? []).map((argument) => ({ argument, ...parseSetArgument(argument) }));
   if (opts.preset !== undefined) {
-    apply(readWithExtends(presetPath(opts.preset), []));
+    const { layers, perDataset } = splitPresetLayers(readWithExtends(presetPath(opts.preset), []));
+    apply(layers);
+    // The dataset a --set names wins over the file's, as it will in the merged config.
+    const named = sets.filter((s) => s.keyPath.join('.') === 'dataset.name').pop();
+    const datasetName = named !== undefined ? named.value : isMapping(merged.dataset) ? merged.dataset.name : undefined;
+    apply(perDataset.filter((layer) => layer.dataset === datasetName));
     // The preset's name is only recorded; it never changes the run id (see runs/id.ts).
     merged.preset = opts.preset;
     provenance.set(pathKey(['preset']), '--preset');
   }
-  for (const argument of opts.set ?? []) {
-    const { keyPath, value } = parseSetArgument(argument);
+  for (const { argument, keyPath, value } of sets) {
     setAtPath(merged, keyPath, value, provenance);
     sources.push(`${SET_SOURCE} ${argument}`);
   }
@@ -141,6 +146,28 @@ export function presetPath(name: string): string {
     throw new LongnerError(`unknown preset "${name}" (available presets: ${available.join(', ') || 'none'})`);
   }
   return fromRoot('configs', 'presets', `${name}.yaml`);
+}
+
+/**
+ * A preset file's top-level `datasets:` block holds keys for one dataset only (`datasets:
+ * { profiling-07: { train: { maxSteps: 2400 } } }`): a budget that one corpus needs and the others
+ * do not. They apply right after the preset's own keys, so the experiment's sets, its axes and
+ * --set still win. Split out here because `datasets` is not a config key.
+ */
+function splitPresetLayers(layers: Layer[]): { layers: Layer[]; perDataset: (Layer & { dataset: string })[] } {
+  const perDataset: (Layer & { dataset: string })[] = [];
+  const rest = layers.map((layer) => {
+    const { datasets, ...data } = layer.data;
+    if (datasets === undefined) return layer;
+    if (!isMapping(datasets) || !Object.values(datasets).every(isMapping)) {
+      throw new LongnerError(`${layer.source}: datasets: expected a mapping of dataset name -> config keys, got ${showValue(datasets)}`);
+    }
+    for (const [dataset, keys] of Object.entries(datasets)) {
+      perDataset.push({ source: `${layer.source} (datasets.${dataset})`, data: keys as Mapping, dir: layer.dir, dataset });
+    }
+    return { ...layer, data };
+  });
+  return { layers: rest, perDataset };
 }
 
 /** Parses one `--set key.path=value` argument; the value is YAML, so numbers, null and booleans get their type. */

@@ -20,8 +20,9 @@
  * ```
  *
  * What a cell's config is, in merge order (later wins): the config file (with its `extends:`), the
- * config preset, the experiment's `presets.<name>.set`, `dataset.name` and the dataset's own `set`
- * (config entries), the entry's `set`, the axis values, then the command line's `--set`. The
+ * config preset (then its `datasets.<name>` block for the cell's dataset), the experiment's
+ * `presets.<name>.set`, `dataset.name` and the dataset's own `set` (config entries), the entry's
+ * `set`, the axis values, then the command line's `--set`. The
  * experiment's preset block comes before the cell's own keys, so a sweep axis or an ablation's switch
  * is never undone by a "make it small" setting.
  *

@@ -120,6 +120,20 @@ test('precedence: file < preset < --set, and the preset name is recorded', (t) =
   t.true(sources.some((s) => s.replace(/\\/g, '/').endsWith('configs/presets/quick.yaml')));
 });
 
+test("a preset's datasets block applies to that dataset only, after the preset and before --set", (t) => {
+  const dir = fixture({ 'p.yaml': 'dataset: { name: profiling-07 }\n', 's.yaml': 'dataset: { name: scholar-xl }\n' });
+  const steps = (file: string, set: string[] = []) => loadConfig(join(dir, file), { preset: 'cpu', set }).config.train.maxSteps;
+  t.is(steps('p.yaml'), 2400);
+  t.is(steps('s.yaml'), 800);
+  // The dataset a --set names is the one the block is chosen for, as an experiment's datasets do.
+  t.is(steps('s.yaml', ['dataset.name=profiling-07']), 2400);
+  t.is(steps('p.yaml', ['dataset.name=scholar-xl']), 800);
+  // An experiment's axis (a --set) still wins.
+  t.is(steps('p.yaml', ['train.maxSteps=800']), 800);
+  const { sources } = loadConfig(join(dir, 'p.yaml'), { preset: 'cpu' });
+  t.true(sources.some((s) => s.endsWith('cpu.yaml (datasets.profiling-07)')));
+});
+
 test('--set values are parsed as YAML: numbers, null, booleans, strings', (t) => {
   const dir = fixture({ 'c.yaml': '' });
   const { config } = loadConfig(join(dir, 'c.yaml'), {
