@@ -5,7 +5,7 @@
  * `<out>/summary.json` (every group's numbers, for scripts).
  */
 import { join } from 'node:path';
-import type { ChartKind, TableKind } from '../runs/experiment.js';
+import type { ChartKind, Experiment, TableKind } from '../runs/experiment.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { metricStat, seedSummary, type Group } from './aggregate.js';
 import type { Collected } from './collect.js';
@@ -120,13 +120,8 @@ function overview(collected: Collected): Block[] {
     kind: 'list',
     items: [
       made,
-      `Preset: **${e.preset ?? 'none'}** (config preset ${e.configPreset ?? 'none'}${
-        Object.keys(e.presetSet).length > 0
-          ? ` plus the experiment's presets.${e.preset} block: ${Object.entries(e.presetSet)
-              .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-              .join(', ')}`
-          : ''
-      }); ` + `--set: ${collected.set.length === 0 ? 'none' : collected.set.join(' ')} (${collected.settingsSource}).`,
+      `Preset: **${e.preset ?? 'none'}** (config preset ${e.configPreset ?? 'none'}${presetBlockText(e)}); ` +
+        `--set: ${collected.set.length === 0 ? 'none' : collected.set.join(' ')} (${collected.settingsSource}).`,
       `Runs root: ${displayPath(collected.root)}. Grid: ${collected.groups.length} rows, ${all.length} cells${all.length > 0 ? `: ${tally}` : ''}.`,
       ...(collected.strays.length === 0
         ? []
@@ -212,4 +207,14 @@ export function writeReport(dir: string, doc: ReportDocument, summary: unknown):
   writeFileAtomic(html, renderHtml(doc));
   writeJsonAtomic(join(dir, 'summary.json'), summary);
   return { dir, markdown, html, images: [...images.keys()].map((f) => join(dir, f)) };
+}
+
+/** What the experiment's own presets.<name> block changes: its sets, its datasets, its axis values. */
+function presetBlockText(e: Experiment): string {
+  const parts = [
+    ...Object.entries(e.presetSet).map(([k, v]) => `${k}=${JSON.stringify(v)}`),
+    ...(e.presetDatasets === null ? [] : [`datasets ${e.presetDatasets.join(', ')} only`]),
+    ...Object.entries(e.presetAxes).map(([name, values]) => `axis ${name} = ${values.join(', ')}`),
+  ];
+  return parts.length === 0 ? '' : ` plus the experiment's presets.${e.preset} block: ${parts.join('; ')}`;
 }

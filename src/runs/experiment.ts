@@ -119,6 +119,10 @@ const PresetBlock = z.strictObject({
   preset: z.string().min(1).optional(),
   seeds: z.array(z.number().int()).min(1).optional(),
   set: SetBlock.default({}),
+  /** Only these of the grid's datasets, for a preset at which the others cost too much (say why in a comment). */
+  datasets: z.array(z.string().min(1)).min(1).optional(),
+  /** New values of named axes of the grid, e.g. `{ w: [8, 16, 32, 64] }`: the keys they set stay the entry's. */
+  axes: z.record(z.string().min(1), z.array(Scalar).min(1)).default({}),
 });
 export type PresetBlock = z.output<typeof PresetBlock>;
 
@@ -144,6 +148,10 @@ export interface Experiment extends Omit<ExperimentFile, 'presets'> {
   configPreset: string | null;
   /** The experiment's own `set` for this preset, applied to every cell after the config preset. */
   presetSet: SetBlock;
+  /** The datasets the preset block keeps (already applied to `grid` and `report.datasets`); null = all. */
+  presetDatasets: string[] | null;
+  /** The axis values the preset block replaced (already applied to `grid`). */
+  presetAxes: Record<string, AxisValue[]>;
   /** Preset names this file defines a block for. */
   presetBlocks: string[];
 }
@@ -211,13 +219,50 @@ export function loadExperiment(nameOrPath: string, opts: { preset?: string | nul
   const { presets, ...rest } = data;
   const preset = opts.preset ?? null;
   const block = preset === null ? undefined : presets[preset];
+  const datasets = block?.datasets ?? null;
+  const axes = block?.axes ?? {};
   return {
     ...rest,
+    grid: narrowGrid(rest.grid, datasets, axes, `${file}: presets.${preset}`),
+    report:
+      datasets === null || rest.report.datasets === undefined
+        ? rest.report
+        : { ...rest.report, datasets: rest.report.datasets.filter((d) => datasets.includes(d)) },
     seeds: block?.seeds ?? rest.seeds,
     file,
     preset,
     configPreset: preset === null ? null : (block?.preset ?? preset),
     presetSet: block?.set ?? {},
+    presetDatasets: datasets,
+    presetAxes: axes,
     presetBlocks: Object.keys(presets),
   };
+}
+
+const datasetName = (d: z.infer<typeof DatasetRef>): string => (typeof d === 'string' ? d : d.name);
+
+/**
+ * The grid under a preset block's `datasets` and `axes`: entries keep only the named datasets (an
+ * entry left with none is dropped), named axes get the new values. A name the grid does not have is
+ * an error, so a typo cannot silently run the full grid.
+ */
+function narrowGrid(grid: GridEntry[], datasets: string[] | null, axes: Record<string, AxisValue[]>, where: string): GridEntry[] {
+  const known = new Set(grid.flatMap((e) => (e.datasets ?? []).map(datasetName)));
+  for (const d of datasets ?? [])
+    if (!known.has(d)) throw new LongnerError(`${where}.datasets: "${d}" is not a dataset of the grid (${[...known].join(', ')})`);
+  for (const name of Object.keys(axes)) {
+    if (!grid.some((e) => name in e.axes)) throw new LongnerError(`${where}.axes: "${name}" is not an axis of the grid`);
+  }
+  return grid.flatMap((entry) => {
+    const kept = datasets === null || entry.datasets === undefined ? entry.datasets : entry.datasets.filter((d) => datasets.includes(datasetName(d)));
+    if (kept !== undefined && kept.length === 0) return [];
+    const newAxes = Object.fromEntries(
+      Object.entries(entry.axes).map(([name, axis]) => {
+        const values = axes[name];
+        if (values === undefined) return [name, axis];
+        return [name, Array.isArray(axis) ? values : { keys: axis.keys, values }];
+      }),
+    );
+    return [{ ...entry, datasets: kept, axes: newAxes }];
+  });
 }

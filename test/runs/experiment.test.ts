@@ -141,6 +141,26 @@ test('the plan skips finished runs (in any experiment), retries failures on requ
   t.is(shard.length, 2);
 });
 
+test("a preset block's datasets and axes narrow the grid and the report; unknown names are errors", (t) => {
+  const grid =
+    'grid:\n  - methods: [sener]\n    datasets: [scholar-xl, scirex]\n    axes:\n      w: { keys: [sener.window, encoder.window], values: [16, 32] }\n';
+  const report = 'report: { datasets: [scholar-xl, scirex] }\n';
+  const file = experimentFile('narrow', `${grid}${report}presets:\n  small:\n    preset: quick\n    datasets: [scirex]\n    axes: { w: [8] }\n`);
+  const full = expandGrid(loadExperiment(file, { preset: 'quick' }));
+  t.is(full.length, 4);
+  const small = loadExperiment(file, { preset: 'small' });
+  const cells = expandGrid(small);
+  t.deepEqual(
+    cells.map((c) => [c.dataset, c.axes.w, c.config?.sener.window, c.config?.encoder.window]),
+    [['scirex', 8, 8, 8]],
+  );
+  t.deepEqual(small.report.datasets, ['scirex']);
+  const typo = experimentFile('narrow-typo', `${grid}presets:\n  small: { datasets: [scirexx] }\n`);
+  t.throws(() => loadExperiment(typo, { preset: 'small' }), { message: /presets\.small\.datasets: "scirexx" is not a dataset of the grid/ });
+  const axisTypo = experimentFile('narrow-axis', `${grid}presets:\n  small: { axes: { window: [8] } }\n`);
+  t.throws(() => loadExperiment(axisTypo, { preset: 'small' }), { message: /presets\.small\.axes: "window" is not an axis of the grid/ });
+});
+
 for (const preset of ['quick', 'cpu']) {
   test(`every experiment file of the repository expands; ${preset} cells are shared across experiments`, (t) => {
     const names = ['table1-datasets', 'table2-main', 'table3-ablation', 'fig7-efficiency', 'window-sweep', 'per-type'];
@@ -158,10 +178,11 @@ for (const preset of ['quick', 'cpu']) {
     );
     const newT3 = [...ids.get('table3-ablation')!].filter((id) => !t2.has(id));
     const sweep = [...ids.get('window-sweep')!];
-    const seeds = preset === 'quick' ? 1 : 3;
-    t.is(sweep.length, 5 * 3 * seeds);
+    // quick: one seed of everything; cpu: 3 seeds, Scholar-XL and SciREX, w in 8..64 (the files say why).
+    const [seeds, datasets, windows] = preset === 'quick' ? [1, 3, 5] : [3, 2, 4];
+    t.is(sweep.length, windows * datasets * seeds);
     // Table 3's SeNER and w/o LoRA rows are table2-main's sener and full fine-tuning cells.
-    t.is(newT3.length, 5 * 3 * seeds, 'only the other five ablation rows of table3 are new');
+    t.is(newT3.length, 5 * datasets * seeds, 'only the other five ablation rows of table3 are new');
     // At the cpu preset Profiling-07 trains 2,400 steps (configs/presets/cpu.yaml, datasets block):
     // profiling-budget's 2,400-step cells are table2-main's runs, its 800-step ones are not.
     if (preset === 'cpu') {
