@@ -104,13 +104,15 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
   let data: PreparedData | null = null;
   let model: SpanModel | null = null;
   let outcome: TrainOutcome | null = null;
+  // A resumed run's record counts the training time of the processes before this one too.
+  const wall = (): number => (outcome?.priorWallSeconds ?? 0) + (Date.now() - started) / 1000;
   const finish = (status: RunStatus, extra: Partial<RunResult>): RunResult => {
     const result: RunResult = {
       ...resultHeader(config, data?.protocol ?? null, backend),
       status,
       metrics: emptyMetrics(),
       memory: { ...emptyMemory(), peakBytesTrainStep: outcome?.peakBytesTrainStep ?? null },
-      timing: { ...emptyTiming(), msPerTrainStep: outcome?.msPerStep ?? null, wallSeconds: (Date.now() - started) / 1000 },
+      timing: { ...emptyTiming(), msPerTrainStep: outcome?.msPerStep ?? null, wallSeconds: wall() },
       ...extra,
     };
     record.writeResult(result);
@@ -154,7 +156,7 @@ export async function executeRun(config: Config, opts: ExecuteOptions = {}): Pro
         msPerTrainStep: outcome.msPerStep,
         msPerDocument: ev.msPerDocument,
         tokensPerSecond: testSeconds > 0 ? data.test.tokens / testSeconds : null,
-        wallSeconds: (Date.now() - started) / 1000,
+        wallSeconds: wall(),
       },
     });
   } catch (err) {

@@ -110,6 +110,11 @@ export const TrainerStateSchema = z.strictObject({
   badEpochs: z.number().int().min(0),
   history: z.array(EpochRecordSchema),
   optimizer: z.strictObject({ steps: z.record(z.string(), z.number().int().min(0)) }),
+  /**
+   * Wall seconds of training up to this save, summed over every process that worked on the run, so
+   * that a resumed run's record reports the whole run (absent in states written before it).
+   */
+  wallSeconds: z.number().min(0).optional(),
   measured: z.strictObject({
     msPerStep: nullableCount(),
     peakBytesTrainStep: nullableCount(),

@@ -155,6 +155,8 @@ export interface TrainOutcome {
   rssBytes: number | null;
   /** The step a resumed run continued from; null for a fresh start. */
   resumedFromStep: number | null;
+  /** Wall seconds of training in earlier processes, up to the checkpoint resumed from; 0 for a fresh start. */
+  priorWallSeconds: number;
 }
 
 const DEFAULT_CHECKPOINT_SECONDS = 600;
@@ -311,6 +313,8 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     // States written before the loss curve start one at the resume point.
     state.curve ??= freshState(config, total).curve;
     const s = state;
+    const startedAt = performance.now();
+    const priorWallSeconds = s.wallSeconds ?? 0;
 
     const outcome = (status: TrainStatus, stoppedBy: StoppedBy, reason: string | null): TrainOutcome => ({
       status,
@@ -331,6 +335,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       wasmHeapBytes: s.measured.wasmHeapBytes,
       rssBytes: s.measured.rssBytes,
       resumedFromStep,
+      priorWallSeconds,
     });
     const finish = (): TrainOutcome => {
       const f = s.finished!;
@@ -382,6 +387,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       if (heap !== undefined) s.measured.wasmHeapBytes = Math.max(s.measured.wasmHeapBytes ?? 0, heap);
       s.measured.rssBytes = Math.max(s.measured.rssBytes ?? 0, process.memoryUsage().rss);
       s.optimizer = optimizer.stepCounts();
+      s.wallSeconds = priorWallSeconds + (performance.now() - startedAt) / 1000;
       saveCheckpoint(dir, model.params, optimizer, s);
       lastSave = { time: performance.now(), step: s.step };
     };

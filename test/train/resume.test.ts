@@ -3,7 +3,7 @@
  * and identical metrics to an uninterrupted run with the same seed on the same backend.
  */
 import test from 'ava';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluateDocuments, groupSegments } from '../../src/eval/evaluate.js';
 import { STATE_FILE } from '../../src/train/checkpoint.js';
@@ -50,9 +50,13 @@ async function stopThenResume(
   t.is(stopped.status, 'aborted');
   first.dispose();
   t.true(existsSync(join(record.dir, STATE_FILE)), 'a state was saved before the stop');
+  // The training time before the stop is carried into the resumed run's record.
+  const savedWall = (JSON.parse(readFileSync(join(record.dir, STATE_FILE), 'utf8')) as { wallSeconds?: number }).wallSeconds;
+  t.true(savedWall !== undefined && savedWall > 0, `the saved state holds the wall time so far (${savedWall})`);
   // A new process: a freshly initialised model, the state from disk.
   const second = new ToyModel();
   const resumed = await train({ model: second, config, data, record, quiet: true, resume: true });
+  t.is(resumed.priorWallSeconds, savedWall);
   const out = { outcome: resumed, params: second.snapshot(), f1: await validationF1(second), record };
   second.dispose();
   return { stopped, ...out };
