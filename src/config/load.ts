@@ -1,7 +1,8 @@
 /**
  * Config loading: YAML file (with `extends:`), then a preset (and its block for the config's
- * dataset), then `--set key.path=value` overrides, then validation against the schema. Every source that touched a key is remembered,
- * so a validation error names the file (or preset, or --set) the bad value came from.
+ * dataset), then `--set key.path=value` overrides, then validation against the schema. Every source
+ * that touched a key is remembered, so a validation error names the file (or preset, or --set) the
+ * bad value came from.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';

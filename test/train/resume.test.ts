@@ -3,10 +3,10 @@
  * and identical metrics to an uninterrupted run with the same seed on the same backend.
  */
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluateDocuments, groupSegments } from '../../src/eval/evaluate.js';
-import { STATE_FILE } from '../../src/train/checkpoint.js';
+import { loadCheckpoint, STATE_FILE } from '../../src/train/checkpoint.js';
 import { train, type StopPoint, type TrainOutcome } from '../../src/train/trainer.js';
 import { readLog, setupBackend, tempRecord, toyData, trainConfig } from './helpers.js';
 import { sameBits, ToyModel } from './toy-model.js';
@@ -51,7 +51,7 @@ async function stopThenResume(
   first.dispose();
   t.true(existsSync(join(record.dir, STATE_FILE)), 'a state was saved before the stop');
   // The training time before the stop is carried into the resumed run's record.
-  const savedWall = (JSON.parse(readFileSync(join(record.dir, STATE_FILE), 'utf8')) as { wallSeconds?: number }).wallSeconds;
+  const savedWall = loadCheckpoint(record.dir)?.wallSeconds;
   t.true(savedWall !== undefined && savedWall > 0, `the saved state holds the wall time so far (${savedWall})`);
   // A new process: a freshly initialised model, the state from disk.
   const second = new ToyModel();
