@@ -46,7 +46,7 @@ export interface BiaffineWeights {
   U: tf.Tensor2D;
   /** W^T, [2 (d+1) + e, c]: rows 0..d act on h', rows d+1..2d+1 on t', the last e on the span-size embedding. */
   W: tf.Tensor2D;
-  /** CNN-NER's span-size embedding table [SPAN_SIZE_BUCKETS, e]; null without one (e = 0). */
+  /** The span-size embedding table [buckets, e] (CNN-NER's, or UTC-IE's use_size_embed 1); null without one (e = 0). */
   size: tf.Tensor2D | null;
   /** UTC-IE's use_ln: LayerNorm of the bilinear and of the linear term before they are added. */
   norms: { bilinear: NormWeights; linear: NormWeights } | null;
@@ -55,12 +55,14 @@ export interface BiaffineWeights {
 /**
  * Buckets of CNN-NER's span-size embedding (the reference's n_pos = 30): sizes j - i of -15 or less
  * share bucket 0 and sizes of 14 or more bucket 29, so every span of 15 words or more looks the same.
+ * UTC-IE's optional one uses 50 (unify_model.py, use_size_embed 1).
  */
 export const SPAN_SIZE_BUCKETS = 30;
 
-/** The bucket of every cell (i, j) of an L x L grid, row-major: clip(j - i, -15, 14) + 15. */
-export function spanSizeIds(L: number): Int32Array {
-  const half = SPAN_SIZE_BUCKETS / 2;
+/** The bucket of every cell (i, j) of an L x L grid, row-major: clip(j - i, -n/2, n/2 - 1) + n/2 for n buckets. */
+export function spanSizeIds(L: number, buckets = SPAN_SIZE_BUCKETS): Int32Array {
+  if (buckets < 2 || buckets % 2 !== 0) throw new Error(`span-size buckets must be even and at least 2, got ${buckets}`);
+  const half = buckets / 2;
   const ids = new Int32Array(L * L);
   for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) ids[i * L + j] = Math.min(Math.max(j - i, -half), half - 1) + half;
   return ids;
@@ -72,10 +74,11 @@ export function createBiaffine(
   hidden: number,
   d: number,
   c: number,
-  opts: { norms?: boolean; sizeEmbedDim?: number } = {},
+  opts: { norms?: boolean; sizeEmbedDim?: number; sizeBuckets?: number } = {},
 ): BiaffineWeights {
   const d1 = d + 1;
   const e = opts.sizeEmbedDim ?? 0;
+  const buckets = opts.sizeBuckets ?? SPAN_SIZE_BUCKETS;
   // The reference initialises U [c, d+1, d+1] with xavier_normal (fan-in (d+1)^2, fan-out c (d+1))
   // and W [c, 2(d+1) + e] likewise; uniform with the same variance keeps that scale in our layouts.
   const uLimit = Math.sqrt(6 / (d1 * d1 + c * d1));
@@ -85,7 +88,7 @@ export function createBiaffine(
     U: params.param(`${prefix}.biaffine.U`, [d1, c * d1], { kind: 'uniform', limit: uLimit }) as tf.Variable<tf.Rank.R2>,
     W: params.param(`${prefix}.biaffine.W`, [2 * d1 + e, c], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>,
     // torch.nn.Embedding's default initialisation, N(0, 1), which the reference keeps.
-    size: e > 0 ? (params.param(`${prefix}.biaffine.size_embed`, [SPAN_SIZE_BUCKETS, e], { kind: 'normal', std: 1 }) as tf.Variable<tf.Rank.R2>) : null,
+    size: e > 0 ? (params.param(`${prefix}.biaffine.size_embed`, [buckets, e], { kind: 'normal', std: 1 }) as tf.Variable<tf.Rank.R2>) : null,
     norms: opts.norms
       ? { bilinear: createLayerNorm(params, `${prefix}.biaffine.ln_bilinear`, c), linear: createLayerNorm(params, `${prefix}.biaffine.ln_linear`, c) }
       : null,
@@ -117,8 +120,8 @@ export function biaffineGrid(x: tf.Tensor2D, w: BiaffineWeights, mlpDropout: num
     if (w.size) {
       // The size term is per cell, not a broadcast sum: the reference drops out each cell's copy of
       // the embedding on its own, so the [L L, e] lookup is materialised before the product.
-      const e = w.size.shape[1];
-      const sized = drop(embedding(w.size, spanSizeIds(L)));
+      const [buckets, e] = w.size.shape;
+      const sized = drop(embedding(w.size, spanSizeIds(L, buckets)));
       lin = tf.add(lin, tf.matMul(sized, tf.slice(w.W, [2 * d1, 0], [e, c])));
     }
     if (w.norms) {

@@ -8,9 +8,10 @@
  * Symbols as in cnn-ner.ts (L words, d = biaffineSize, c = cnnDim, R types, cell (i, j) = start i,
  * end j). The word states x come from the encoder's sub-word states with an extra dropout
  * (`encoderOutputDropout`, the reference's drop_p on last_hidden_states) before word pooling.
- * S [L, L, c] is the biaffine grid of cnn-ner.ts without the span-size embedding (the reference's
- * use_size_embed is off), with the bilinear and linear terms each LayerNorm-ed first when
- * `biaffineNorm` (the reference use_ln = 1). X^0 = S, then per block:
+ * S [L, L, c] is the biaffine grid of cnn-ner.ts, with the bilinear and linear terms each LayerNorm-ed
+ * first when `biaffineNorm` (the reference use_ln = 1). By default it has no span-size embedding (the
+ * reference's use_size_embed is off); `sizeEmbedDim` > 0 adds one as the reference's use_size_embed 1
+ * does: 50 buckets, concatenated into the linear term before its LayerNorm. X^0 = S, then per block:
  *   X   = X + E_tri[i <= j]                      E_tri [2, c], when `triangleEmbedding`; xavier-normal
  *                                                with gain `triangleInitGain` (reference 0.1 under use_ln)
  *   A_h = RowAttn_h(X)                           cell (i, j) attends over row i, RoPE on j
@@ -63,6 +64,7 @@ export interface UtcIeConfig {
   dropout: number;
   encoderOutputDropout: number;
   attnDropout: number;
+  sizeEmbedDim: number;
   biaffineNorm: boolean;
   triangleEmbedding: boolean;
   triangleInitGain: number;
@@ -77,6 +79,9 @@ export interface UtcIeConfig {
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
+
+/** n_pos of the reference's use_size_embed 1: sizes clipped to [-25, 24]. */
+export const UTC_IE_SIZE_BUCKETS = 50;
 
 export interface CrossBlock {
   /** [2, c]: row 0 for lower-triangle cells (i > j), row 1 for the diagonal and above. */
@@ -103,7 +108,11 @@ export function createUtcIeHead(params: ParamStore, hidden: number, types: numbe
   // torch's xavier_normal_ on the [2, c] embedding weight: fan-in c, fan-out 2.
   const triStd = cfg.triangleInitGain * Math.sqrt(2 / (c + 2));
   return {
-    biaffine: createBiaffine(params, prefix, hidden, cfg.biaffineSize, c, { norms: cfg.biaffineNorm }),
+    biaffine: createBiaffine(params, prefix, hidden, cfg.biaffineSize, c, {
+      norms: cfg.biaffineNorm,
+      sizeEmbedDim: cfg.sizeEmbedDim,
+      sizeBuckets: UTC_IE_SIZE_BUCKETS,
+    }),
     blocks: Array.from({ length: cfg.depth }, (_, b) => {
       const n = `${prefix}.block${b}`;
       return {

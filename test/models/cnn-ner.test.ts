@@ -44,6 +44,11 @@ test.serial('span-size buckets: clip(j - i, -15, 14) + 15, as the reference span
   t.is(SPAN_SIZE_BUCKETS, 30);
   t.deepEqual([at(0, 0), at(3, 5), at(5, 3), at(0, 14), at(0, 15), at(0, 39), at(14, 0), at(15, 0), at(39, 0)], [15, 17, 13, 29, 29, 29, 1, 0, 0]);
   t.true(ids.every((b) => b >= 0 && b < SPAN_SIZE_BUCKETS));
+  // UTC-IE's use_size_embed 1 (n_pos 50): clip(j - i, -25, 24) + 25.
+  const wide = spanSizeIds(L, 50);
+  const w = (i: number, j: number): number => wide[i * L + j]!;
+  t.deepEqual([w(0, 0), w(0, 24), w(0, 25), w(0, 39), w(24, 0), w(25, 0), w(39, 0)], [25, 49, 49, 49, 1, 0, 0]);
+  t.throws(() => spanSizeIds(3, 7), { message: /even/ });
 });
 
 test.serial("the biaffine grid equals the formula h'_i U t'_j + W [h'_i; t'_j; E_size[b(j - i)]], cell by cell", (t) => {

@@ -2,8 +2,9 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.js';
 import { defaultConfig } from '../../src/config/schema.js';
-import { blockConstants, createUtcIeHead, createUtcIeModel, crossBlock, utcIeLogits, type UtcIeConfig } from '../../src/models/utc-ie.js';
+import { blockConstants, createUtcIeHead, createUtcIeModel, crossBlock, UTC_IE_SIZE_BUCKETS, utcIeLogits, type UtcIeConfig } from '../../src/models/utc-ie.js';
 import { encodeWords } from '../../src/models/encode.js';
+import { biaffineGrid } from '../../src/models/grid-head.js';
 import { ParamStore } from '../../src/nn/params.js';
 import { createRng } from '../../src/util/rng.js';
 import { checkVarGradients, maxAbsDiff, randomTensor } from '../nn/helpers.js';
@@ -21,6 +22,7 @@ const small: UtcIeConfig = {
   dropout: 0,
   encoderOutputDropout: 0,
   attnDropout: 0,
+  sizeEmbedDim: 0,
   biaffineNorm: true,
   triangleEmbedding: true,
   triangleInitGain: 0.1,
@@ -96,14 +98,16 @@ test.serial('head gradients match finite differences on every backend under test
   try {
     for (const backend of backendsUnderTest()) {
       await initBackend(backend, { quiet: true });
-      // The reference layout with the reference's scaled RoPE, the plus shape, and plain RoPE.
-      for (const [columnTransposeBack, scaleRope] of [
-        [false, true],
-        [true, true],
-        [true, false],
+      // The reference layout with the reference's scaled RoPE, the plus shape, plain RoPE, and the
+      // optional span-size embedding.
+      for (const [columnTransposeBack, scaleRope, sizeEmbedDim] of [
+        [false, true, 0],
+        [true, true, 0],
+        [true, false, 0],
+        [false, true, 3],
       ] as const) {
         const store = new ParamStore(6);
-        const head = createUtcIeHead(store, 6, 2, { ...small, columnTransposeBack, scaleRope });
+        const head = createUtcIeHead(store, 6, 2, { ...small, columnTransposeBack, scaleRope, sizeEmbedDim });
         randomize(store, 0.4);
         const x = randomTensor([4, 6], 31) as tf.Tensor2D;
         // Attention, two convolutions and four LayerNorms deep, the float32 rounding of the 32 outputs
@@ -112,7 +116,7 @@ test.serial('head gradients match finite differences on every backend under test
         // and the worst measured is 3.5e-3 (cpu) / 2.1e-3 (wasm) / 4.1e-3 (native). A gradient off by 10% scores ~5e-2.
         const res = checkVarGradients(() => utcIeLogits(x, head, { training: false }), store.trainable(), { coords: 3, tol: 1e-2, floorShare: 1e-3 });
         t.log(
-          `${backend} columnTransposeBack=${columnTransposeBack} scaleRope=${scaleRope}: max relative error ${res.maxRelError.toExponential(2)} over ${store.names().length} parameters`,
+          `${backend} columnTransposeBack=${columnTransposeBack} scaleRope=${scaleRope} sizeEmbedDim=${sizeEmbedDim}: max relative error ${res.maxRelError.toExponential(2)} over ${store.names().length} parameters`,
         );
         t.true(res.ok, `${backend}: ${JSON.stringify(res.worst)}`);
         x.dispose();
@@ -206,6 +210,39 @@ test.serial("encoderOutputDropout drops out the encoder's states in training onl
   model.params.dispose();
 });
 
+test.serial('sizeEmbedDim: cell (i, j) adds E_size[clip(j - i, -25, 24) + 25] W_size to the linear term (50 buckets)', (t) => {
+  // Everything but the size rows of W zeroed and no LayerNorms: the linear term is the size term alone.
+  const store = new ParamStore(4);
+  const L = 30;
+  const head = createUtcIeHead(store, 3, 1, { ...small, biaffineNorm: false, sizeEmbedDim: 2 });
+  randomize(store);
+  const d1 = small.biaffineSize + 1;
+  tf.tidy(() => {
+    (head.biaffine.U as tf.Variable).assign(tf.zerosLike(head.biaffine.U));
+    const W = head.biaffine.W;
+    (W as tf.Variable).assign(tf.concat([tf.zeros([2 * d1, W.shape[1]]), tf.slice(W, [2 * d1, 0], [2, W.shape[1]])]));
+  });
+  const x = randomTensor([L, 3], 5) as tf.Tensor2D;
+  const S = tf.tidy(() => biaffineGrid(x, head.biaffine, 0, { training: false }).arraySync());
+  const want = tf.tidy(() =>
+    (tf.matMul(head.biaffine.size!, tf.slice(head.biaffine.W, [2 * d1, 0], [2, head.biaffine.W.shape[1]])) as tf.Tensor2D).arraySync(),
+  );
+  for (const [i, j, bucket] of [
+    [0, 0, 25],
+    [2, 5, 28],
+    [0, 24, 49],
+    [0, 29, 49],
+    [29, 0, 0],
+    [25, 0, 0],
+    [24, 0, 1],
+  ] as const) {
+    const gap = Math.max(...S[i * L + j]!.map((v, k) => Math.abs(v - want[bucket]![k]!)));
+    t.true(gap < 1e-5, `cell (${i}, ${j}) uses bucket ${bucket}`);
+  }
+  x.dispose();
+  store.dispose();
+});
+
 test.serial('factory: parameter names and groups, options switch parameters off, defaults', (t) => {
   const config = tinyConfig({ method: 'utc-ie', utcIe: { depth: 2 } });
   const model = createUtcIeModel(config, { types: ['A'], vocabSize: 30 });
@@ -216,15 +253,22 @@ test.serial('factory: parameter names and groups, options switch parameters off,
   t.true(names.includes('head.biaffine.ln_bilinear.gamma'));
   t.is(model.paramGroup('head.block1.col_qkv.W'), 'head');
   t.is(model.paramGroup('encoder.tok_embed'), 'encoder');
+  t.false(names.includes('head.biaffine.size_embed'), 'the reference has no span-size embedding by default');
   model.params.dispose();
   const bare = createUtcIeModel(tinyConfig({ method: 'utc-ie', utcIe: { triangleEmbedding: false, biaffineNorm: false } }), { types: ['A'], vocabSize: 30 });
   t.false(bare.params.names().some((n) => n.endsWith('.tri') || n.includes('.ln_bilinear')));
   bare.params.dispose();
+  // use_size_embed 1: a [50, e] table, and W grows by e rows for it.
+  const sized = createUtcIeModel(tinyConfig({ method: 'utc-ie', utcIe: { sizeEmbedDim: 5 } }), { types: ['A'], vocabSize: 30 });
+  const d1 = config.utcIe.biaffineSize + 1;
+  t.deepEqual(sized.params.get('head.biaffine.size_embed').shape, [UTC_IE_SIZE_BUCKETS, 5]);
+  t.deepEqual(sized.params.get('head.biaffine.W').shape, [2 * d1 + 5, config.utcIe.cnnDim]);
+  sized.params.dispose();
   t.throws(() => tinyConfig({ method: 'utc-ie', utcIe: { cnnDim: 7 } }));
   const d = defaultConfig().utcIe;
   t.deepEqual([d.cnnDim, d.depth, d.biaffineSize, d.attnDropout], [32, 3, 200, 0.15]);
   // use_ln = 1 and its `scale` flag; drop_p on the encoder output.
-  t.deepEqual([d.biaffineNorm, d.scaleRope, d.triangleInitGain, d.encoderOutputDropout], [true, true, 0.1, 0.4]);
+  t.deepEqual([d.biaffineNorm, d.scaleRope, d.triangleInitGain, d.encoderOutputDropout, d.sizeEmbedDim], [true, true, 0.1, 0.4, 0]);
 });
 
 for (const backend of trainingBackendsUnderTest()) {

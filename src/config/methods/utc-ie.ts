@@ -50,6 +50,16 @@ export const UtcIeSection = section({
         'probabilities recomputed in the backward pass, dropout from a counter): the "every method at its most efficient" ' +
         'comparison. false = the reference composition (reference: false).',
     ),
+  sizeEmbedDim: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe(
+      "Width of a span-size embedding in the linear biaffine term, as CNN-NER's but with 50 buckets (the size j - i of cell " +
+        '(i, j) clipped to [-25, 24]), dropped out like the MLP outputs; 0 = none (reference: off; its `use_size_embed 1` ' +
+        'switch embeds sizes in 100 dimensions).',
+    ),
   biaffineNorm: z
     .boolean()
     .default(true)
