@@ -4,7 +4,8 @@
 # the window-size sweep, the memory frontier, and their reports in reports/<experiment>/<preset>/index.{md,html}.
 #
 #   npm run repro                      # PRESET=quick
-#   PRESET=cpu JOBS=2 npm run repro    # the cpu preset: about three hours on 2 cores (reports/*/cpu/)
+#   PRESET=cpu JOBS=2 npm run repro    # the cpu preset (reports/*/cpu/): about half a day on 2 cores; table2-main's
+#                                      # 3 seeds alone are 10-11 hours of one core (configs/presets/cpu.yaml)
 #   JOBS=2 npm run repro               # two training runs at once (on native each gets one of the 2 cores)
 #
 # Every step is idempotent: finished runs are skipped, so an interrupted repro continues where it
