@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { LongnerError } from '../errors.js';
+import { archiveCommand } from './archive.js';
 import { parseByteSize } from '../util/bytes.js';
 import { datasetsCommand } from './datasets.js';
 import { configCommand } from './config.js';
@@ -24,6 +25,7 @@ const cli = yargs(hideBin(process.argv))
   .command(predictCommand)
   .command(runCommand)
   .command(reportCommand)
+  .command(archiveCommand)
   .command(memoryCommand)
   .command(llmCommand)
   .option('threads', {
