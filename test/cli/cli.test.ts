@@ -1,9 +1,11 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromRoot } from '../../src/util/paths.js';
+import { tempDirs } from '../temp-dirs.js';
+
+const temp = tempDirs();
 
 function longner(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [fromRoot('bin', 'longner.js'), ...args], { encoding: 'utf8' });
@@ -50,7 +52,7 @@ test('a bad memory budget in the environment is an error, not a silent fall-back
 });
 
 test('a bad config key names the key path and the file', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'longner-cli-'));
+  const dir = temp('cli');
   const file = join(dir, 'bad.yaml');
   writeFileSync(file, 'train:\n  lr: fast\n');
   const r = longner('config', 'print', file);

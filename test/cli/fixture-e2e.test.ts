@@ -6,15 +6,17 @@
  */
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readDocuments } from '../../src/data/readers.js';
 import { scoreEntities } from '../../src/eval/metrics.js';
 import type { RunResult } from '../../src/runs/result.js';
 import { fromRoot } from '../../src/util/paths.js';
+import { tempDirs } from '../temp-dirs.js';
 
-const base = mkdtempSync(join(tmpdir(), 'longner-fixture-e2e-'));
+const temp = tempDirs();
+
+const base = temp('fixture-e2e');
 const fixture = (split: string) => fromRoot('test', 'fixtures', 'data', 'long-entities', `${split}.jsonl`);
 const env: NodeJS.ProcessEnv = { ...process.env, LONGNER_THREADS: '1' };
 delete env.LONGNER_STRICT;

@@ -5,15 +5,17 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBrat } from '../../src/data/brat.js';
 import { readSenerJsonl, writeSenerJsonl } from '../../src/data/readers.js';
 import type { Document } from '../../src/data/types.js';
 import { fromRoot } from '../../src/util/paths.js';
+import { tempDirs } from '../temp-dirs.js';
 
-const base = mkdtempSync(join(tmpdir(), 'longner-own-cli-'));
+const temp = tempDirs();
+
+const base = temp('own-cli');
 const home = join(base, 'home');
 const env: NodeJS.ProcessEnv = { ...process.env, LONGNER_HOME: home, LONGNER_RUNS_DIR: join(base, 'runs') };
 delete env.LONGNER_STRICT;

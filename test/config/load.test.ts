@@ -1,15 +1,18 @@
 import test from 'ava';
-import { mkdtempSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
 import { listPresets, loadConfig, mergeConfigObjects, parseSetArgument, resolveConfigFromObject } from '../../src/config/load.js';
 import { defaultConfig, type Config } from '../../src/config/schema.js';
 import { fromRoot } from '../../src/util/paths.js';
+import { tempDirs } from '../temp-dirs.js';
+
+const temp = tempDirs();
 
 /** Writes `files` (name -> YAML text) into a fresh temp folder and returns its path. */
 function fixture(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'longner-config-'));
+  const dir = temp('config');
   for (const [name, text] of Object.entries(files)) {
     const file = join(dir, name);
     mkdirSync(join(file, '..'), { recursive: true });

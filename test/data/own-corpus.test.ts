@@ -1,7 +1,6 @@
 /** Bringing your own corpus: readers' bad-input checks, user datasets, fingerprints, brat round trip. */
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, resolveConfigFromObject } from '../../src/config/load.js';
 import { readBrat, writeBrat } from '../../src/data/brat.js';
@@ -14,8 +13,11 @@ import type { Document } from '../../src/data/types.js';
 import { LongnerError } from '../../src/errors.js';
 import { runId } from '../../src/runs/id.js';
 import { pretrainRunDir, pretrainTokenizerKey } from '../../src/train/pretrain/index.js';
+import { tempDirs } from '../temp-dirs.js';
 
-const base = mkdtempSync(join(tmpdir(), 'longner-own-'));
+const temp = tempDirs();
+
+const base = temp('own');
 let counter = 0;
 function file(lines: string[] | Buffer): string {
   const path = join(base, `f${counter++}.jsonl`);

@@ -1,7 +1,6 @@
 import test from 'ava';
 import { loadImage } from '@napi-rs/canvas';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { diffText, formatStat, metricCell, stat } from '../../src/report/aggregate.js';
 import { buildReport, summaryJson, writeReport } from '../../src/report/build.js';
@@ -12,16 +11,9 @@ import { loadExperiment } from '../../src/runs/experiment.js';
 import { expandGrid, type GridCell } from '../../src/runs/grid.js';
 import { fromRoot } from '../../src/util/paths.js';
 import { fixtureResult, prf, writeFixture } from '../fixtures/report/results.js';
+import { tempDirs } from '../temp-dirs.js';
 
-const made: string[] = [];
-const temp = (prefix: string): string => {
-  const dir = mkdtempSync(join(tmpdir(), `longner-${prefix}-`));
-  made.push(dir);
-  return dir;
-};
-test.after.always(() => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+const temp = tempDirs();
 
 /**
  * The fixture grid: sener and cnn-ner on scholar-xl and scirex, seeds 1 and 2.

@@ -1,22 +1,14 @@
 import test from 'ava';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { collect } from '../../src/report/collect.js';
 import { archiveGridSettings, archiveRun, relativePaths } from '../../src/runs/archive.js';
 import { loadExperiment } from '../../src/runs/experiment.js';
 import { expandGrid } from '../../src/runs/grid.js';
 import { fixtureResult, prf, writeFixture } from '../fixtures/report/results.js';
+import { tempDirs } from '../temp-dirs.js';
 
-const made: string[] = [];
-const temp = (prefix: string): string => {
-  const dir = mkdtempSync(join(tmpdir(), `longner-${prefix}-`));
-  made.push(dir);
-  return dir;
-};
-test.after.always(() => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+const temp = tempDirs();
 
 test('relativePaths rewrites existing absolute paths only, at any depth', (t) => {
   const base = temp('paths');

@@ -1,6 +1,5 @@
 import test from 'ava';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -13,16 +12,9 @@ import { runCellInChild } from '../../src/runs/spawn.js';
 import { planTable } from '../../src/cli/run.js';
 import { fromRoot } from '../../src/util/paths.js';
 import { fixtureResult, writeFixture } from '../fixtures/report/results.js';
+import { tempDirs } from '../temp-dirs.js';
 
-const made: string[] = [];
-const temp = (prefix: string): string => {
-  const dir = mkdtempSync(join(tmpdir(), `longner-${prefix}-`));
-  made.push(dir);
-  return dir;
-};
-test.after.always(() => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+const temp = tempDirs();
 
 /** Writes experiments/<name>.yaml in a temp folder (the name must match the file) and returns its path. */
 function experimentFile(name: string, body: string): string {

@@ -1,6 +1,5 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
 import { resolveConfigFromObject } from '../../src/config/load.js';
@@ -9,8 +8,11 @@ import { RunRecord } from '../../src/runs/record.js';
 import { emptyMemory, emptyTiming, type RunResult } from '../../src/runs/result.js';
 import { configHash } from '../../src/data/config-hash.js';
 import { collectEnv } from '../../src/util/env.js';
+import { tempDirs } from '../temp-dirs.js';
 
-const tempRoot = (): string => mkdtempSync(join(tmpdir(), 'longner-runs-'));
+const temp = tempDirs();
+
+const tempRoot = (): string => temp('runs');
 
 function sampleResult(overrides: Partial<RunResult> = {}): RunResult {
   const prf = { tp: 8, fp: 2, fn: 4, precision: 0.8, recall: 8 / 12, f1: 0.7272727 };

@@ -1,13 +1,14 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../../src/backend/index.js';
 import { AdamW, clipByGlobalNorm, decaysWeight, globalNorm, type AdamWParam } from '../../src/train/adamw.js';
 import { backendsUnderTest } from '../backend/helpers.js';
 import { setupBackend } from './helpers.js';
 import { ToyModel } from './toy-model.js';
+import { tempDirs } from '../temp-dirs.js';
+
+const temp = tempDirs();
 
 test.before(async () => {
   await setupBackend();
@@ -150,7 +151,7 @@ test('a parameter without a gradient is skipped, decay and step count included',
 });
 
 test('saved moments and step counts continue bit for bit', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'longner-adamw-'));
+  const dir = temp('adamw');
   const run = (p: AdamWParam, opt: AdamW, g: number[]): void => {
     const grads = { [p.variable.name]: tf.tensor1d(g) };
     opt.step(grads, { head: 0.01 });

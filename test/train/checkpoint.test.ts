@@ -1,8 +1,7 @@
 /** The journaled save of last.ckpt + last.optim.ckpt + trainer-state.json survives a kill at any point. */
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW } from '../../src/train/adamw.js';
 import {
@@ -17,12 +16,13 @@ import {
 } from '../../src/train/checkpoint.js';
 import { setupBackend } from './helpers.js';
 import { sameBits, ToyModel } from './toy-model.js';
+import { tempDirs } from '../temp-dirs.js';
+
+const temp = tempDirs();
 
 test.before(async () => {
   await setupBackend();
 });
-
-const temp = (): string => mkdtempSync(join(tmpdir(), 'longner-ckpt-'));
 
 function body(step: number, opt: AdamW): TrainerStateBody {
   return {
@@ -51,7 +51,7 @@ function savedAfter(steps: number): { dir: string; params: Map<string, Float32Ar
     opt.step(grads, { head: 0.1, encoder: 0.1 });
     tf.dispose(Object.values(grads));
   }
-  const dir = temp();
+  const dir = temp('ckpt');
   saveCheckpoint(dir, model.params, opt, body(steps, opt));
   const params = model.snapshot();
   opt.dispose();
@@ -76,7 +76,7 @@ test('save and load round-trip; nothing saved gives null; clear removes the file
   const back = restored(a.dir);
   t.is(back.step, 2);
   t.true(sameBits(back.params, a.params));
-  t.is(loadCheckpoint(temp()), null);
+  t.is(loadCheckpoint(temp('ckpt')), null);
   clearCheckpoints(a.dir);
   t.is(loadCheckpoint(a.dir), null);
 });

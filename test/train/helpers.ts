@@ -1,6 +1,5 @@
 /** Shared set-up of the trainer tests: a config, a run record in a temp folder, toy data. */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfigFromObject } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -9,6 +8,9 @@ import { LOG_FILE, RunRecord } from '../../src/runs/record.js';
 import type { TrainData } from '../../src/train/trainer.js';
 import { setupBackend as setupNnBackend } from '../nn/helpers.js';
 import { makeDocs, segmentToy } from './toy-model.js';
+import { tempDirs } from '../temp-dirs.js';
+
+const temp = tempDirs();
 
 /** cpu by default; LONGNER_TEST_BACKEND=wasm or =native runs the same tests on that backend. */
 export async function setupBackend(): Promise<void> {
@@ -24,7 +26,7 @@ export function trainConfig(train: Record<string, unknown> = {}): Config {
 }
 
 export function tempRecord(config: Config): RunRecord {
-  return RunRecord.create(config, mkdtempSync(join(tmpdir(), 'longner-train-')));
+  return RunRecord.create(config, temp('train'));
 }
 
 /** 8 training segments (4 steps per epoch at batch 2), 4 validation documents, two of them cut in two segments. */

@@ -5,14 +5,14 @@
  * the real executeRun -> train() path on the shipped long-entity fixture corpus, reaches test F1 > 0.5.
  */
 import test from 'ava';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { executeRun } from '../../src/runs/execute.js';
 import { fromRoot } from '../../src/util/paths.js';
+import { tempDirs } from '../temp-dirs.js';
 
-const root = mkdtempSync(join(tmpdir(), 'longner-learns-'));
+const temp = tempDirs();
+
+const root = temp('learns');
 const fixture = (split: string) => fromRoot('test', 'fixtures', 'data', 'long-entities', `${split}.jsonl`);
 type Method = 'sener' | 'cnn-ner' | 'utc-ie';
 /**

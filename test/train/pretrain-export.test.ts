@@ -5,8 +5,7 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, mergeConfigObjects, resolveConfigFromObject } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -39,6 +38,9 @@ import { fromRoot } from '../../src/util/paths.js';
 import { fromHalfBits, readSafetensors, toHalfBits } from '../../src/util/safetensors.js';
 import { defaultTestBackend } from '../nn/helpers.js';
 import { setupBackend } from './helpers.js';
+import { tempDirs } from '../temp-dirs.js';
+
+const temp = tempDirs();
 
 test.before(async () => {
   await setupBackend();
@@ -46,7 +48,7 @@ test.before(async () => {
 
 // A user corpus (dataset.files) in its own folder, so that every path of the code, in-process runs
 // and the command line alike, finds it without a fixture registry.
-const base = mkdtempSync(join(tmpdir(), 'longner-export-'));
+const base = temp('export');
 const corpus = join(base, 'corpus');
 mkdirSync(corpus);
 const docs = (n: number, seed: number) =>

@@ -1,8 +1,8 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { mergeConfigObjects, resolveConfigFromObject } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -32,6 +32,9 @@ import {
   pretrainRunDir,
 } from '../../src/train/pretrain/index.js';
 import { setupBackend } from './helpers.js';
+import { tempDirs } from '../temp-dirs.js';
+
+const temp = tempDirs();
 
 test.before(async () => {
   await setupBackend();
@@ -40,7 +43,7 @@ test.before(async () => {
 // Fixture dataset "toy" in a temp mirror. Every document ends with a marker word naming its raw
 // split and index. The synthetic generator only uses the letters of its syllables, so markers of
 // the letters q (train.json), y (dev.json) and x (test.json) are characters no other word has.
-const base = mkdtempSync(join(tmpdir(), 'longner-pretrain-'));
+const base = temp('pretrain');
 const mirror = join(base, 'mirror');
 const marked = (n: number, seed: number, letter: string): Document[] =>
   generateDocuments({ docs: n, words: [40, 90], entitiesPerDoc: 2, entityLength: { dist: 'uniform', min: 1, max: 3 }, types: ['A', 'B'], seed }).map(
@@ -96,7 +99,7 @@ function tinyConfig(over: Record<string, unknown> = {}): Config {
   return resolveConfigFromObject(mergeConfigObjects(baseConfig, over));
 }
 
-const tempRoot = (): string => mkdtempSync(join(tmpdir(), 'longner-pretrain-runs-'));
+const tempRoot = (): string => temp('pretrain-runs');
 
 function readLog(dir: string): Record<string, unknown>[] {
   return readFileSync(join(dir, LOG_FILE), 'utf8')
@@ -301,7 +304,7 @@ test('a non-finite loss ends the run as diverged, without an encoder checkpoint'
 });
 
 test('a pretrained folder path must hold encoder.ckpt and tokenizer.json', async (t) => {
-  const empty = mkdtempSync(join(tmpdir(), 'longner-pretrained-'));
+  const empty = temp('pretrained');
   const err = await t.throwsAsync(() => ensurePretrained(tinyConfig({ encoder: { pretrained: empty } })), { instanceOf: LongnerError });
   t.regex(err!.message, /no encoder\.ckpt and no tokenizer\.json/);
   t.regex(err!.message, /longner pretrain CONFIG/);
@@ -321,7 +324,7 @@ function snapshot(store: ParamStore, names: string[]): Map<string, Float32Array>
 }
 
 test('loadPretrainedEncoder loads the encoder and leaves LoRA pairs and the head as initialised', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'longner-pretrained-'));
+  const dir = temp('pretrained');
   const cfg: EncoderConfig = { vocabSize: 50, layers: 2, hidden: 8, heads: 2, ffn: 16, dropout: 0, attention: 'full', window: 4, logN: 'off', lora: null };
   const source = new ParamStore(1);
   new Encoder(cfg, source);

@@ -1,6 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LongnerError } from '../../src/errors.js';
 import {
@@ -14,6 +13,9 @@ import {
   writeSafetensors,
 } from '../../src/util/safetensors.js';
 import { createRng } from '../../src/util/rng.js';
+import { tempDirs } from '../temp-dirs.js';
+
+const temp = tempDirs();
 
 // ---------------------------------------------------------------------------------------------
 // A reference float16, written from the definition rather than from bits: the value of every half,
@@ -153,7 +155,7 @@ test('float32 to half agrees with the reference on random float32 numbers and th
 // ---------------------------------------------------------------------------------------------
 // Files
 
-const dir = mkdtempSync(join(tmpdir(), 'longner-safetensors-'));
+const dir = temp('safetensors');
 
 function randomValues(n: number, seed: number, scale = 1): Float32Array {
   const rng = createRng(seed);
