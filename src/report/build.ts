@@ -88,6 +88,7 @@ function runIndex(collected: Collected): Block[] {
       s.status === 'not-configured' ? 'not run' : s.status,
       s.experiment === null ? '–' : `runs/${s.experiment}`,
       s.result?.timing.wallSeconds === null || s.result === null ? '–' : `${Math.round(s.result.timing.wallSeconds)} s`,
+      String(s.result?.backendThreads ?? '–'),
       s.reason === null ? '' : s.reason.slice(0, 120),
     ]),
   );
@@ -96,11 +97,36 @@ function runIndex(collected: Collected): Block[] {
     {
       kind: 'table',
       caption: `Every cell of the grid${collected.used.size > 0 ? ` (and of ${[...collected.used.keys()].join(', ')})` : ''} and what is on disk for it. Runs are found by run id in any experiment folder of the runs root.`,
-      header: ['run id', 'row', 'dataset', 'seed', 'status', 'found in', 'wall', 'reason'],
-      align: ['left', 'left', 'left', 'right', 'left', 'left', 'right', 'left'],
+      header: ['run id', 'row', 'dataset', 'seed', 'status', 'found in', 'wall', 'threads', 'reason'],
+      align: ['left', 'left', 'left', 'right', 'left', 'left', 'right', 'right', 'left'],
       rows,
     },
   ];
+}
+
+/**
+ * The native engine's thread count changes the order in which products and reductions add, so a run
+ * reproduces bit for bit only at the thread count it was made with; the report says which it was.
+ */
+function threadsLine(collected: Collected): string | null {
+  const seeds = [...collected.groups, ...[...collected.used.values()].flatMap((u) => u.groups)].flatMap((g) => g.seeds);
+  const counts = new Map<number, number>();
+  for (const s of seeds) {
+    const n = s.result?.backendThreads;
+    if (n !== undefined && n !== null) counts.set(n, (counts.get(n) ?? 0) + 1);
+  }
+  if (counts.size === 0) return null;
+  const runs = (n: number): string => `${n} run${n === 1 ? '' : 's'}`;
+  const why = 'results depend on the thread count, so a rerun matches a record bit for bit only at the same count (`--threads`)';
+  if (counts.size === 1) {
+    const [threads, n] = [...counts.entries()][0]!;
+    return `Threads per run: ${threads} (all ${runs(n)} that name one); ${why}.`;
+  }
+  const mixed = [...counts.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([threads, n]) => `${threads} (${runs(n)})`)
+    .join(', ');
+  return `Threads per run: **mixed**, ${mixed}; ${why}: the run index says which run used which.`;
 }
 
 function overview(collected: Collected): Block[] {
@@ -110,6 +136,7 @@ function overview(collected: Collected): Block[] {
   for (const s of all) counts.set(s.status, (counts.get(s.status) ?? 0) + 1);
   const tally = [...counts.entries()].map(([k, n]) => `${n} ${k}`).join(', ');
   const blocks: Block[] = [];
+  const threads = threadsLine(collected);
   if (e.description !== '') blocks.push({ kind: 'paragraph', text: e.description });
   const made = `Made by \`longner report ${e.name}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC from what is on disk; nothing is run by the report.`;
   if (e.grid.length === 0 && e.uses.length === 0) {
@@ -123,6 +150,7 @@ function overview(collected: Collected): Block[] {
       `Preset: **${e.preset ?? 'none'}** (config preset ${e.configPreset ?? 'none'}${presetBlockText(e)}); ` +
         `--set: ${collected.set.length === 0 ? 'none' : collected.set.join(' ')} (${collected.settingsSource}).`,
       `Runs root: ${displayPath(collected.root)}. Grid: ${collected.groups.length} rows, ${all.length} cells${all.length > 0 ? `: ${tally}` : ''}.`,
+      ...(threads === null ? [] : [threads]),
       ...(collected.strays.length === 0
         ? []
         : [

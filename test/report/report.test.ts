@@ -201,6 +201,33 @@ test('a finished run without a number for a metric shows an en dash, not its sta
   );
 });
 
+test('the report names the thread count of its runs, and says so when a grid mixes them', async (t) => {
+  const dir = temp('exp');
+  const file = join(dir, 'threads.yaml');
+  writeFileSync(file, 'name: threads\nseeds: [1, 2, 3]\ngrid:\n  - methods: [span-enum]\n    datasets: [scholar-xl]\nreport:\n  tables: [main]\n');
+  const cells = expandGrid(loadExperiment(file));
+  const render = async (threads: (number | null)[]): Promise<string> => {
+    const root = temp('runs');
+    for (const [i, c] of cells.entries()) writeFixture(root, 'threads', c, { ...fixtureResult(c), backendThreads: threads[i] ?? null });
+    return renderMarkdown(await buildReport(collect(file, { root, preset: null, set: [] })));
+  };
+  const same = await render([1, 1, 1]);
+  t.regex(same, /Threads per run: 1 \(all 3 runs that name one\)/);
+  t.notRegex(same, /mixed/);
+  const mixed = await render([1, 2, null]);
+  t.regex(mixed, /Threads per run: \*\*mixed\*\*, 1 \(1 run\), 2 \(1 run\)/);
+  // The run index: wall, then threads ('–' for a record that names none).
+  const index = mixed.slice(mixed.indexOf('Run index'));
+  const threadsOf = (seed: number): string | undefined =>
+    index
+      .split('\n')
+      .find((l) => l.startsWith(`| ${cells[seed - 1]!.runId} |`))
+      ?.split('|')
+      .map((x) => x.trim())[8];
+  t.deepEqual([1, 2, 3].map(threadsOf), ['1', '2', '–']);
+  t.is(renderMarkdown(await buildReport(collect(file, { root: temp('runs'), preset: null, set: [] }))).includes('Threads per run'), false, 'no runs, no line');
+});
+
 test('the diagnostics table and learning curves: both thresholds, predictions, oracle, every seed, curves averaged over seeds', async (t) => {
   const dir = temp('exp');
   const file = join(dir, 'diag.yaml');
