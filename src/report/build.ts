@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { ChartKind, Experiment, TableKind } from '../runs/experiment.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { metricStat, seedSummary, type Group } from './aggregate.js';
-import type { Collected } from './collect.js';
+import { allGroups, type Collected } from './collect.js';
 import { datasetOrder, type ReportContext } from './context.js';
 import { documentImages, renderHtml, renderMarkdown, type Block, type ReportDocument } from './document.js';
 import { readPaperNumbers, type PaperNumbers } from './paper.js';
@@ -78,7 +78,7 @@ function chartBlocks(kind: ChartKind, ctx: ReportContext): Block[] {
 }
 
 function runIndex(collected: Collected): Block[] {
-  const groups = [...collected.groups, ...[...collected.used.values()].flatMap((u) => u.groups)];
+  const groups = allGroups(collected);
   const rows = groups.flatMap((g) =>
     g.seeds.map((s) => [
       s.runId,
@@ -109,7 +109,7 @@ function runIndex(collected: Collected): Block[] {
  * reproduces bit for bit only at the thread count it was made with; the report says which it was.
  */
 function threadsLine(collected: Collected): string | null {
-  const seeds = [...collected.groups, ...[...collected.used.values()].flatMap((u) => u.groups)].flatMap((g) => g.seeds);
+  const seeds = allGroups(collected).flatMap((g) => g.seeds);
   const counts = new Map<number, number>();
   for (const s of seeds) {
     const n = s.result?.backendThreads;
@@ -167,7 +167,7 @@ export async function buildReport(collected: Collected, paper: PaperNumbers = re
   const ctx: ReportContext = {
     collected,
     paper,
-    datasets: datasetOrder(collected.experiment, [...collected.groups, ...[...collected.used.values()].flatMap((u) => u.groups)]),
+    datasets: datasetOrder(collected.experiment, allGroups(collected)),
   };
   const blocks: Block[] = [...overview(collected)];
   const placed = new Set<ChartKind>();

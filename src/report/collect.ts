@@ -36,6 +36,11 @@ export interface Collected {
   strays: string[];
 }
 
+/** The experiment's own groups, then those of the experiments it uses. */
+export function allGroups(collected: Collected): Group[] {
+  return [...collected.groups, ...[...collected.used.values()].flatMap((u) => u.groups)];
+}
+
 /** Run folders of an experiment folder whose id is not one of `ids`. */
 function strayRuns(root: string, experiment: string, ids: ReadonlySet<string>): string[] {
   const dir = join(root, experiment);

@@ -7,6 +7,7 @@ import { barChart } from '../charts-more.js';
 import { lineChart, powerTicks, type Series } from '../charts.js';
 import { metricCell, metricStat, seedSummary, type Group } from '../aggregate.js';
 import type { Block } from '../document.js';
+import { allGroups } from '../collect.js';
 import { settingsCaption, type ReportContext } from '../context.js';
 import { frontierCandidates, readFrontier, type FoundFrontier } from '../frontier.js';
 import { paperClaim } from '../paper.js';
@@ -19,7 +20,7 @@ const msPerDoc = (r: { timing: { msPerDocument: number | null } }) => r.timing.m
 
 /** The groups whose runs give inference times: the experiment's own and those of the experiments it uses. */
 export function timingGroups(ctx: ReportContext): Group[] {
-  return [...ctx.collected.groups, ...[...ctx.collected.used.values()].flatMap((u) => u.groups)];
+  return allGroups(ctx.collected);
 }
 
 export function loadFrontier(ctx: ReportContext, variant: 'reference' | 'efficient' = 'reference'): { found: FoundFrontier | null; candidates: string[] } {
