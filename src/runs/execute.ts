@@ -3,7 +3,7 @@
  * -> result.json. `longner train` calls it in-process; `longner run` calls it in one child process
  * per run, because the wasm heap never shrinks (research/backends.md 3).
  */
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendMemory, initBackend } from '../backend/index.js';
 import type { Config } from '../config/schema.js';
@@ -19,7 +19,9 @@ import { executeEnsembleRun } from './el4ner.js';
 import { ensurePretrained, loadPretrainedEncoder } from '../train/pretrain/index.js';
 import { train, type TrainOutcome } from '../train/trainer.js';
 import { BEST_CKPT } from '../train/checkpoint.js';
-import { RunRecord } from './record.js';
+import { RUN_LOCK, RunRecord } from './record.js';
+import { runDir } from './id.js';
+import { acquireLock } from '../util/lock.js';
 import { writeRunDataset } from './run-dataset.js';
 import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, type RunStatus } from './result.js';
 
@@ -94,9 +96,25 @@ function curvesOf(outcome: TrainOutcome): RunResult['curves'] {
   };
 }
 
+/**
+ * Trains and tests one run in its folder, which it holds alone: a second process on the same run (the
+ * grid started twice, `train --resume` beside a running grid) stops with BusyError before it writes,
+ * instead of interleaving checkpoints and log lines. A lock left by a killed process is taken over.
+ */
 export async function executeRun(config: Config, opts: ExecuteOptions = {}): Promise<RunResult> {
-  // The LLM ensemble does not train and uses no TensorFlow.js: it only predicts the test split.
-  if (config.method === 'el4ner') return executeEnsembleRun(config, { root: opts.root, quiet: opts.quiet });
+  const dir = runDir(config, opts.root);
+  mkdirSync(dir, { recursive: true });
+  const release = acquireLock(dir, RUN_LOCK, 'run');
+  try {
+    // The LLM ensemble does not train and uses no TensorFlow.js: it only predicts the test split.
+    if (config.method === 'el4ner') return await executeEnsembleRun(config, { root: opts.root, quiet: opts.quiet });
+    return await trainAndTest(config, opts);
+  } finally {
+    release();
+  }
+}
+
+async function trainAndTest(config: Config, opts: ExecuteOptions): Promise<RunResult> {
   const started = Date.now();
   const backend = await initBackend(config.backend, { quiet: opts.quiet });
   const record = RunRecord.create(config, opts.root);

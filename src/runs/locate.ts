@@ -10,7 +10,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LongnerError } from '../errors.js';
-import { CONFIG_JSON, RESULT_FILE } from './record.js';
+import { lockHolder } from '../util/lock.js';
+import { CONFIG_JSON, RESULT_FILE, RUN_LOCK } from './record.js';
 import { RunResultSchema, type RunResult, type RunStatus } from './result.js';
 
 export { runsRoot } from '../util/paths.js';
@@ -27,13 +28,15 @@ export interface FoundRun {
   result: RunResult | null;
   /** A result.json that does not validate: the error (status is then 'failed'). */
   problem?: string;
+  /** A partial run that a live process is running now: who (util/lock.ts). */
+  runningBy?: string;
 }
 
 const MISSING: FoundRun = { status: 'missing', dir: null, experiment: null, result: null };
 
 function inspect(dir: string, experiment: string): FoundRun | null {
   if (!existsSync(join(dir, CONFIG_JSON)) && !existsSync(join(dir, RESULT_FILE))) return null;
-  if (!existsSync(join(dir, RESULT_FILE))) return { status: 'partial', dir, experiment, result: null };
+  if (!existsSync(join(dir, RESULT_FILE))) return partial(dir, experiment);
   let result: RunResult | null;
   try {
     result = readResultFile(join(dir, RESULT_FILE));
@@ -41,7 +44,12 @@ function inspect(dir: string, experiment: string): FoundRun | null {
     // A damaged record must not stop a whole grid or report; it shows as failed, with the reason.
     return { status: 'failed', dir, experiment, result: null, problem: err instanceof Error ? err.message : String(err) };
   }
-  return result === null ? { status: 'partial', dir, experiment, result: null } : { status: result.status, dir, experiment, result };
+  return result === null ? partial(dir, experiment) : { status: result.status, dir, experiment, result };
+}
+
+function partial(dir: string, experiment: string): FoundRun {
+  const runningBy = lockHolder(dir, RUN_LOCK);
+  return { status: 'partial', dir, experiment, result: null, ...(runningBy === null ? {} : { runningBy }) };
 }
 
 function experimentFolders(root: string): string[] {

@@ -3,7 +3,8 @@
  *
  * - ok anywhere (this experiment or another one, same run id)      -> skip: finished
  * - oom, diverged, failed, not-run                                 -> skip, or run again with retryFailed
- * - partial (a run folder without result.json) in this experiment -> resume with `resume`, else start over
+ * - partial (a run folder without result.json) in this experiment -> resume with `resume`, else start over;
+ *   skip while another process runs it (its run.lock)
  * - missing (or partial only in another experiment)                -> run
  * OOM and divergence are outcomes of a config and seed (the same run would end the same way), so
  * they are retried only on request, like failures (which may have been a killed machine).
@@ -43,6 +44,7 @@ export function planCell(cell: GridCell, found: FoundRun, opts: PlanOptions): Pl
         : plan('skip', `${found.status}${where} (--retry-failed runs it again)`);
     case 'partial':
       if (found.experiment !== opts.experiment) return plan('run', `new (a partial run exists${where})`);
+      if (found.runningBy !== undefined) return plan('skip', `running: ${found.runningBy}`);
       return opts.resume === true ? plan('resume', 'resume partial run') : plan('run', 'start over (partial run; --resume continues it)');
     case 'missing':
       return plan('run', 'new');

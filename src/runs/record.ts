@@ -19,6 +19,8 @@ export const CONFIG_YAML = 'config.yaml';
 export const CONFIG_JSON = 'config.json';
 export const LOG_FILE = 'log.jsonl';
 export const RESULT_FILE = 'result.json';
+/** Held while a process runs the run (util/lock.ts): its pid, host and start. */
+export const RUN_LOCK = 'run.lock';
 
 export class RunRecord {
   private constructor(readonly dir: string) {}

@@ -1,8 +1,8 @@
 /**
  * A lock file: one process at a time works in a folder (shards of a grid may ask for the same
- * pretraining run). Atomic creation (O_EXCL) decides who holds it; the file names the holder.
+ * pretraining run; two grids, or a grid and `train --resume`, for the same run). Atomic creation (O_EXCL) decides who holds it; the file names the holder.
  */
-import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LongnerError } from '../errors.js';
@@ -14,6 +14,8 @@ interface LockOwner {
   pid: number;
   host: string;
   since: string;
+  /** The kernel's boot id: after a reboot the owner's pid may belong to another process. */
+  boot?: string;
 }
 
 const LOCK_WRITE_GRACE_MS = 10_000;
@@ -35,6 +37,44 @@ function processAlive(pid: number): boolean {
   }
 }
 
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a lock file says: nobody holds it, a live process does (owner null: it is being written), or its holder is gone. */
+type LockState = { kind: 'free' } | { kind: 'held'; owner: LockOwner | null } | { kind: 'stale' };
+
+function lockState(file: string): LockState {
+  if (!existsSync(file)) return { kind: 'free' };
+  let owner: LockOwner | null = null;
+  try {
+    owner = JSON.parse(readFileSync(file, 'utf8')) as LockOwner;
+  } catch {
+    // Unreadable: just being written by its owner, or left half-written by a process killed right
+    // after creating it. Only the second lasts, so an old unreadable lock is stale.
+    return Date.now() - mtimeOf(file) > LOCK_WRITE_GRACE_MS ? { kind: 'stale' } : { kind: 'held', owner: null };
+  }
+  // A process on another host cannot be checked from here: its lock holds until removed.
+  if (owner.host !== hostname()) return { kind: 'held', owner };
+  const boot = bootId();
+  if (owner.boot !== undefined && boot !== undefined && owner.boot !== boot) return { kind: 'stale' };
+  return processAlive(owner.pid) ? { kind: 'held', owner } : { kind: 'stale' };
+}
+
+function holderText(owner: LockOwner | null): string {
+  return owner === null ? 'another process' : `process ${owner.pid} on ${owner.host} (since ${owner.since})`;
+}
+
+/** Who holds the lock file `name` in `dir` ("process 12 on host (since ...)"), or null when nobody live does. */
+export function lockHolder(dir: string, name: string): string | null {
+  const state = lockState(join(dir, name));
+  return state.kind === 'held' ? holderText(state.owner) : null;
+}
+
 /**
  * Takes the lock file `name` in `dir`, or throws BusyError naming its owner; returns the release
  * function. A lock left by a dead process on this host is taken over. `activity` says what the
@@ -42,30 +82,18 @@ function processAlive(pid: number): boolean {
  */
 export function acquireLock(dir: string, name: string, activity: string): () => void {
   const file = join(dir, name);
-  const me: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const me: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), boot: bootId() };
+  for (let attempt = 0; attempt < 3; attempt++) {
     let fd: number;
     try {
       fd = openSync(file, 'wx');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let owner: LockOwner | null = null;
-      try {
-        owner = JSON.parse(readFileSync(file, 'utf8')) as LockOwner;
-      } catch {
-        // Unreadable: just being written by its owner, or left half-written by a process killed
-        // right after creating it. Only the second lasts, so an old unreadable lock is stale.
-      }
-      const unreadableAndOld = owner === null && Date.now() - mtimeOf(file) > LOCK_WRITE_GRACE_MS;
-      if (owner === null && !unreadableAndOld) throw new BusyError(`${dir} is being ${activity} by another process (${name} is being written)`);
-      const stale = unreadableAndOld || (owner !== null && owner.host === me.host && !processAlive(owner.pid));
-      if (stale) {
-        rmSync(file, { force: true });
-        continue;
-      }
-      throw new BusyError(
-        `${dir} is being ${activity} by process ${owner!.pid} on ${owner!.host} (since ${owner!.since}); wait for it, or remove ${name} if that process is gone`,
-      );
+      const state = lockState(file);
+      if (state.kind === 'stale') rmSync(file, { force: true });
+      if (state.kind !== 'held') continue;
+      const wait = state.owner === null ? '' : `; wait for it, or remove ${name} if that process is gone`;
+      throw new BusyError(`${dir} is being ${activity} by ${holderText(state.owner)}${wait}`);
     }
     writeSync(fd, JSON.stringify(me));
     closeSync(fd);
