@@ -19,7 +19,7 @@ export const CONFIG_YAML = 'config.yaml';
 export const CONFIG_JSON = 'config.json';
 export const LOG_FILE = 'log.jsonl';
 export const RESULT_FILE = 'result.json';
-/** Held while a process runs the run (util/lock.ts): its pid, host and start. */
+/** Held while a process runs the run (util/lock.ts): its pid, host, boot id and start. */
 export const RUN_LOCK = 'run.lock';
 
 export class RunRecord {

@@ -1,6 +1,7 @@
 /**
  * A lock file: one process at a time works in a folder (shards of a grid may ask for the same
- * pretraining run; two grids, or a grid and `train --resume`, for the same run). Atomic creation (O_EXCL) decides who holds it; the file names the holder.
+ * pretraining run; two grids, or a grid and `train --resume`, the same run). Atomic creation
+ * (O_EXCL) decides who holds it; the file names the holder.
  */
 import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
