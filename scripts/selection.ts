@@ -11,6 +11,7 @@
  */
 import { join } from 'node:path';
 import type { Config } from '../src/config/schema.js';
+import type { Segment } from '../src/data/segmenter.js';
 import type { Document } from '../src/data/types.js';
 import { loadProtocolFor, segmentDocuments } from '../src/data/pipeline.js';
 import { bestThreshold } from '../src/eval/diagnostics.js';
@@ -22,14 +23,20 @@ import { markdownTable, type Cell } from '../src/util/table.js';
 
 const pct = (x: number): string => (100 * x).toFixed(2);
 
-async function sweepOn(run: TrainedRun, config: Config, split: 'validation' | 'test'): Promise<{ docs: Document[]; ev: Evaluation }> {
-  const docs = (await loadProtocolFor(config, runRegistry(run.record.dir, config)))[split];
-  const segments = await segmentDocuments(docs, run.tokenizer, config);
-  const ev = await evaluateDocuments(run.model, docs, segments.byDoc, config.eval.batchSize, {
-    sweep: config.eval.thresholdGrid,
-    profile: false,
-  });
-  return { docs, ev };
+interface Split {
+  docs: Document[];
+  byDoc: Map<string, Segment[]>;
+}
+
+/** A split's documents and segments, made once and scored for each checkpoint. */
+async function split(run: TrainedRun, config: Config, name: 'validation' | 'test'): Promise<Split> {
+  const docs = (await loadProtocolFor(config, runRegistry(run.record.dir, config)))[name];
+  return { docs, byDoc: (await segmentDocuments(docs, run.tokenizer, config)).byDoc };
+}
+
+async function sweep(run: TrainedRun, { docs, byDoc }: Split): Promise<Evaluation['sweep']> {
+  const ev = await evaluateDocuments(run.model, docs, byDoc, run.config.eval.batchSize, { sweep: run.config.eval.thresholdGrid, profile: false });
+  return ev.sweep;
 }
 
 async function main(): Promise<void> {
@@ -41,28 +48,33 @@ async function main(): Promise<void> {
   if (run.model.tunesThreshold !== true) throw new Error(`${dir}: method ${run.config.method} has no decoding threshold to tune`);
   const ns = sizes.length > 0 ? sizes.map(Number) : [run.config.dataset.maxDocs.validation ?? Infinity, Infinity];
   if (ns.some((n) => !(n > 0))) throw new Error(`selection: N must be positive numbers of documents, got ${sizes.join(' ')}`);
+  const test = await split(run, run.config, 'test');
+  const validations = await Promise.all(
+    ns.map((n) =>
+      split(
+        run,
+        { ...run.config, dataset: { ...run.config.dataset, maxDocs: { ...run.config.dataset.maxDocs, validation: Number.isFinite(n) ? n : null } } },
+        'validation',
+      ),
+    ),
+  );
   const rows: Cell[][] = [];
   for (const ckpt of [BEST_CKPT, LAST_CKPT]) {
     run.model.params.load(join(dir, ckpt));
-    const test = (await sweepOn(run, run.config, 'test')).ev.sweep;
-    const hindsight = Math.max(...test.map((s) => s.overall.f1));
-    for (const n of ns) {
-      const config: Config = {
-        ...run.config,
-        dataset: { ...run.config.dataset, maxDocs: { ...run.config.dataset.maxDocs, validation: Number.isFinite(n) ? n : null } },
-      };
-      const { docs, ev } = await sweepOn(run, config, 'validation');
+    const atTest = await sweep(run, test);
+    const hindsight = Math.max(...atTest.map((s) => s.overall.f1));
+    for (const validation of validations) {
       // The trainer's own rule (ties nearest 0.5), so N = the run's size reproduces its tuned value.
-      const tuned = bestThreshold(ev.sweep)!;
-      const atTest = test.find((s) => s.threshold === tuned.threshold)!;
-      const gold = docs.reduce((sum, d) => sum + d.entities.length, 0);
+      const tuned = bestThreshold(await sweep(run, validation))!;
+      const scored = atTest.find((s) => s.threshold === tuned.threshold)!;
+      const gold = validation.docs.reduce((sum, d) => sum + d.entities.length, 0);
       rows.push([
         ckpt,
-        `${docs.length} (${gold} gold)`,
+        `${validation.docs.length} (${gold} gold)`,
         String(tuned.threshold),
         pct(tuned.overall.f1),
-        pct(atTest.overall.f1),
-        atTest.predicted,
+        pct(scored.overall.f1),
+        scored.predicted,
         pct(hindsight),
       ]);
     }
