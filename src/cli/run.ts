@@ -120,9 +120,12 @@ export const runCommand: CommandModule<object, RunArgs> = {
     }
     const counts = new Map<string, number>();
     for (const { outcome } of summary.outcomes) counts.set(outcome.status, (counts.get(outcome.status) ?? 0) + 1);
+    // A cell skipped when its turn came (another process had finished or taken it) counts with the planned skips.
+    const skipped = plan.length - todo + (counts.get('skipped') ?? 0);
+    counts.delete('skipped');
     const tally = [...counts.entries()].map(([s, n]) => `${n} ${s}`).join(', ') || 'nothing to run';
     console.log(
-      `done in ${formatSeconds(summary.wallSeconds)}: ${tally}; skipped ${plan.length - todo}. Report: longner report ${experiment.name}${experiment.preset === null ? '' : ` --preset ${experiment.preset}`}`,
+      `done in ${formatSeconds(summary.wallSeconds)}: ${tally}; skipped ${skipped}. Report: longner report ${experiment.name}${experiment.preset === null ? '' : ` --preset ${experiment.preset}`}`,
     );
     // OOM and divergence are results (Table 3 expects OOMs); a failed run is a problem to look at.
     if ((counts.get('failed') ?? 0) > 0) process.exitCode = 1;

@@ -35,7 +35,10 @@ export interface FoundRun {
 const MISSING: FoundRun = { status: 'missing', dir: null, experiment: null, result: null };
 
 function inspect(dir: string, experiment: string): FoundRun | null {
-  if (!existsSync(join(dir, CONFIG_JSON)) && !existsSync(join(dir, RESULT_FILE))) return null;
+  if (!existsSync(join(dir, CONFIG_JSON)) && !existsSync(join(dir, RESULT_FILE))) {
+    // A run that has just taken its lock has not written its config yet.
+    return lockHolder(dir, RUN_LOCK) === null ? null : partial(dir, experiment);
+  }
   if (!existsSync(join(dir, RESULT_FILE))) return partial(dir, experiment);
   let result: RunResult | null;
   try {

@@ -8,6 +8,7 @@
  * - missing (or partial only in another experiment)                -> run
  * OOM and divergence are outcomes of a config and seed (the same run would end the same way), so
  * they are retried only on request, like failures (which may have been a killed machine).
+ * The runner plans each cell again when its turn comes (runner.ts), with what is on disk then.
  */
 import type { GridCell } from './grid.js';
 import type { FoundRun } from './locate.js';

@@ -16,7 +16,7 @@ import { formatSeconds, Progress } from '../util/progress.js';
 import { loadExperiment, type Experiment } from './experiment.js';
 import { expandGrid, runnableCells, type GridCell } from './grid.js';
 import { findRuns, readResultFile, runsRoot } from './locate.js';
-import { planCells, type PlannedCell } from './plan.js';
+import { planCells, type PlanOptions, type PlannedCell } from './plan.js';
 import { RESULT_FILE } from './record.js';
 import { type Shard, shardItems } from './shard.js';
 import { CHILD_LOG, runCellInChild, runChild, type CellOutcome } from './spawn.js';
@@ -72,8 +72,16 @@ export function planExperiment(nameOrPath: string, opts: RunOptions = {}): Omit<
     experiment.name,
     mine.map((c) => c.runId),
   );
-  const plan = planCells(mine, found, { experiment: experiment.name, resume: opts.resume, retryFailed: opts.retryFailed });
+  const plan = planCells(mine, found, planOptionsOf(experiment, opts));
   return { experiment, root, cells, plan, pretrain: pretrainNeeds(plan, root) };
+}
+
+function planOptionsOf(experiment: Experiment, opts: RunOptions): PlanOptions {
+  return { experiment: experiment.name, resume: opts.resume, retryFailed: opts.retryFailed };
+}
+
+function replan(p: PlannedCell, root: string, opts: PlanOptions): PlannedCell {
+  return planCells([p.cell], findRuns(root, opts.experiment, [p.cell.runId]), opts)[0]!;
 }
 
 /** The shared pretraining runs the cells to run need and that have not finished yet, once each. */
@@ -100,6 +108,7 @@ export async function runExperiment(nameOrPath: string, opts: RunOptions = {}): 
   const planned = planExperiment(nameOrPath, opts);
   const { experiment, root, plan, pretrain } = planned;
   const todo = plan.filter((p) => p.action !== 'skip');
+  const planOptions = planOptionsOf(experiment, opts);
   const outcomes: RunSummary['outcomes'] = [];
   opts.onPlan?.(planned);
   if (opts.dryRun === true) return { ...planned, outcomes, wallSeconds: 0 };
@@ -143,9 +152,14 @@ export async function runExperiment(nameOrPath: string, opts: RunOptions = {}): 
       if (process.stderr.isTTY && opts.quiet !== true) process.stderr.write('\r\x1b[K');
     };
     let finished = 0;
-    await pool(todo, jobs, async (p) => {
-      const config = p.cell.config!;
-      const outcome = await runCellInChild(config, root, { ...track, timeoutMs, resume: p.action === 'resume' });
+    await pool(todo, jobs, async (planned) => {
+      // Planned at the start, which may be hours ago: another process may have finished this run or be
+      // running it now (two grids that share runs), so its plan is made again from the disk.
+      const p = replan(planned, root, planOptions);
+      const outcome: CellOutcome =
+        p.action === 'skip'
+          ? { status: 'skipped', reason: p.why, dir: p.found.dir ?? '', wallSeconds: 0, writtenByParent: false }
+          : await runCellInChild(p.cell.config!, root, { ...track, timeoutMs, resume: p.action === 'resume' });
       outcomes.push({ planned: p, outcome });
       finished++;
       const f1 = outcome.status === 'ok' ? percent(readF1(outcome.dir)) : '';

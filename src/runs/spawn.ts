@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import { classifyExit, forkTask } from '../measure/child.js';
+import { lockHolder } from '../util/lock.js';
 import { runDir, runId } from './id.js';
 import { readResultFile } from './locate.js';
-import { RESULT_FILE, RunRecord } from './record.js';
+import { RESULT_FILE, RUN_LOCK, RunRecord } from './record.js';
 import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, type RunStatus } from './result.js';
 import type { ChildTask, DoneMessage } from './run-child.js';
 
@@ -78,7 +79,8 @@ export function fallbackResult(config: Config, status: RunStatus, reason: string
 }
 
 export interface CellOutcome {
-  status: RunStatus;
+  /** skipped: another process holds the run (it took the run after this grid planned it); nothing was written. */
+  status: RunStatus | 'skipped';
   reason: string | null;
   dir: string;
   wallSeconds: number;
@@ -103,6 +105,10 @@ export async function runCellInChild(config: Config, root: string, opts: ChildOp
   if (result !== null && result.createdAt !== previous) {
     return { status: result.status, reason: result.reason ?? null, dir, wallSeconds, writtenByParent: false };
   }
+  // The child stopped at the run lock because another process took the run after the plan: its folder
+  // is that process's, so no result is written over its training.
+  const holder = lockHolder(dir, RUN_LOCK);
+  if (holder !== null) return { status: 'skipped', reason: `running: ${holder}`, dir, wallSeconds, writtenByParent: false };
   const status: RunStatus = outcome.status === 'ok' ? 'failed' : outcome.status;
   const reason =
     outcome.status === 'ok' ? 'the run process reported ok but wrote no result.json' : (outcome.reason ?? 'the run process ended without a result');

@@ -15,7 +15,9 @@ import type { GridCell } from '../../src/runs/grid.js';
 import { runDir, runId } from '../../src/runs/id.js';
 import { findRuns } from '../../src/runs/locate.js';
 import { planCell } from '../../src/runs/plan.js';
-import { CONFIG_JSON, RUN_LOCK } from '../../src/runs/record.js';
+import { CONFIG_JSON, RESULT_FILE, RUN_LOCK } from '../../src/runs/record.js';
+import { runExperiment } from '../../src/runs/runner.js';
+import { runCellInChild } from '../../src/runs/spawn.js';
 import { BusyError, lockHolder } from '../../src/util/lock.js';
 import { fromRoot } from '../../src/util/paths.js';
 import { tempDirs } from '../temp-dirs.js';
@@ -89,4 +91,57 @@ test('a lock from before a reboot is stale even when its pid is alive again', (t
   t.is(lockHolder(dir, RUN_LOCK) === null, thisBoot);
   writeFileSync(join(dir, RUN_LOCK), owner(process.pid, { host: 'another-host' }));
   t.regex(lockHolder(dir, RUN_LOCK) ?? '', /^process \d+ on another-host/, 'a process on another host cannot be checked, so its lock holds');
+});
+
+test('a cell that another process takes after the grid planned it is skipped when its turn comes, and nothing is written', async (t) => {
+  const root = temp('taken');
+  const file = join(temp('exp'), 'taken.yaml');
+  writeFileSync(file, 'name: taken\nseeds: [1, 2]\ngrid:\n  - methods: [global-pointer]\n    datasets: [scholar-xl]\n    set: { encoder.pretrained: null }\n');
+  const dirs: string[] = [];
+  const lines: string[] = [];
+  // Both cells are new at planning time (and need no shared pretraining); then another process (this one,
+  // alive) takes them.
+  const summary = await runExperiment(file, {
+    root,
+    quiet: true,
+    print: (line) => lines.push(line),
+    onPlan: (plan) => {
+      t.deepEqual(plan.pretrain, []);
+      t.deepEqual(
+        plan.plan.map((p) => p.action),
+        ['run', 'run'],
+      );
+      for (const p of plan.plan) {
+        const dir = runDir(p.cell.config!, root);
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, RUN_LOCK), owner(process.pid));
+        dirs.push(dir);
+      }
+    },
+  });
+  t.deepEqual(
+    summary.outcomes.map((o) => o.outcome.status),
+    ['skipped', 'skipped'],
+  );
+  t.regex(lines.join('\n'), /\[1\/2\] skipped .*: running: process \d+ on /);
+  for (const dir of dirs) t.deepEqual(readdirSync(dir), [RUN_LOCK], 'no child ran and no result was written');
+});
+
+test('a child that stops at a lock taken after its turn came writes nothing over the holder', async (t) => {
+  const root = temp('race');
+  const config = tinyRun();
+  const dir = runDir(config, root);
+  // The child is the one that loses the race: the lock appears (held by the live parent) and it exits.
+  const script = join(temp('scripts'), 'lose.mjs');
+  writeFileSync(
+    script,
+    `import { mkdirSync, writeFileSync } from 'node:fs';\n` +
+      `process.once('message', () => { mkdirSync(${JSON.stringify(dir)}, { recursive: true }); ` +
+      `writeFileSync(${JSON.stringify(join(dir, RUN_LOCK))}, ${JSON.stringify(owner(process.pid))}); process.exit(3); });\n`,
+  );
+  const outcome = await runCellInChild(config, root, { script });
+  t.is(outcome.status, 'skipped');
+  t.regex(outcome.reason ?? '', /^running: process \d+ on /);
+  t.false(existsSync(join(dir, RESULT_FILE)));
+  t.false(outcome.writtenByParent);
 });
