@@ -79,7 +79,7 @@ export function fallbackResult(config: Config, status: RunStatus, reason: string
 }
 
 export interface CellOutcome {
-  /** skipped: another process holds the run (it took the run after this grid planned it); nothing was written. */
+  /** skipped: when its turn came another process held the run, or had finished it; nothing was written. */
   status: RunStatus | 'skipped';
   reason: string | null;
   dir: string;
