@@ -179,3 +179,18 @@ export function diffText(oursFraction: Stat | null, paperPercent: number | null 
   const d = oursFraction.mean * 100 - paperPercent;
   return `${d >= 0 ? '+' : ''}${d.toFixed(2)}`;
 }
+
+/**
+ * An ablation row against its reference row: the difference of the means in percent points, ± the
+ * standard error of that difference (Welch: sqrt(s1^2/n1 + s2^2/n2)), marked "≈ noise" when it is
+ * under two standard errors. With a single seed on either side there is no standard error, so only
+ * the difference is shown.
+ */
+export function contrastText(ours: Stat | null, reference: Stat | null): string {
+  if (ours === null || reference === null) return '–';
+  const d = (ours.mean - reference.mean) * 100;
+  const signed = `${d >= 0 ? '+' : ''}${d.toFixed(2)}`;
+  if (ours.std === null || reference.std === null) return signed;
+  const se = Math.sqrt(ours.std ** 2 / ours.n + reference.std ** 2 / reference.n) * 100;
+  return `${signed} ± ${se.toFixed(2)}${Math.abs(d) < 2 * se ? ' (≈ noise)' : ''}`;
+}

@@ -2,7 +2,7 @@ import test from 'ava';
 import { loadImage } from '@napi-rs/canvas';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { diffText, formatStat, metricCell, stat } from '../../src/report/aggregate.js';
+import { contrastText, diffText, formatStat, metricCell, stat } from '../../src/report/aggregate.js';
 import { buildReport, summaryJson, writeReport } from '../../src/report/build.js';
 import { pngSize } from '../../src/report/charts.js';
 import { collect } from '../../src/report/collect.js';
@@ -90,6 +90,15 @@ test('mean and sample standard deviation over seeds, percent formatting, differe
   t.is(stat([]), null);
   t.is(diffText(s, 51.56), '-6.56');
   t.is(diffText(null, 51.56), '–');
+});
+
+test('an ablation row against the full model: difference of means ± its standard error, marked when under two', (t) => {
+  // Means 60 and 43.33; SE = sqrt(0.1^2/3 + 0.0577^2/3) = sqrt(0.004444) = 6.67; 16.67 > 2 x 6.67.
+  t.is(contrastText(stat([0.5, 0.6, 0.7]), stat([0.4, 0.4, 0.5])), '+16.67 ± 6.67');
+  // Means 55 and 50; SE = sqrt(0.005/2 + 0.005/2) = 7.07; 5 < 14.14.
+  t.is(contrastText(stat([0.55, 0.45]), stat([0.5, 0.6])), '-5.00 ± 7.07 (≈ noise)');
+  t.is(contrastText(stat([0.3]), stat([0.5, 0.6])), '-25.00', 'one seed: no standard error');
+  t.is(contrastText(null, stat([0.5])), '–');
 });
 
 test('a report from fixture run records: numbers, statuses, paper beside ours, charts that decode', async (t) => {
