@@ -41,7 +41,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
     );
     if (collected.strays.length > 0) {
       console.log(
-        `note: ${collected.strays.length} finished run(s) in runs/${collected.experiment.name}/ match no cell of this grid ` +
+        `note: ${collected.strays.length} finished run(s) in ${collected.experiment.name}/ of the runs root match no cell of this grid ` +
           '(another --preset or --set, or an older config or code version); they are not in the report',
       );
     }

@@ -86,7 +86,7 @@ function runIndex(collected: Collected): Block[] {
       g.dataset,
       s.status === 'not-configured' ? '–' : String(s.seed),
       s.status === 'not-configured' ? 'not run' : s.status,
-      s.experiment === null ? '–' : `runs/${s.experiment}`,
+      s.experiment === null ? '–' : `${s.experiment}/`,
       s.result?.timing.wallSeconds === null || s.result === null ? '–' : `${Math.round(s.result.timing.wallSeconds)} s`,
       String(s.result?.backendThreads ?? '–'),
       s.reason === null ? '' : s.reason.slice(0, 120),
@@ -154,7 +154,7 @@ function overview(collected: Collected): Block[] {
       ...(collected.strays.length === 0
         ? []
         : [
-            `${collected.strays.length} finished run folder(s) in runs/${e.name}/ belong to no cell of this grid: made with another preset or --set, ` +
+            `${collected.strays.length} finished run folder(s) in ${e.name}/ of the runs root belong to no cell of this grid: made with another preset or --set, ` +
               'or with an older config or code version (a new option changes every config hash). They are not shown.',
           ]),
       ...e.report.notes,

@@ -30,7 +30,7 @@ export interface PlanOptions {
 }
 
 export function planCell(cell: GridCell, found: FoundRun, opts: PlanOptions): PlannedCell {
-  const where = found.experiment !== null && found.experiment !== opts.experiment ? ` in runs/${found.experiment}` : '';
+  const where = found.experiment !== null && found.experiment !== opts.experiment ? ` in ${found.experiment}/` : '';
   const plan = (action: Action, why: string): PlannedCell => ({ cell, found, action, why });
   if (cell.config === null) return plan('skip', `not run: ${cell.notConfigured ?? 'no config'}`);
   switch (found.status) {
