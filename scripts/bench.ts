@@ -343,7 +343,7 @@ async function main(): Promise<void> {
     '',
     `- train step: one training step (loss, gradients, global-norm clipping, AdamW update): the mean of ${REPEATS} unprofiled steps after the profiled one; "vs wasm" = wasm time / this time ("-" where wasm ran out of memory).`,
     `- inference: one forward pass and decoding of the document, the mean of ${REPEATS} passes after the profiled one.`,
-    "- peak: tf.profile's peak of live tensor bytes in the step, weights and optimizer moments included. RSS train: the peak resident set of the training probe's process.",
+    "- peak: tf.profile's peak of live tensor bytes in the step, weights and optimizer moments included. tfjs counts a buffer once for every tensor that views it (a reshape shares its input's buffer), so this can exceed both the resident set and the native memory budget, which counts each buffer once, without an OOM. RSS train: the peak resident set of the training probe's process.",
     '- effective GFLOP/s: encoder train FLOPs (per layer 8TH^2 + 4THF + 4PH over the P key-query pairs of the attention pattern, + 8THr for LoRA; ' +
       'training = 3x forward, 2x for frozen weights) / train step time. The step also runs the span head, embeddings, LayerNorms and AdamW, so it is a lower bound.',
     '- OOM: the step ran out of memory (wasm: the 4 GiB heap; native: the memory budget, 3/4 of RAM by default).',

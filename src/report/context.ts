@@ -44,6 +44,6 @@ export function protocolCaveat(protocols: readonly (string | null)[]): string {
   return local
     ? 'Data protocol **local**: Scholar-XL and Profiling-07 train on their dev split (the train files are not available here) and ' +
         'SciREX tests on its dev split (no official test file), so our numbers compare methods with each other; they are not comparable ' +
-        "to the paper's absolute numbers, which are shown beside them only for orientation (research/datasets.md)."
+        "to the paper's absolute numbers, which are shown beside them only for orientation (README, Datasets)."
     : "Data protocol **paper** (the official splits); the model sizes and training budget of the preset still differ from the paper's.";
 }

@@ -15,8 +15,8 @@ export function ablationTables(ctx: ReportContext): Block[] {
     {
       kind: 'paragraph',
       text:
-        "Memory: ours is the peak of live tensor bytes in a training step (tf.profile, MiB) at this preset's sizes; the paper's is GPU memory in GB " +
-        'for DeBERTa-v3-large on an A100. Only the paper\'s SeNER row is legible (research/sener.md 5.3); its "OOM" entries come from its text.',
+        "Memory: ours is the peak of live tensor bytes in a training step (tf.profile, MiB, which counts a reshaped view again) at this preset's sizes; the paper's is GPU memory in GB " +
+        'for DeBERTa-v3-large on an A100. Only the paper\'s SeNER row is legible (reports/paper/README.md); its "OOM" entries come from its text.',
     },
   ];
   for (const dataset of ctx.datasets) {

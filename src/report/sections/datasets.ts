@@ -80,7 +80,7 @@ export async function datasetTables(ctx: ReportContext): Promise<Block[]> {
       kind: 'table',
       caption:
         "Statistics in words. File rows count entities as stored; protocol rows after deduplication. The paper's numbers cover all splits, " +
-        'including files that are missing here, so the differences mostly measure what is missing (research/datasets.md). No runs, no seeds, no preset.',
+        'including files that are missing here, so the differences mostly measure what is missing (README, Datasets). No runs, no seeds, no preset.',
       header: HEADER,
       align: ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
       rows,

@@ -64,7 +64,7 @@ export function perTypeTable(ctx: ReportContext): Block[] {
       ['**overall**', '', ...labels.map((label) => metricCell(groups.find((x) => rowLabel(x) === label)!, (r) => r.metrics.overall?.f1, { scale: 100 }))],
     ],
   });
-  blocks.push({ kind: 'paragraph', text: "The paper's claims (research/sener.md 5.5):" }, { kind: 'list', items: PAPER_CLAIMS });
+  blocks.push({ kind: 'paragraph', text: "The paper's claims (its Fig. 6 text; the radar's values are not legible):" }, { kind: 'list', items: PAPER_CLAIMS });
   return blocks;
 }
 
