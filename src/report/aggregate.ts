@@ -176,8 +176,12 @@ export function metricCell(
 /** Percent difference ours - paper, signed; en dash when either side is missing. */
 export function diffText(oursFraction: Stat | null, paperPercent: number | null | undefined): string {
   if (oursFraction === null || paperPercent === null || paperPercent === undefined) return '–';
-  const d = oursFraction.mean * 100 - paperPercent;
-  return `${d >= 0 ? '+' : ''}${d.toFixed(2)}`;
+  return signed(oursFraction.mean * 100 - paperPercent);
+}
+
+/** `+1.25` / `-1.25`: percent points with their sign. */
+function signed(points: number): string {
+  return `${points >= 0 ? '+' : ''}${points.toFixed(2)}`;
 }
 
 /**
@@ -189,8 +193,7 @@ export function diffText(oursFraction: Stat | null, paperPercent: number | null 
 export function contrastText(ours: Stat | null, reference: Stat | null): string {
   if (ours === null || reference === null) return '–';
   const d = (ours.mean - reference.mean) * 100;
-  const signed = `${d >= 0 ? '+' : ''}${d.toFixed(2)}`;
-  if (ours.std === null || reference.std === null) return signed;
+  if (ours.std === null || reference.std === null) return signed(d);
   const se = Math.sqrt(ours.std ** 2 / ours.n + reference.std ** 2 / reference.n) * 100;
-  return `${signed} ± ${se.toFixed(2)}${Math.abs(d) < 2 * se ? ' (≈ noise)' : ''}`;
+  return `${signed(d)} ± ${se.toFixed(2)}${Math.abs(d) < 2 * se ? ' (≈ noise)' : ''}`;
 }

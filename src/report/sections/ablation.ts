@@ -37,15 +37,16 @@ export function ablationTables(ctx: ReportContext): Block[] {
       align: ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
       rows: rows.map((g) => {
         const p = paperAblation(ctx.paper, g.row, dataset);
+        const ours = metricStat(g, f1);
         return [
           rowLabel(g),
           seedSummary(g),
           metricCell(g, f1, { scale: 100 }),
-          g === reference ? '(reference)' : contrastText(metricStat(g, f1), referenceF1),
+          g === reference ? '(reference)' : contrastText(ours, referenceF1),
           metricCell(g, (r) => r.memory.peakBytesTrainStep, { scale: 1 / 2 ** 20, digits: 1, terse: true }),
           p?.f1 === null || p === null ? '–' : p.f1.toFixed(2),
           p?.memoryGb === null || p === null ? '–' : p.memoryGb.toFixed(2),
-          diffText(metricStat(g, f1), p?.f1),
+          diffText(ours, p?.f1),
           p === null ? 'not legible in the paper' : p.note,
         ];
       }),
