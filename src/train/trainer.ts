@@ -370,10 +370,15 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       trainableParams: model.params.count({ trainableOnly: true }),
     });
 
-    // Timing and probing of this process's steps: the first is a warm-up (kernels, heap growth), the
-    // second (or the only one) is profiled for memory, the rest are timed.
+    // Timing and probing: the run's second step (or its only one) is profiled for memory, after a
+    // warm-up step (kernels, heap growth); the rest are timed. Peak bytes depend on the batch, so a
+    // resumed run keeps the probe of the process that made it, or profiles that same step if it has
+    // not run yet, so that a record does not depend on where the run was killed. Older states
+    // resumed past that step without a probe profile this process's second step.
     const remaining = total - s.step;
-    const probeAt = remaining >= 2 ? 1 : 0;
+    const probeStep = total >= 2 ? 1 : 0;
+    let probeAt = -1; // this process's step to profile; -1: none
+    if (s.measured.peakBytesTrainStep === null) probeAt = s.step <= probeStep ? probeStep - s.step : remaining >= 2 ? 1 : 0;
     const timings: number[] = [];
     let probeMs: number | null = null;
     let local = 0;

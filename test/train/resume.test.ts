@@ -1,6 +1,7 @@
 /**
  * Resume equivalence: a run stopped (as by a kill) and resumed ends with bit-identical parameters
  * and identical metrics to an uninterrupted run with the same seed on the same backend.
+ * Serial: peak bytes are the process's live tensor bytes, which a concurrent test would add to.
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
@@ -22,9 +23,21 @@ async function validationF1(model: ToyModel): Promise<number> {
   return (await evaluateDocuments(model, data.validation, groupSegments(data.validationSegments), 3, { profile: false })).metrics.overall.f1;
 }
 
-/** Outcome fields that depend only on the computation (not on timing or on this process). */
+/**
+ * Outcome fields that depend only on the computation (not on timing or on this process). The peak
+ * bytes of the profiled step are among them: the toy batches differ in size, so a resumed run that
+ * profiled another step than the uninterrupted one would report another peak.
+ */
 function computed(o: TrainOutcome): unknown {
-  return { status: o.status, steps: o.steps, bestEpoch: o.bestEpoch, bestValidationF1: o.bestValidationF1, bestMetrics: o.bestMetrics, history: o.history };
+  return {
+    status: o.status,
+    steps: o.steps,
+    bestEpoch: o.bestEpoch,
+    bestValidationF1: o.bestValidationF1,
+    bestMetrics: o.bestMetrics,
+    history: o.history,
+    peakBytesTrainStep: o.peakBytesTrainStep,
+  };
 }
 
 let reference: { outcome: TrainOutcome; params: Map<string, Float32Array>; f1: number } | undefined;
@@ -62,7 +75,7 @@ async function stopThenResume(
   return { stopped, ...out };
 }
 
-test('stopped after epoch 1 of 3 and resumed: the same parameters bit for bit and the same metrics', async (t) => {
+test.serial('stopped after epoch 1 of 3 and resumed: the same parameters bit for bit and the same metrics', async (t) => {
   const ref = await uninterrupted();
   t.is(ref.outcome.status, 'ok');
   t.is(ref.outcome.steps, 12);
@@ -83,7 +96,7 @@ test('stopped after epoch 1 of 3 and resumed: the same parameters bit for bit an
   );
 });
 
-test('killed mid-epoch (after step 7 of 12, last save at step 6) and resumed: identical result', async (t) => {
+test.serial('killed mid-epoch (after step 7 of 12, last save at step 6) and resumed: identical result', async (t) => {
   const ref = await uninterrupted();
   const run = await stopThenResume(t, (p) => !p.epochEnd && p.step === 7, { steps: 2 });
   t.is(run.outcome.resumedFromStep, 6);
@@ -92,7 +105,7 @@ test('killed mid-epoch (after step 7 of 12, last save at step 6) and resumed: id
   t.deepEqual(computed(run.outcome), computed(ref.outcome));
 });
 
-test("killed right after an epoch's last step, before its evaluation: identical result", async (t) => {
+test.serial("killed right after an epoch's last step, before its evaluation: identical result", async (t) => {
   const ref = await uninterrupted();
   const run = await stopThenResume(t, (p) => !p.epochEnd && p.step === 8);
   t.is(run.outcome.resumedFromStep, 4);
@@ -100,7 +113,7 @@ test("killed right after an epoch's last step, before its evaluation: identical 
   t.deepEqual(computed(run.outcome), computed(ref.outcome));
 });
 
-test('resuming a finished run trains nothing and gives the same outcome; another seed is refused', async (t) => {
+test.serial('resuming a finished run trains nothing and gives the same outcome; another seed is refused', async (t) => {
   const record = tempRecord(config);
   const a = new ToyModel();
   const first = await train({ model: a, config, data, record, quiet: true });
@@ -117,7 +130,7 @@ test('resuming a finished run trains nothing and gives the same outcome; another
   c.dispose();
 });
 
-test('a different seed gives different parameters (the seed reaches shuffling and dropout)', async (t) => {
+test.serial('a different seed gives different parameters (the seed reaches shuffling and dropout)', async (t) => {
   const ref = await uninterrupted();
   const other = trainConfig({ seed: 12 });
   const model = new ToyModel();
