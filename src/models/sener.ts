@@ -20,7 +20,12 @@
  *                     (not rolled back, as the reference code; `unrollVertical` rolls it back)
  *               F   = LN_1(X + Dropout(W_f [A_h; A_v] + b_f))                    W_f [2c, c]
  *               X   = LN_2(F + Dropout(Conv3x3_2(GELU(Conv3x3_1(F)))))   masked, on the (i, k) grid
- *             `bispa: false` skips the blocks (the "w/o BiSPA" ablation).
+ *             `bispa: false` skips the blocks (the band straight to the output layer).
+ *             `bispa: 'full'` drops the band instead (the paper's "w/o BiSPA", sener.md 5.3): D and
+ *             the same blocks on the whole L x L grid of pairs, as UTC-IE's plus-shaped attention
+ *             (E_pos by triangle, the vertical branch on X^T, square 3x3 convolutions); the
+ *             logits are then gathered into the band of w = L - 1, which holds every pair, for
+ *             the loss and the decoder below.
  *   Output    z = W_o (X^depth + D) + b_o                                                 [L, K, R]
  *   Loss      BCE with logits summed over every valid cell (tail inside the segment) and type,
  *             averaged over the segments of the batch (the reference reduction). A gold span
@@ -36,6 +41,8 @@
  * A segment shorter than the window uses w = L - 1 (effectiveWindow): same results, smaller band.
  * Memory of a training step is O(L w (w + c)): the [L, K, K] attention probabilities dominate at
  * the reference w = 128 (grid.ts keeps only two of them per attention for the backward pass).
+ * With `bispa: 'full'` they are [L, L, L]: O(L^3), the paper's "plus-shaped attention on the full
+ * matrix" against BiSPA's O(L w'^2).
  *
  * Choices where the reference is silent or unusable here: GELU is the tanh approximation
  * (layers.ts); invalid cells are zero after the biaffine and after each convolution instead of
@@ -53,7 +60,7 @@ import { MASK_ID, SPECIAL_TOKENS } from '../data/tokenizer.js';
 import type { Entity, ScoredEntity } from '../data/types.js';
 import { wholeWordMask } from '../data/wwm.js';
 import { LongnerError } from '../errors.js';
-import { bandedBiaffine, bandLabels, bandValidMask, bandValidity, rollFlip } from '../nn/band.js';
+import { bandedBiaffine, bandLabels, bandValidMask, bandValidity, gridBiaffine, gridToBand, rollFlip } from '../nn/band.js';
 import type { Encoder } from '../nn/encoder.js';
 import { maskedConv3x3, rowAttention } from '../nn/grid.js';
 import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
@@ -78,7 +85,8 @@ export interface SenerConfig {
   depth: number;
   mlpDropout: number;
   attnDropout: number;
-  bispa: boolean;
+  /** true: BiSPA on the band; false: no blocks; 'full': the blocks on the whole L x L grid */
+  bispa: boolean | 'full';
   unrollVertical: boolean;
   /** BiSPA attention as the fused low-memory kernel (grid.ts rowAttention lowMemory) */
   lowMemory: boolean;
@@ -159,21 +167,22 @@ export function createSenerHead(params: ParamStore, hidden: number, types: numbe
     end: createLinear(params, `${prefix}.end`, hidden, d),
     U: params.param(`${prefix}.biaffine.U`, [c, d1, d1], { kind: 'uniform', limit: uLimit }) as tf.Variable<tf.Rank.R3>,
     W: params.param(`${prefix}.biaffine.W`, [c, 2 * d1], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>,
-    blocks: cfg.bispa
-      ? Array.from({ length: cfg.depth }, (_, b) => {
-          const n = `${prefix}.bispa.b${b}`;
-          return {
-            pos: params.param(`${n}.pos`, [2, c], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>,
-            hQkv: createLinear(params, `${n}.h_qkv`, c, 3 * c),
-            vQkv: createLinear(params, `${n}.v_qkv`, c, 3 * c),
-            fuse: createLinear(params, `${n}.fuse`, 2 * c, c),
-            ln1: createLayerNorm(params, `${n}.ln1`, c),
-            conv1: taps(`${n}.conv1`),
-            conv2: taps(`${n}.conv2`),
-            ln2: createLayerNorm(params, `${n}.ln2`, c),
-          };
-        })
-      : [],
+    blocks:
+      cfg.bispa !== false
+        ? Array.from({ length: cfg.depth }, (_, b) => {
+            const n = `${prefix}.bispa.b${b}`;
+            return {
+              pos: params.param(`${n}.pos`, [2, c], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>,
+              hQkv: createLinear(params, `${n}.h_qkv`, c, 3 * c),
+              vQkv: createLinear(params, `${n}.v_qkv`, c, 3 * c),
+              fuse: createLinear(params, `${n}.fuse`, 2 * c, c),
+              ln1: createLayerNorm(params, `${n}.ln1`, c),
+              conv1: taps(`${n}.conv1`),
+              conv2: taps(`${n}.conv2`),
+              ln2: createLayerNorm(params, `${n}.ln2`, c),
+            };
+          })
+        : [],
     out: createLinear(params, `${prefix}.out`, c, types),
     cfg,
   };
@@ -192,10 +201,20 @@ export function effectiveWindow(w: number, L: number): number {
   return Math.max(0, Math.min(w, L - 1));
 }
 
-/** The constants of one band size, built once per forward pass and shared by every block. */
-export interface BandContext {
+/**
+ * The span width the head works with for L words: the band's effective window, or L - 1 without a
+ * band (`bispa: 'full'`), where every pair is representable.
+ */
+export function spanWindow(cfg: Pick<SenerConfig, 'window' | 'bispa'>, L: number): number {
+  return cfg.bispa === 'full' ? Math.max(0, L - 1) : effectiveWindow(cfg.window, L);
+}
+
+/**
+ * The constants of one layout the blocks run on, [L, K] cells (the band, or the full grid with
+ * K = L), built once per forward pass and shared by every block.
+ */
+export interface BlockContext {
   L: number;
-  w: number;
   K: number;
   /** [L, K], 1 = valid cell */
   valid: tf.Tensor2D;
@@ -203,13 +222,15 @@ export interface BandContext {
   valid3: tf.Tensor3D;
   /** RoPE over the K columns, c features */
   rope: RopeTables;
-  /** [K, 2] one-hot of the upper/lower id of each column */
+  /** [K, 2] (band: by column) or [L K, 2] (grid: by cell) one-hot of the upper/lower id */
   side: tf.Tensor2D;
+  /** The vertical view, an involution: row i lists the pairs whose tail is i (rollFlip, or X^T). */
+  mirror(x: tf.Tensor3D): tf.Tensor3D;
   dispose(): void;
 }
 
 /** The constants for L words, window w and c channels; inside a tidy they go with it, outside call dispose(). */
-export function bandContext(L: number, w: number, c: number): BandContext {
+export function bandContext(L: number, w: number, c: number): BlockContext {
   const K = 2 * w + 1;
   const valid = bandValidMask(L, w);
   const valid3 = tf.reshape(valid, [L, K, 1]) as tf.Tensor3D;
@@ -219,12 +240,35 @@ export function bandContext(L: number, w: number, c: number): BandContext {
   const side = tf.tensor2d(sideValues, [K, 2]);
   return {
     L,
-    w,
     K,
     valid,
     valid3,
     rope,
     side,
+    mirror: rollFlip,
+    dispose: () => {
+      tf.dispose([valid, valid3, side]);
+      rope.dispose();
+    },
+  };
+}
+
+/** The same for the full L x L grid: every cell valid, RoPE over the tail j, id 1 where j >= i. */
+export function gridContext(L: number, c: number): BlockContext {
+  const valid = tf.ones([L, L]) as tf.Tensor2D;
+  const valid3 = tf.ones([L, L, 1]) as tf.Tensor3D;
+  const rope = ropeTables(L, c);
+  const sideValues = new Float32Array(L * L * 2);
+  for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) sideValues[(i * L + j) * 2 + (j >= i ? 1 : 0)] = 1;
+  const side = tf.tensor2d(sideValues, [L * L, 2]);
+  return {
+    L,
+    K: L,
+    valid,
+    valid3,
+    rope,
+    side,
+    mirror: (x) => tf.transpose(x, [1, 0, 2]),
     dispose: () => {
       tf.dispose([valid, valid3, side]);
       rope.dispose();
@@ -235,7 +279,7 @@ export function bandContext(L: number, w: number, c: number): BandContext {
 type BlockConfig = Pick<SenerConfig, 'attnDropout' | 'unrollVertical' | 'lowMemory'>;
 
 /** The attention half of a BiSPA block: F = LN_1(X + Dropout(W_f [A_h; A_v] + b_f)), as [L K, c]. */
-export function bispaAttention(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor2D {
+export function bispaAttention(X: tf.Tensor3D, b: BispaBlock, ctx: BlockContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor2D {
   return tf.tidy(() => {
     const { L, K } = ctx;
     const c = X.shape[2];
@@ -247,10 +291,10 @@ export function bispaAttention(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, 
       lowMemory: cfg.lowMemory,
       ...(opts.rng ? { rng: opts.rng } : {}),
     };
-    const x = tf.add(tf.clipByValue(X, -1000, 1000), tf.reshape(tf.matMul(ctx.side, b.pos), [1, K, c])) as tf.Tensor3D;
+    const x = tf.add(tf.clipByValue(X, -1000, 1000), tf.reshape(tf.matMul(ctx.side, b.pos), [-1, K, c])) as tf.Tensor3D;
     const h = rowAttention(x, { qkv: b.hQkv }, attn);
-    let v = rowAttention(rollFlip(x), { qkv: b.vQkv }, attn);
-    if (cfg.unrollVertical) v = rollFlip(v);
+    let v = rowAttention(ctx.mirror(x), { qkv: b.vQkv }, attn);
+    if (cfg.unrollVertical) v = ctx.mirror(v);
     // W_f [A_h; A_v] as two products with the halves of W_f: no [L K, 2c] concatenation.
     const flat = (t: tf.Tensor3D): tf.Tensor2D => tf.reshape(t, [L * K, c]);
     const Wf = b.fuse.W;
@@ -261,7 +305,7 @@ export function bispaAttention(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, 
 }
 
 /** The convolution half: X' = LN_2(F + Dropout(Conv3x3_2(GELU(Conv3x3_1(F))))), as [L, K, c]. */
-export function bispaConv(F: tf.Tensor2D, b: BispaBlock, ctx: BandContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor3D {
+export function bispaConv(F: tf.Tensor2D, b: BispaBlock, ctx: BlockContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor3D {
   return tf.tidy(() => {
     const { L, K } = ctx;
     const c = F.shape[1];
@@ -272,37 +316,41 @@ export function bispaConv(F: tf.Tensor2D, b: BispaBlock, ctx: BandContext, cfg: 
 }
 
 /** One BiSPA block on X [L, K, c] (see the header). */
-export function bispaBlock(X: tf.Tensor3D, b: BispaBlock, ctx: BandContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor3D {
+export function bispaBlock(X: tf.Tensor3D, b: BispaBlock, ctx: BlockContext, cfg: BlockConfig, opts: ForwardOptions): tf.Tensor3D {
   return tf.tidy(() => bispaConv(bispaAttention(X, b, ctx, cfg, opts), b, ctx, cfg, opts));
 }
 
-/** D, the banded biaffine tensor [L, K, c] of word states x [L, H] (K = 2 effectiveWindow(w, L) + 1). */
+/**
+ * D of word states x [L, H]: the banded biaffine tensor [L, 2 spanWindow + 1, c], or with
+ * `bispa: 'full'` the grid [L, L, c].
+ */
 export function senerBiaffine(x: tf.Tensor2D, head: SenerHead, opts: ForwardOptions): tf.Tensor3D {
   return tf.tidy(() => {
     const p = head.cfg.mlpDropout;
-    const w = effectiveWindow(head.cfg.window, x.shape[0]);
     const drop = <T extends tf.Tensor>(t: T): T => dropout(t, p, opts.training, opts.rng);
     const hs = gelu(linear(drop(x), head.start));
     const he = gelu(linear(drop(x), head.end));
-    const biaffineDropout = { rate: p, training: opts.training, ...(opts.rng ? { rng: opts.rng } : {}) };
-    return bandedBiaffine(hs, he, head.U, head.W, w, { dropout: biaffineDropout });
+    const biaffineDropout = { dropout: { rate: p, training: opts.training, ...(opts.rng ? { rng: opts.rng } : {}) } };
+    if (head.cfg.bispa === 'full') return gridBiaffine(hs, he, head.U, head.W, biaffineDropout);
+    return bandedBiaffine(hs, he, head.U, head.W, spanWindow(head.cfg, x.shape[0]), biaffineDropout);
   });
 }
 
-/** Logits z [L K, R] of word states x [L, H], row-major over cells (i, k), K = 2 effectiveWindow(w, L) + 1. */
+/** Logits z [L K, R] of word states x [L, H], row-major over band cells (i, k), K = 2 spanWindow + 1. */
 export function senerLogits(x: tf.Tensor2D, head: SenerHead, opts: ForwardOptions): tf.Tensor2D {
   return tf.tidy(() => {
     const L = x.shape[0];
     const c = head.cfg.cnnDim;
-    const w = effectiveWindow(head.cfg.window, L);
-    const K = 2 * w + 1;
+    const grid = head.cfg.bispa === 'full';
+    const w = spanWindow(head.cfg, L);
     const D = senerBiaffine(x, head, opts);
+    const K = D.shape[1];
     let X: tf.Tensor3D = D;
     if (head.blocks.length > 0) {
-      const ctx = bandContext(L, w, c);
+      const ctx = grid ? gridContext(L, c) : bandContext(L, w, c);
       if (head.cfg.recompute && opts.training) {
         // Each half of a block is recomputed on its own, so a backward pass holds half a block's intermediates.
-        type W = { b: BispaBlock; ctx: BandContext };
+        type W = { b: BispaBlock; ctx: BlockContext };
         const attention = (x: tf.Tensor3D, w: W): tf.Tensor2D => bispaAttention(x, w.b, w.ctx, head.cfg, opts);
         const conv = (f: tf.Tensor2D, w: W): tf.Tensor3D => bispaConv(f, w.b, w.ctx, head.cfg, opts);
         for (const b of head.blocks) X = checkpoint(conv, checkpoint(attention, X, { b, ctx }, opts.rng), { b, ctx }, opts.rng);
@@ -311,7 +359,10 @@ export function senerLogits(x: tf.Tensor2D, head: SenerHead, opts: ForwardOption
       }
       X = tf.add(X, D);
     }
-    return linear(tf.reshape(X, [L * K, c]), head.out);
+    const z = linear(tf.reshape(X, [L * K, c]), head.out);
+    if (!grid) return z;
+    const R = z.shape[1];
+    return tf.reshape(gridToBand(tf.reshape(z, [L, L, R]) as tf.Tensor3D, w), [L * (2 * w + 1), R]) as tf.Tensor2D;
   });
 }
 
@@ -455,7 +506,7 @@ export class SenerModel extends SegmentSpanModel {
 
   protected segmentLoss(seg: Segment, x: tf.Tensor2D, rng: Rng): tf.Scalar {
     const L = seg.words;
-    const w = effectiveWindow(this.head.cfg.window, L);
+    const w = spanWindow(this.head.cfg, L);
     const labels = bandLabels(seg.entities, L, w, this.types);
     this.spanStats.gold += seg.entities.length;
     this.spanStats.dropped += labels.dropped;
@@ -465,15 +516,15 @@ export class SenerModel extends SegmentSpanModel {
   protected segmentScores(seg: Segment, x: tf.Tensor2D): tf.Tensor {
     const L = seg.words;
     const z = senerLogits(x, this.head, { training: false });
-    return symmetricProbabilities(z, L, effectiveWindow(this.head.cfg.window, L), this.head.cfg.decodeAverage);
+    return symmetricProbabilities(z, L, spanWindow(this.head.cfg, L), this.head.cfg.decodeAverage);
   }
 
   protected decodeSegment(seg: Segment, [p]: Float32Array[], threshold: number): ScoredEntity[] {
-    return decodeBand(p!, seg.words, effectiveWindow(this.head.cfg.window, seg.words), this.types, { ...this.head.cfg, threshold });
+    return decodeBand(p!, seg.words, spanWindow(this.head.cfg, seg.words), this.types, { ...this.head.cfg, threshold });
   }
 
   protected goldScore(seg: Segment, [p]: Float32Array[], e: Entity): number | null {
-    const w = effectiveWindow(this.head.cfg.window, seg.words);
+    const w = spanWindow(this.head.cfg, seg.words);
     const span = e.end - 1 - e.start;
     if (span > w) return null;
     return p![(e.start * (2 * w + 1) + w + span) * this.types.length + this.typeIndex.get(e.type)!]!;

@@ -13,8 +13,9 @@
  *   It is an involution on valid cells (applying it twice gives x back) and keeps validity.
  * Gold spans longer than w + 1 words cannot be represented; bandLabels counts them.
  *
- * Everything here is built from pad, gather with constant indices, and matMul: no L x L tensor, and
- * no stridedSlice or gatherND, which have no usable gradient on wasm (research/backends.md).
+ * Everything here is built from pad, gather with constant indices, and matMul: no L x L tensor (but
+ * in gridBiaffine and gridToBand, which serve the unbanded ablation), and no stridedSlice or gatherND,
+ * which have no usable gradient on wasm (research/backends.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Entity } from '../data/types.js';
@@ -94,6 +95,37 @@ export interface BiaffineDropout {
   rng?: Rng;
 }
 
+/** The parts of D shared by both layouts: (h_i' U) per head, h_j' per tail, and the two halves of W. */
+interface BiaffineParts {
+  /** [L, c, d + 1]: h_i' U_r for every feature r */
+  hsU: tf.Tensor3D;
+  /** [L, d + 1]: h_j' */
+  he1: tf.Tensor2D;
+  /** [L, c]: W_1 Dropout(h_i') */
+  headLin: tf.Tensor2D;
+  /** [L, c]: W_2 Dropout(h_j') */
+  tailLin: tf.Tensor2D;
+}
+
+function biaffineParts(hs: tf.Tensor2D, he: tf.Tensor2D, U: tf.Tensor3D, W: tf.Tensor2D, where: string, dropoutOpts?: BiaffineDropout): BiaffineParts {
+  const [L, d] = hs.shape;
+  const c = U.shape[0];
+  if (he.shape[0] !== L || he.shape[1] !== d) throw new Error(`${where}: hs is [${hs.shape}] but he is [${he.shape}]`);
+  if (U.shape[1] !== d + 1 || U.shape[2] !== d + 1) throw new Error(`${where}: U must be [c, ${d + 1}, ${d + 1}], got [${U.shape}]`);
+  if (W.shape[0] !== c || W.shape[1] !== 2 * (d + 1)) throw new Error(`${where}: W must be [${c}, ${2 * (d + 1)}], got [${W.shape}]`);
+  const ones = tf.ones([L, 1]);
+  const hs1 = tf.concat([hs, ones], 1) as tf.Tensor2D;
+  const he1 = tf.concat([he, ones], 1) as tf.Tensor2D;
+  // Bilinear: (h_i' U_r) for every feature r as one [L, d+1] x [d+1, c (d+1)] product.
+  const Ucols = tf.reshape(tf.transpose(U, [1, 0, 2]), [d + 1, c * (d + 1)]);
+  const hsU = tf.reshape(tf.matMul(hs1, Ucols), [L, c, d + 1]) as tf.Tensor3D;
+  // Linear: W [h_i'; h_j'] = W_1 h_i' + W_2 h_j'.
+  const drop = <X extends tf.Tensor>(x: X): X => (dropoutOpts ? dropout(x, dropoutOpts.rate, dropoutOpts.training, dropoutOpts.rng) : x);
+  const headLin = tf.matMul(drop(hs1), tf.slice(W, [0, 0], [c, d + 1]), false, true) as tf.Tensor2D;
+  const tailLin = tf.matMul(drop(he1), tf.slice(W, [0, d + 1], [c, d + 1]), false, true) as tf.Tensor2D;
+  return { hsU, he1, headLin, tailLin };
+}
+
 /**
  * The biaffine span features of every band cell (sener.md 2.1):
  *   D(i, k) = h_i'^T U h_j' + W [h_i'; h_j'],  j = i + k - w,  h' = [h; 1],
@@ -110,17 +142,12 @@ export function bandedBiaffine(
   w: number,
   opts: { dropout?: BiaffineDropout } = {},
 ): tf.Tensor3D {
-  const [L, d] = hs.shape;
-  const c = U.shape[0];
-  if (he.shape[0] !== L || he.shape[1] !== d) throw new Error(`bandedBiaffine: hs is [${hs.shape}] but he is [${he.shape}]`);
-  if (U.shape[1] !== d + 1 || U.shape[2] !== d + 1) throw new Error(`bandedBiaffine: U must be [c, ${d + 1}, ${d + 1}], got [${U.shape}]`);
-  if (W.shape[0] !== c || W.shape[1] !== 2 * (d + 1)) throw new Error(`bandedBiaffine: W must be [${c}, ${2 * (d + 1)}], got [${W.shape}]`);
   if (!Number.isInteger(w) || w < 0) throw new Error(`bandedBiaffine: window must be a non-negative integer, got ${w}`);
+  const L = hs.shape[0];
   const K = 2 * w + 1;
   return tf.tidy(() => {
-    const ones = tf.ones([L, 1]);
-    const hs1 = tf.concat([hs, ones], 1) as tf.Tensor2D;
-    const he1 = tf.concat([he, ones], 1) as tf.Tensor2D;
+    const { hsU, he1, headLin, tailLin } = biaffineParts(hs, he, U, W, 'bandedBiaffine', opts.dropout);
+    const c = U.shape[0];
     const tails = tf.tensor1d(tailIndex(L, w), 'int32');
     const gatherTails = (x: tf.Tensor2D): tf.Tensor =>
       tf.gather(
@@ -130,22 +157,53 @@ export function bandedBiaffine(
         ]),
         tails,
       );
-
-    // Bilinear: (h_i' U_r) for every type-feature r as one [L, d+1] x [d+1, c (d+1)] product.
-    const Ucols = tf.reshape(tf.transpose(U, [1, 0, 2]), [d + 1, c * (d + 1)]);
-    const hsU = tf.reshape(tf.matMul(hs1, Ucols), [L, c, d + 1]) as tf.Tensor3D;
-    const heBand = tf.reshape(gatherTails(he1), [L, K, d + 1]) as tf.Tensor3D;
+    const heBand = tf.reshape(gatherTails(he1), [L, K, he1.shape[1]]) as tf.Tensor3D;
     const bilinear = tf.matMul(heBand, hsU, false, true); // [L, K, c]
-
-    // Linear: W [h_i'; h_j'] = W_1 h_i' + W_2 h_j', the head part broadcast over the row.
-    const drop = <X extends tf.Tensor>(x: X): X => (opts.dropout ? dropout(x, opts.dropout.rate, opts.dropout.training, opts.dropout.rng) : x);
-    const W1 = tf.slice(W, [0, 0], [c, d + 1]);
-    const W2 = tf.slice(W, [0, d + 1], [c, d + 1]);
-    const headLin = tf.reshape(tf.matMul(drop(hs1), W1, false, true), [L, 1, c]);
-    const tailLin = tf.reshape(gatherTails(tf.matMul(drop(he1), W2, false, true)), [L, K, c]);
-
+    const tailBand = tf.reshape(gatherTails(tailLin), [L, K, c]);
     const valid = tf.reshape(bandValidMask(L, w), [L, K, 1]);
-    return tf.mul(tf.add(tf.add(bilinear, headLin), tailLin), valid) as tf.Tensor3D;
+    return tf.mul(tf.add(tf.add(bilinear, tf.reshape(headLin, [L, 1, c])), tailBand), valid) as tf.Tensor3D;
+  });
+}
+
+/**
+ * The same features D(i, j) on the full L x L grid of pairs (head i, tail j), [L, L, c]: what the
+ * band avoids, for the unbanded ablation (`sener.bispa: full`). O(L^2 c) memory; the bilinear term is
+ * one [L c, d + 1] x [d + 1, L] product.
+ */
+export function gridBiaffine(hs: tf.Tensor2D, he: tf.Tensor2D, U: tf.Tensor3D, W: tf.Tensor2D, opts: { dropout?: BiaffineDropout } = {}): tf.Tensor3D {
+  const L = hs.shape[0];
+  return tf.tidy(() => {
+    const { hsU, he1, headLin, tailLin } = biaffineParts(hs, he, U, W, 'gridBiaffine', opts.dropout);
+    const [, c, d1] = hsU.shape;
+    const bilinear = tf.transpose(tf.reshape(tf.matMul(tf.reshape(hsU, [L * c, d1]), he1, false, true), [L, c, L]), [0, 2, 1]);
+    return tf.add(tf.add(bilinear, tf.reshape(headLin, [L, 1, c])), tf.reshape(tailLin, [1, L, c])) as tf.Tensor3D;
+  });
+}
+
+/** Flat indices into a [L L + 1, n] table (last row zero): band cell (i, k) <- grid cell (i, i + k - w). */
+function gridToBandIndex(L: number, w: number): Int32Array {
+  const K = 2 * w + 1;
+  const idx = new Int32Array(L * K);
+  for (let i = 0; i < L; i++) {
+    for (let k = 0; k < K; k++) {
+      const j = i + k - w;
+      idx[i * K + k] = j >= 0 && j < L ? i * L + j : L * L;
+    }
+  }
+  return idx;
+}
+
+/**
+ * The band of window w of a grid x [L, L, n]: out(i, k) = x(i, i + k - w), 0 on invalid cells. At
+ * w = L - 1 the band holds every pair, so the unbanded ablation reuses the band's loss and decoder.
+ */
+export function gridToBand(x: tf.Tensor3D, w: number): tf.Tensor3D {
+  const [L, L2, n] = x.shape;
+  if (L !== L2) throw new Error(`gridToBand: the grid must be square, got [${x.shape}]`);
+  if (!Number.isInteger(w) || w < 0) throw new Error(`gridToBand: window must be a non-negative integer, got ${w}`);
+  return tf.tidy(() => {
+    const table = tf.concat([tf.reshape(x, [L * L, n]), tf.zeros([1, n])], 0);
+    return tf.reshape(tf.gather(table, tf.tensor1d(gridToBandIndex(L, w), 'int32')), [L, 2 * w + 1, n]) as tf.Tensor3D;
   });
 }
 

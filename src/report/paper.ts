@@ -94,6 +94,9 @@ export function paperMain(paper: PaperNumbers, method: string, dataset: string):
   return paper.table2.find((r) => r.method === method && r.dataset === dataset) ?? null;
 }
 
+/** The rows of the paper's Table 3 (research/sener.md 5.3), by the row ids of experiments/table3-ablation.yaml. */
+export const PAPER_TABLE3_ROWS: readonly string[] = ['sener', 'no-arrow', 'no-logn', 'swa', 'no-bispa', 'no-lora', 'no-wwm'];
+
 export function paperAblation(paper: PaperNumbers, row: string, dataset: string): PaperAblationRow | null {
   return paper.table3.find((r) => r.row === row && r.dataset === dataset) ?? null;
 }

@@ -8,15 +8,17 @@ import type { Segment } from '../../src/data/segmenter.js';
 import { generateDocuments } from '../../src/data/synthetic.js';
 import { CLS_ID, SEP_ID } from '../../src/data/tokenizer.js';
 import type { Document, Entity, ScoredEntity } from '../../src/data/types.js';
-import { bandValidMask, rollFlip } from '../../src/nn/band.js';
+import { bandValidMask, gridToBand, rollFlip } from '../../src/nn/band.js';
 import { createLayerNorm, createLinear } from '../../src/nn/layers.js';
 import { ParamStore } from '../../src/nn/params.js';
 import {
   bandContext,
+  bispaAttention,
   bispaBlock,
   createSenerHead,
   createSenerModel,
   decodeBand,
+  gridContext,
   senerLogits,
   symmetricProbabilities,
   type BispaBlock,
@@ -128,25 +130,36 @@ function randomizeAll(store: ParamStore, scale = 0.5): void {
   });
 }
 
+/** A BiSPA block of width c with random weights (every parameter, so zero-initialised ones matter too). */
+function randomBlock(store: ParamStore, c: number): BispaBlock {
+  const block: BispaBlock = {
+    pos: store.param('pos', [2, c], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>,
+    hQkv: createLinear(store, 'h', c, 3 * c),
+    vQkv: createLinear(store, 'v', c, 3 * c),
+    fuse: createLinear(store, 'f', 2 * c, c),
+    ln1: createLayerNorm(store, 'ln1', c),
+    conv1: store.param('conv1', [9, c, c], { kind: 'uniform', limit: 0.4 }) as tf.Variable<tf.Rank.R3>,
+    conv2: store.param('conv2', [9, c, c], { kind: 'uniform', limit: 0.4 }) as tf.Variable<tf.Rank.R3>,
+    ln2: createLayerNorm(store, 'ln2', c),
+  };
+  randomizeAll(store);
+  return block;
+}
+
 for (const backend of backends) {
-  for (const unrollVertical of [false, true]) {
-    test.serial(`${backend}: one BiSPA block, gradients w.r.t. its input and every weight (unrollVertical=${unrollVertical})`, async (t) => {
+  for (const [layout, unrollVertical] of [
+    ['band', false],
+    ['band', true],
+    ['grid', false],
+    ['grid', true],
+  ] as const) {
+    test.serial(`${backend}: one BiSPA block on the ${layout}, gradients w.r.t. its input and every weight (unrollVertical=${unrollVertical})`, async (t) => {
       await initBackend(backend, { quiet: true });
       const [L, w, c] = [5, 2, 4];
       const store = new ParamStore(3);
-      const block: BispaBlock = {
-        pos: store.param('pos', [2, c], { kind: 'xavier' }) as tf.Variable<tf.Rank.R2>,
-        hQkv: createLinear(store, 'h', c, 3 * c),
-        vQkv: createLinear(store, 'v', c, 3 * c),
-        fuse: createLinear(store, 'f', 2 * c, c),
-        ln1: createLayerNorm(store, 'ln1', c),
-        conv1: store.param('conv1', [9, c, c], { kind: 'uniform', limit: 0.4 }) as tf.Variable<tf.Rank.R3>,
-        conv2: store.param('conv2', [9, c, c], { kind: 'uniform', limit: 0.4 }) as tf.Variable<tf.Rank.R3>,
-        ln2: createLayerNorm(store, 'ln2', c),
-      };
-      randomizeAll(store);
-      const ctx = bandContext(L, w, c);
-      const X = tf.variable(tf.tidy(() => tf.mul(randomTensor([L, 2 * w + 1, c], 9), ctx.valid3))) as tf.Variable<tf.Rank.R3>;
+      const block = randomBlock(store, c);
+      const ctx = layout === 'band' ? bandContext(L, w, c) : gridContext(L, c);
+      const X = tf.variable(tf.tidy(() => tf.mul(randomTensor([L, ctx.K, c], 9), ctx.valid3))) as tf.Variable<tf.Rank.R3>;
       try {
         // Two LayerNorms over only c = 4 channels, attention and two convolutions in float32: at the
         // default step (5e-2) the truncation error of a LayerNorm shift reaches 1e-3, at 1e-2 the
@@ -174,32 +187,74 @@ for (const backend of backends) {
     });
   }
 
-  test.serial(`${backend}: the whole head (biaffine, BiSPA, output), gradients w.r.t. every head parameter given fixed word states`, async (t) => {
-    await initBackend(backend, { quiet: true });
-    const [L, H, R] = [6, 6, 2];
-    const store = new ParamStore(4);
-    const head = createSenerHead(store, H, R, headConfig());
-    randomizeAll(store, 0.4);
-    const x = randomTensor([L, H], 10) as tf.Tensor2D;
+  for (const bispa of [true, 'full'] as const) {
+    test.serial(
+      `${backend}: the whole head (biaffine, BiSPA, output; bispa ${bispa}), gradients w.r.t. every head parameter given fixed word states`,
+      async (t) => {
+        await initBackend(backend, { quiet: true });
+        const [L, H, R] = [6, 6, 2];
+        const store = new ParamStore(4);
+        const head = createSenerHead(store, H, R, headConfig({ bispa }));
+        randomizeAll(store, 0.4);
+        const x = randomTensor([L, H], 10) as tf.Tensor2D;
+        try {
+          // Step as for one block. The floor (1e-2 of the largest entry, about 2.5) absorbs the attention
+          // weights, whose gradients here are 1e-5 to 3e-3 with float32 noise of 1-2e-5 (the error halves
+          // from eps 1e-2 to 2e-2: noise, not a wrong gradient); the one-block test above checks those
+          // weights at their own scale. Measured at this floor: 3-4e-4 on the band, 5-9e-4 on the grid
+          // (36 cells summed); a gradient wrong by a factor of 1.1 scores about 5e-2.
+          const r = checkVarGradients(() => senerLogits(x, head, { training: false }), store.trainable(), {
+            coords: 3,
+            eps: 3e-2,
+            floorShare: 1e-2,
+            tol: 1.5e-3,
+          });
+          t.log(`max relative error ${r.maxRelError.toExponential(2)}`);
+          t.true(
+            r.ok,
+            `max relative error ${r.maxRelError.toExponential(2)} at variable ${store.names()[r.worst.input]}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`,
+          );
+          // And w.r.t. the word states (what the encoder receives).
+          const rx = checkGradients((xx) => senerLogits(xx as tf.Tensor2D, head, { training: false }), [x], { coords: 8 });
+          t.true(rx.ok, `word states: max relative error ${rx.maxRelError.toExponential(2)}`);
+        } finally {
+          x.dispose();
+          store.dispose();
+        }
+      },
+    );
+  }
+}
+
+test.serial('the attention half of a block on the full grid equals it on a band that holds every pair (w = L - 1), cell by cell', async (t) => {
+  // Row i of both layouts holds the pairs with head i, the vertical view the pairs with tail i, RoPE
+  // sees only position differences (k - k' = j - j'), and the upper/lower id is k >= w <=> j >= i: so
+  // the grid's row and column attention is the band's, laid out square. (The 3x3 convolutions differ:
+  // the band's neighbourhood is skewed in (i, j).)
+  await setupBackend();
+  for (const unrollVertical of [false, true]) {
+    const [L, c] = [6, 4];
+    const w = L - 1;
+    const store = new ParamStore(8);
+    const block = randomBlock(store, c);
+    const band = bandContext(L, w, c);
+    const grid = gridContext(L, c);
     try {
-      // Step and bar as for one block. The floor (5e-3 of the largest entry) absorbs the key biases of
-      // the attention, whose gradient is tiny (softmax is shift-invariant; only RoPE breaks that):
-      // about 1e-5 against a largest entry of about 2.5, with float32 noise of about 1e-5.
-      const r = checkVarGradients(() => senerLogits(x, head, { training: false }), store.trainable(), { coords: 3, eps: 3e-2, floorShare: 5e-3, tol: 1e-3 });
-      t.log(`max relative error ${r.maxRelError.toExponential(2)}`);
-      t.true(
-        r.ok,
-        `max relative error ${r.maxRelError.toExponential(2)} at variable ${store.names()[r.worst.input]}[${r.worst.index}]: ${r.worst.analytic} vs ${r.worst.numeric}`,
-      );
-      // And w.r.t. the word states (what the encoder receives).
-      const rx = checkGradients((xx) => senerLogits(xx as tf.Tensor2D, head, { training: false }), [x], { coords: 8 });
-      t.true(rx.ok, `word states: max relative error ${rx.maxRelError.toExponential(2)}`);
+      tf.tidy(() => {
+        const cfg = { attnDropout: 0, unrollVertical, lowMemory: false };
+        const Xg = randomTensor([L, L, c], 12) as tf.Tensor3D;
+        const Fg = tf.reshape(bispaAttention(Xg, block, grid, cfg, { training: false }), [L, L, c]) as tf.Tensor3D;
+        const Fb = tf.reshape(bispaAttention(gridToBand(Xg, w), block, band, cfg, { training: false }), [L, 2 * w + 1, c]);
+        const diff = maxAbsDiff(gridToBand(Fg, w), tf.mul(Fb, band.valid3));
+        t.true(diff < 1e-4, `unrollVertical=${unrollVertical}: max difference ${diff}`);
+      });
     } finally {
-      x.dispose();
+      band.dispose();
+      grid.dispose();
       store.dispose();
     }
-  });
-}
+  }
+});
 
 // ---------------------------------------------------------------------------------------------
 // Decode
@@ -324,7 +379,8 @@ const SWITCHES: [string, { encoder?: ConfigInput['encoder']; sener?: ConfigInput
   ['w/o arrow (full attention)', { encoder: { attention: 'full' } }],
   ['w SWA (window attention)', { encoder: { attention: 'window' } }],
   ['w/o LogN', { encoder: { logN: 'off' } }],
-  ['w/o BiSPA', { sener: { bispa: false } }],
+  ['w/o BiSPA (the full L x L grid)', { sener: { bispa: 'full' } }],
+  ['w/o BiSPA blocks (band kept)', { sener: { bispa: false } }],
   ['w/o LoRA', { sener: { lora: null } }],
   ['w/o WWM', { sener: { wwm: 0 } }],
   ['unrollVertical, logit averaging, separate BiSPA window', { sener: { unrollVertical: true, decodeAverage: 'logit', window: 3 } }],
@@ -397,6 +453,22 @@ test.serial('whole-word masking corrupts the training input only: loss changes, 
     t.deepEqual(masked.predict({ segments }), plain.predict({ segments }));
   } finally {
     store.dispose();
+  }
+});
+
+test.serial("bispa 'full' represents every span: none dropped, and the gold cell of a span longer than the window is scored", async (t) => {
+  await setupBackend();
+  const { segments, vocabSize } = smallData();
+  const model = createSenerModel(tinyConfig({ sener: { window: 2, bispa: 'full' } }), { types: TYPES, vocabSize });
+  try {
+    const seg: Segment = { ...segments[0]!, entities: [{ start: 5, end: 15, type: 'B' }] };
+    tf.tidy(() => model.loss({ segments: [seg] }, { rng: createRng(1) }));
+    t.deepEqual(model.spanStats, { gold: 1, dropped: 0 });
+    const [info] = model.inspect!({ segments: [seg] }, [0.5]);
+    const score = info!.goldScores[0];
+    t.true(typeof score === 'number' && score > 0 && score < 1, `gold score ${score}`);
+  } finally {
+    model.params.dispose();
   }
 });
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.js';
 import { checkGradients, type GradCheckResult } from '../../src/backend/gradcheck.js';
-import { bandedBiaffine, bandIndex, bandLabels, bandPair, bandValidity, rollFlip } from '../../src/nn/band.js';
+import { bandedBiaffine, bandIndex, bandLabels, bandPair, bandValidity, gridBiaffine, gridToBand, rollFlip } from '../../src/nn/band.js';
 import { backendsUnderTest } from '../backend/helpers.js';
 import { maxAbsDiff, randomTensor } from './helpers.js';
 
@@ -139,6 +139,49 @@ test('bandedBiaffine equals the band of the dense biaffine, and is 0 on invalid 
   }
 });
 
+test('gridBiaffine equals the dense biaffine on every pair; gridToBand of it is bandedBiaffine for every window', (t) => {
+  for (const [L, d, c] of [
+    [6, 3, 2],
+    [1, 2, 3],
+  ] as const) {
+    tf.tidy(() => {
+      const hs = randomTensor([L, d], 1) as tf.Tensor2D;
+      const he = randomTensor([L, d], 2) as tf.Tensor2D;
+      const U = randomTensor([c, d + 1, d + 1], 3) as tf.Tensor3D;
+      const W = randomTensor([c, 2 * (d + 1)], 4) as tf.Tensor2D;
+      const grid = gridBiaffine(hs, he, U, W);
+      t.deepEqual(grid.shape, [L, L, c]);
+      const dense = denseBiaffine(hs.arraySync(), he.arraySync(), U.arraySync(), W.arraySync());
+      t.true(maxAbsDiff(grid, tf.tensor3d(dense)) < 1e-4);
+      for (const w of [0, 2, L - 1, L + 2]) {
+        const band = gridToBand(grid, w);
+        t.deepEqual(band.shape, [L, 2 * w + 1, c]);
+        t.true(maxAbsDiff(band, bandedBiaffine(hs, he, U, W, w)) < 1e-4, `L=${L} w=${w}`);
+      }
+    });
+  }
+});
+
+test('gridToBand puts grid cell (i, j) at band cell (i, w + j - i) and zeros where the tail leaves the segment', (t) => {
+  const [L, w] = [4, 2];
+  const K = 2 * w + 1;
+  tf.tidy(() => {
+    // Grid value 10 i + j: every cell names its pair.
+    const grid = tf.tensor3d(
+      Array.from({ length: L * L }, (_, n) => 10 * Math.floor(n / L) + (n % L)),
+      [L, L, 1],
+    );
+    const band = gridToBand(grid, w).dataSync();
+    for (let i = 0; i < L; i++) {
+      for (let k = 0; k < K; k++) {
+        const j = i + k - w;
+        t.is(band[i * K + k], j >= 0 && j < L ? 10 * i + j : 0, `cell (${i}, ${k})`);
+      }
+    }
+  });
+  t.throws(() => gridToBand(tf.zeros([2, 3, 1]), 1), { message: /square/ });
+});
+
 test('bandLabels marks both orientations and counts spans longer than w + 1 words', (t) => {
   const w = 2;
   const K = 5;
@@ -186,6 +229,22 @@ for (const backend of backends) {
     }
   });
 
+  test.serial(`${backend}: gridBiaffine and gridToBand gradients (hs, he, U, W)`, async (t) => {
+    await initBackend(backend, { quiet: true });
+    const [L, d, c] = [4, 3, 2];
+    const inputs = [randomTensor([L, d], 15), randomTensor([L, d], 16), randomTensor([c, d + 1, d + 1], 17, 0.5), randomTensor([c, 2 * (d + 1)], 18, 0.5)];
+    try {
+      const r = checkGradients(
+        (hs, he, U, W) => tf.tanh(gridToBand(gridBiaffine(hs as tf.Tensor2D, he as tf.Tensor2D, U as tf.Tensor3D, W as tf.Tensor2D), 2)),
+        inputs,
+        { coords: 8 },
+      );
+      t.true(r.ok, report(r));
+    } finally {
+      tf.dispose(inputs);
+    }
+  });
+
   test.serial(`${backend}: rollFlip gradients`, async (t) => {
     await initBackend(backend, { quiet: true });
     const x = randomTensor([6, 5, 3], 21);
@@ -206,7 +265,8 @@ test.serial('band ops leave no tensors behind', async (t) => {
   const W = randomTensor([2, 8], 33) as tf.Tensor2D;
   const before = tf.memory().numTensors;
   const out = bandedBiaffine(hs, hs, U, W, 1);
-  tf.dispose([out, rollFlip(out)]);
+  const grid = gridBiaffine(hs, hs, U, W);
+  tf.dispose([out, rollFlip(out), grid, gridToBand(grid, 1)]);
   t.is(tf.memory().numTensors, before);
   tf.dispose([hs, U, W]);
 });

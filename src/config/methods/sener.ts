@@ -43,9 +43,13 @@ export const SenerSection = section({
     .default(0.2)
     .describe('Dropout of each BiSPA block: attention probabilities, fused attention output, convolution output (reference attn_dropout: 0.2).'),
   bispa: z
-    .boolean()
+    .union([z.boolean(), z.literal('full')])
     .default(true)
-    .describe('Run the BiSPA blocks; false sends the banded biaffine tensor straight to the output layer (the "w/o BiSPA" ablation) (reference: true).'),
+    .describe(
+      "true runs the BiSPA blocks on the band. 'full' is the paper's \"w/o BiSPA\" (Table 3): no band, the biaffine tensor " +
+        'and the same blocks on the whole L x L grid of pairs (plus-shaped attention as in UTC-IE, O(L^3) memory), every span ' +
+        'representable. false keeps the band and sends it straight to the output layer, without the blocks (reference: true).',
+    ),
   unrollVertical: z
     .boolean()
     .default(false)

@@ -1,7 +1,7 @@
 /** Table 3: SeNER and its ablations per dataset, F1 and peak training memory, the paper's row beside ours. */
 import { contrastText, diffText, metricCell, metricStat, seedSummary } from '../aggregate.js';
 import type { Block } from '../document.js';
-import { paperAblation } from '../paper.js';
+import { PAPER_TABLE3_ROWS, paperAblation } from '../paper.js';
 import { protocolCaveat, settingsCaption, type ReportContext } from '../context.js';
 import { rowLabel } from './util.js';
 
@@ -47,7 +47,7 @@ export function ablationTables(ctx: ReportContext): Block[] {
           p?.f1 === null || p === null ? '–' : p.f1.toFixed(2),
           p?.memoryGb === null || p === null ? '–' : p.memoryGb.toFixed(2),
           diffText(ours, p?.f1),
-          p === null ? 'not legible in the paper' : p.note,
+          p !== null ? p.note : PAPER_TABLE3_ROWS.includes(g.row) ? 'not legible in the paper' : 'not a row of the paper',
         ];
       }),
     });
