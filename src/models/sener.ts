@@ -62,7 +62,7 @@ import { wholeWordMask } from '../data/wwm.js';
 import { LongnerError } from '../errors.js';
 import { bandedBiaffine, bandLabels, bandValidMask, bandValidity, gridBiaffine, gridToBand, rollFlip } from '../nn/band.js';
 import type { Encoder } from '../nn/encoder.js';
-import { maskedConv3x3, rowAttention } from '../nn/grid.js';
+import { maskedConv3x3, rowAttention, triangleOneHot } from '../nn/grid.js';
 import { createLayerNorm, createLinear, initBiasToPrior, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { REFERENCE_BCE, sparseBce, type BceOptions } from '../nn/bce.js';
@@ -258,9 +258,7 @@ export function gridContext(L: number, c: number): BlockContext {
   const valid = tf.ones([L, L]) as tf.Tensor2D;
   const valid3 = tf.ones([L, L, 1]) as tf.Tensor3D;
   const rope = ropeTables(L, c);
-  const sideValues = new Float32Array(L * L * 2);
-  for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) sideValues[(i * L + j) * 2 + (j >= i ? 1 : 0)] = 1;
-  const side = tf.tensor2d(sideValues, [L * L, 2]);
+  const side = triangleOneHot(L);
   return {
     L,
     K: L,

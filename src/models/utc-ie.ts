@@ -35,7 +35,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
-import { maskedConv3x3, rowAttention } from '../nn/grid.js';
+import { maskedConv3x3, rowAttention, triangleOneHot } from '../nn/grid.js';
 import { createLayerNorm, createLinear, dropout, gelu, layerNorm, linear, type LinearWeights, type NormWeights } from '../nn/layers.js';
 import { ParamStore } from '../nn/params.js';
 import { ropeTables } from '../nn/rope.js';
@@ -133,13 +133,6 @@ export function createUtcIeHead(params: ParamStore, hidden: number, types: numbe
 
 // ---------------------------------------------------------------------------------------------
 // Forward
-
-/** [L L, 2] one-hot of (i > j, i <= j): a matMul with E_tri adds the triangle embedding. */
-function triangleOneHot(L: number): tf.Tensor2D {
-  const m = new Float32Array(L * L * 2);
-  for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) m[(i * L + j) * 2 + (i <= j ? 1 : 0)] = 1;
-  return tf.tensor2d(m, [L * L, 2]);
-}
 
 export interface BlockConstants {
   rope: ReturnType<typeof ropeTables>;

@@ -32,6 +32,17 @@ import type { RopeTables } from './rope.js';
 const INVALID_KEY = -10000;
 
 /**
+ * [L L, 2] one-hot of the triangle of each cell (i, j) of an L x L grid: column 0 below the diagonal
+ * (i > j), column 1 on and above it (i <= j). A matMul with a [2, c] embedding adds the upper/lower
+ * embedding of UTC-IE and of SeNER's unbanded grid.
+ */
+export function triangleOneHot(L: number): tf.Tensor2D {
+  const m = new Float32Array(L * L * 2);
+  for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) m[(i * L + j) * 2 + (i <= j ? 1 : 0)] = 1;
+  return tf.tensor2d(m, [L * L, 2]);
+}
+
+/**
  * Masked 3x3 'same' convolution without bias (the reference MaskConv2d): invalid input cells are
  * zeroed, out(r, c) = sum over taps of x(r + dr, c + dc) taps[t], and invalid output cells are zeroed
  * (the reference leaves them as they are; nothing reads them, and zeros keep later sums clean).
