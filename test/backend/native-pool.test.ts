@@ -138,7 +138,7 @@ test('BufferPool: the cap bounds the free bytes; trim and setCap drop free buffe
   const arrays = [pool.take(10), pool.take(10), pool.take(10)];
   for (const a of arrays) pool.retain(a);
   for (const a of arrays) pool.release(a);
-  t.is(pool.snapshot().freeBytes, 80, 'the third buffer does not fit under the cap and is dropped');
+  t.is(pool.snapshot().freeBytes, 80, 'the third buffer evicts one of the first two: the free bytes stay under the cap');
 
   const big = new BufferPool(1 << 20);
   const many = Array.from({ length: 4 }, () => big.take(10));
@@ -166,6 +166,55 @@ test('BufferPool: the cap bounds the free bytes; trim and setCap drop free buffe
   capped.setCap(40);
   t.is(capped.cap, 40);
   t.true(capped.snapshot().freeBytes <= 40, 'a lower cap trims at once');
+});
+
+test('BufferPool: at the cap, the least recently used lengths are evicted first', (t) => {
+  // Room for two free buffers of 10 floats.
+  const pool = new BufferPool(2 * 10 * F);
+  const free = (a: Float32Array): void => {
+    pool.retain(a);
+    pool.release(a);
+  };
+  const x = pool.take(10);
+  const y = pool.take(9);
+  free(x);
+  free(y);
+  // Length 10 is used again (taken and freed): now length 9 is the least recent.
+  const again = pool.take(10);
+  t.is(again.buffer, x.buffer);
+  free(again);
+  const z = pool.take(8);
+  free(z);
+  t.true(pool.snapshot().freeBytes <= pool.cap);
+  t.is(pool.take(10).buffer, x.buffer, 'the recently used length stays');
+  t.is(pool.take(8).buffer, z.buffer, 'the newly freed buffer is kept');
+  t.not(pool.take(9).buffer, y.buffer, 'the least recently used length was evicted');
+  // A buffer larger than the whole cap is never kept, and evicts nothing.
+  const w = pool.take(8);
+  free(w);
+  free(pool.take(30));
+  t.is(pool.take(8).buffer, w.buffer);
+});
+
+test('BufferPool: free bytes never exceed twice the most bytes ever in use at once', (t) => {
+  const pool = new BufferPool(1 << 20);
+  // One buffer in use at a time, of a new length each time: the free lists keep at most two.
+  for (const n of [10, 9, 8, 7, 6]) {
+    const a = pool.take(n);
+    pool.retain(a);
+    pool.release(a);
+    t.true(pool.snapshot().freeBytes <= 2 * 10 * F, `after length ${n}: ${pool.snapshot().freeBytes} free bytes`);
+  }
+  t.true(pool.snapshot().freeBytes > 0);
+  // Three at once raise the mark: all three come back.
+  const three = [pool.take(10), pool.take(10), pool.take(10)];
+  for (const a of three) pool.retain(a);
+  for (const a of three) pool.release(a);
+  const again = new Set([pool.take(10), pool.take(10), pool.take(10)].map((a) => a.buffer));
+  t.true(
+    three.every((a) => again.has(a.buffer)),
+    'the three buffers were kept',
+  );
 });
 
 test('BufferPool: live and peak bytes; resetPeak', (t) => {
@@ -230,7 +279,10 @@ nativeTest('a stock-kernel view (unstack) keeps its parent buffer out of the poo
   for (const p of parts.slice(0, 3)) p.dispose();
   t.is(b.poolStats().freeBytes, free, 'one view alive still holds the buffer');
   parts[3]!.dispose();
-  t.true(b.poolStats().freeBytes >= free + parent.buffer.byteLength || b.poolStats().freeBytes === b.pool.cap, 'the last view returns the buffer');
+  // The buffer returned last is the first a take of its length gets back.
+  const next = b.pool.take(parent.length);
+  t.is(next.buffer, parent.buffer, 'the last view returns the buffer');
+  b.pool.recycle(next);
 });
 
 nativeTest('a reshape shares its data: disposing the original keeps the values for the reshape', async (t) => {
@@ -254,9 +306,13 @@ nativeTest('makeTensorInfo with a subarray of a pooled array pins the buffer unt
   a.dispose();
   churn([256], 10);
   t.deepEqual(Array.from(b.readSync(info.dataId) as Float32Array), expected);
-  const free = b.poolStats().freeBytes;
+  const other = b.pool.take(pooled.length);
+  t.not(other.buffer, pooled.buffer, 'pinned while the view lives');
+  b.pool.recycle(other);
   b.disposeData(info.dataId);
-  t.true(b.poolStats().freeBytes > free || b.poolStats().freeBytes === b.pool.cap, 'disposing the view frees the buffer');
+  const next = b.pool.take(pooled.length);
+  t.is(next.buffer, pooled.buffer, 'disposing the view frees the buffer');
+  b.pool.recycle(next);
 });
 
 nativeTest('memory budget: past it a kernel fails as out of memory; null lifts it', async (t) => {

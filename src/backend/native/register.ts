@@ -19,7 +19,7 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = { ...MATH_
 export interface NativeOptions {
   /** OpenMP threads for oneDNN and the kernels; default LONGNER_THREADS or the number of cores. */
   threads?: number;
-  /** Bytes the output pool may keep free; default LONGNER_POOL_MB or a quarter of RAM. The pool never holds more than the step's own peak: it only keeps what the step freed, for the next step. */
+  /** Bytes the output pool may keep free; default LONGNER_POOL_MB or a quarter of RAM. The pool also keeps at most twice the most bytes ever in use at once (pool.ts). */
   poolCapBytes?: number;
   /**
    * Live tensor bytes past which a kernel fails as out of memory (recorded as `oom`); default
