@@ -21,6 +21,7 @@ import { train, type TrainOutcome } from '../train/trainer.js';
 import { BEST_CKPT } from '../train/checkpoint.js';
 import { RUN_LOCK, RunRecord } from './record.js';
 import { runDir } from './id.js';
+import { collectEnv } from '../util/env.js';
 import { acquireLock } from '../util/lock.js';
 import { writeRunDataset } from './run-dataset.js';
 import { emptyMemory, emptyMetrics, emptyTiming, resultHeader, type RunResult, type RunStatus } from './result.js';
@@ -118,7 +119,8 @@ async function trainAndTest(config: Config, opts: ExecuteOptions): Promise<RunRe
   const started = Date.now();
   const backend = await initBackend(config.backend, { quiet: opts.quiet });
   const record = RunRecord.create(config, opts.root);
-  record.log({ event: 'start', backend: backend.detail, resume: opts.resume === true });
+  // Each process of a run logs the commit it started from (a resumed run may continue on another).
+  record.log({ event: 'start', backend: backend.detail, resume: opts.resume === true, gitCommit: collectEnv().gitCommit });
   let data: PreparedData | null = null;
   let model: SpanModel | null = null;
   let outcome: TrainOutcome | null = null;

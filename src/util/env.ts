@@ -23,7 +23,19 @@ export const EnvSchema = z.strictObject({
 });
 export type Env = z.infer<typeof EnvSchema>;
 
+let atStart: Env | undefined;
+
+/**
+ * The software of this process, read once: a run calls this when it starts (execute.ts), so the
+ * commit its record names is the checkout's at the start, even if the checkout moves on while the
+ * run trains (the code already loaded does not).
+ */
 export function collectEnv(): Env {
+  atStart ??= readEnv();
+  return atStart;
+}
+
+function readEnv(): Env {
   const root = projectRoot();
   const packageVersions: Record<string, string> = {};
   const own = readVersion(join(root, 'package.json'));

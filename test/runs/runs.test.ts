@@ -147,6 +147,8 @@ test('collectEnv records node, platform and the tfjs version', (t) => {
   t.regex(env.packageVersions['@tensorflow/tfjs-core'] ?? '', /^\d+\.\d+\.\d+/);
   t.truthy(env.packageVersions.longner);
   t.true(env.gitCommit === null || /^[0-9a-f]{40}/.test(env.gitCommit));
+  // Read once per process, so a record names the commit its run started from.
+  t.is(collectEnv(), env);
 });
 
 test('run folders, pretraining folders and run-id lookups honour LONGNER_RUNS_DIR', async (t) => {
