@@ -299,7 +299,8 @@ export function writeMemoryReport(o: MemoryOutcome, reportsRoot = fromRoot('repo
     `Every probe ran in its own process: one synthetic document (${describeDocument(s)}), one token per word, one segment, batch 1, random weights. ` +
       `"Train" is one full training step (loss, gradients, clipping, AdamW update; a second, unprofiled step gives the time); "infer" is one inference pass (forward and decoding). ` +
       `${peakNote(o.backend)} ` +
-      `Encoder shared by all methods: ${JSON.stringify(s.encoder)}; config preset ${s.preset ?? 'none'}; attention pattern as each method's config says.`,
+      `Encoder shared by all methods: ${JSON.stringify(s.encoder)}; config preset ${s.preset ?? 'none'}; attention pattern as each method's config says` +
+      (Object.keys(s.overrides).length > 0 ? `; config overrides for every method: ${JSON.stringify(s.overrides)}.` : '.'),
     '',
     '## Longest trainable input',
     '',
