@@ -15,7 +15,8 @@ export function ablationTables(ctx: ReportContext): Block[] {
     {
       kind: 'paragraph',
       text:
-        "Memory: ours is the peak of live tensor bytes in a training step (tf.profile, MiB, which counts a reshaped view again) at this preset's sizes; the paper's is GPU memory in GB " +
+        "Memory: ours is the peak of live tensor bytes in a training step (MiB) at this preset's sizes: on the native engine the high-water mark of live tensor buffers, each buffer once; " +
+        "elsewhere tf.profile's peak, which counts a reshaped view again. The paper's is GPU memory in GB " +
         'for DeBERTa-v3-large on an A100. Only the paper\'s SeNER row is legible (reports/paper/README.md); its "OOM" entries come from its text.',
     },
   ];
