@@ -42,23 +42,32 @@ export type ArchiveAction = 'added' | 'updated' | 'unchanged';
 /**
  * Copies one finished run folder (it has a result.json) to `<to>/<experiment>/<run id>/`: result.json
  * and config.yaml, validated and with portable paths. Returns what changed in the archive.
+ *
+ * A folder without config.json is itself an archived record, copied into a runs root to finish a
+ * grid over several sessions: its config.yaml is copied as it is. Its paths are already relative
+ * (to a record at the same depth under its own archive root); resolving them from the runs root
+ * could name a folder that does not exist there, which relativePaths would leave absolute.
  */
 export function archiveRun(runFolder: string, to: string, experiment: string, id: string): ArchiveAction {
   const target = join(to, experiment, id);
   const result = RunResultSchema.parse(JSON.parse(readFileSync(join(runFolder, RESULT_FILE), 'utf8')));
-  const config: Config = resolveConfigFromObject(JSON.parse(readFileSync(join(runFolder, CONFIG_JSON), 'utf8')), join(runFolder, CONFIG_JSON));
   const files: [string, string][] = [
     [RESULT_FILE, `${JSON.stringify(relativePaths(result, target), null, 2)}\n`],
-    [
-      CONFIG_YAML,
-      `# run ${id}: the resolved config, every option (archived by \`longner archive\`; paths relative to this file).\n` +
-        formatConfig(relativePaths(config, target)),
-    ],
+    [CONFIG_YAML, archivedConfig(runFolder, target, id)],
   ];
   const before = files.map(([name]) => (existsSync(join(target, name)) ? readFileSync(join(target, name), 'utf8') : null));
   if (files.every(([, text], i) => before[i] === text)) return 'unchanged';
   for (const [name, text] of files) writeFileAtomic(join(target, name), text);
   return before.every((b) => b === null) ? 'added' : 'updated';
+}
+
+function archivedConfig(runFolder: string, target: string, id: string): string {
+  if (!existsSync(join(runFolder, CONFIG_JSON)) && existsSync(join(runFolder, CONFIG_YAML))) return readFileSync(join(runFolder, CONFIG_YAML), 'utf8');
+  const config: Config = resolveConfigFromObject(JSON.parse(readFileSync(join(runFolder, CONFIG_JSON), 'utf8')), join(runFolder, CONFIG_JSON));
+  return (
+    `# run ${id}: the resolved config, every option (archived by \`longner archive\`; paths relative to this file).\n` +
+    formatConfig(relativePaths(config, target))
+  );
 }
 
 /** The archive's grid.json: the preset and --set its runs were made with, which `report` reads back (report/collect.ts). */

@@ -58,6 +58,12 @@ test('an archived grid holds result.json and config.yaml without absolute paths,
   t.is(resolve(archived, pretrained!), encoder, 'written relative to the archived file, as config files write paths');
   t.is(archiveRun(runFolder, to, 'fixture-archive', one!.runId), 'unchanged', 'archiving twice changes nothing');
 
+  // The archive copied into another runs root (to finish the grid there) archives back unchanged.
+  const again = join(temp('runs-again'), 'fixture-archive', one!.runId);
+  mkdirSync(again, { recursive: true });
+  for (const name of ['config.yaml', 'result.json']) writeFileSync(join(again, name), readFileSync(join(archived, name)));
+  t.is(archiveRun(again, to, 'fixture-archive', one!.runId), 'unchanged', 'an archived record archives as it is');
+
   const fromRuns = collect(file, { root });
   const fromArchive = collect(file, { root: to });
   const f1 = (c: typeof fromRuns): [string, string, number | null][] =>
