@@ -62,7 +62,7 @@ export function archiveRun(runFolder: string, to: string, experiment: string, id
 }
 
 function archivedConfig(runFolder: string, target: string, id: string): string {
-  if (!existsSync(join(runFolder, CONFIG_JSON)) && existsSync(join(runFolder, CONFIG_YAML))) return readFileSync(join(runFolder, CONFIG_YAML), 'utf8');
+  if (!existsSync(join(runFolder, CONFIG_JSON))) return readFileSync(join(runFolder, CONFIG_YAML), 'utf8');
   const config: Config = resolveConfigFromObject(JSON.parse(readFileSync(join(runFolder, CONFIG_JSON), 'utf8')), join(runFolder, CONFIG_JSON));
   return (
     `# run ${id}: the resolved config, every option (archived by \`longner archive\`; paths relative to this file).\n` +
