@@ -7,7 +7,7 @@
  * is handed over as if it were an HTMLCanvasElement (it has width, height and getContext('2d')).
  */
 import { createCanvas } from '@napi-rs/canvas';
-import { Chart, registerables, type ChartConfiguration, type ChartDataset, type ScatterDataPoint } from 'chart.js';
+import { Chart, registerables, type ChartConfiguration, type ChartDataset, type Plugin, type ScatterDataPoint } from 'chart.js';
 
 Chart.register(...registerables);
 
@@ -49,6 +49,11 @@ export interface Series {
   /** [x, y] points, drawn in x order; non-finite or (on a log axis) non-positive values are left out. */
   points: [number, number][];
   /**
+   * Half-width of an error whisker per point (e.g. the std over seeds), in the order of `points`;
+   * missing, 0 or non-finite = no whisker.
+   */
+  errors?: number[];
+  /**
    * x values where the series ran out of memory: drawn as crosses in the series' colour along the
    * top of the plot (an OOM has no y value).
    */
@@ -72,6 +77,8 @@ export interface LineChartSpec {
   /** Tick labels of the y axis; default: the number as Chart.js formats it. */
   formatY?: (value: number) => string;
   formatX?: (value: number) => string;
+  /** Lowest y shown (e.g. 0 for F1, so seed noise is not drawn as a trend); default Chart.js's fit. */
+  yMin?: number;
   /** Tick positions; default Chart.js's own (on a log axis: 1, 2, 3, ... x 10^n, crowded for bytes). */
   xTicks?: number[];
   yTicks?: number[];
@@ -81,6 +88,8 @@ export interface LineChartSpec {
 
 type XY = ScatterDataPoint;
 type Dataset = ChartDataset<'line', XY[]>;
+/** A drawn point's whisker half-width, by dataset index and point index. */
+type Whiskers = Map<number, number[]>;
 
 function usable(x: number, y: number, spec: LineChartSpec): boolean {
   if (!Number.isFinite(x) || !Number.isFinite(y)) return false;
@@ -94,11 +103,11 @@ function extent(spec: LineChartSpec): { xMin: number; xMax: number; yMax: number
   const xs: number[] = [];
   const ys: number[] = [];
   for (const s of spec.series) {
-    for (const [x, y] of s.points) {
-      if (!usable(x, y, spec)) continue;
+    s.points.forEach(([x, y], j) => {
+      if (!usable(x, y, spec)) return;
       xs.push(x);
-      ys.push(y);
-    }
+      ys.push(y + whisker(s, j));
+    });
     for (const x of s.oomAt ?? []) if (Number.isFinite(x)) xs.push(x);
   }
   for (const line of spec.refLines ?? []) ys.push(line.y);
@@ -109,17 +118,29 @@ function extent(spec: LineChartSpec): { xMin: number; xMax: number; yMax: number
   };
 }
 
-function datasets(spec: LineChartSpec): Dataset[] {
+function whisker(s: Series, j: number): number {
+  const e = s.errors?.[j];
+  return e !== undefined && Number.isFinite(e) && e > 0 ? e : 0;
+}
+
+function datasets(spec: LineChartSpec): { datasets: Dataset[]; whiskers: Whiskers } {
   const { xMin, xMax, yMax } = extent(spec);
   // OOM crosses sit just above the highest value, so they never hide a measured point.
   const oomY = spec.logY === true ? yMax * 1.6 : yMax * 1.08;
   const out: Dataset[] = [];
+  const whiskers: Whiskers = new Map();
   spec.series.forEach((s, i) => {
     const colour = PALETTE[i % PALETTE.length]!;
-    const data = s.points
-      .filter(([x, y]) => usable(x, y, spec))
-      .sort((a, b) => a[0] - b[0])
-      .map(([x, y]) => ({ x, y }));
+    const kept = s.points
+      .map(([x, y], j) => ({ x, y, e: whisker(s, j) }))
+      .filter(({ x, y }) => usable(x, y, spec))
+      .sort((a, b) => a.x - b.x);
+    if (kept.some(({ e }) => e > 0))
+      whiskers.set(
+        out.length,
+        kept.map(({ e }) => e),
+      );
+    const data = kept.map(({ x, y }) => ({ x, y }));
     out.push({ label: s.label, data, borderColor: colour, backgroundColor: colour, pointRadius: 3, borderWidth: 2, tension: 0 });
     const oom = (s.oomAt ?? []).filter((x) => Number.isFinite(x) && (spec.logX !== true || x > 0));
     if (oom.length > 0) {
@@ -149,7 +170,61 @@ function datasets(spec: LineChartSpec): Dataset[] {
       pointRadius: 0,
     });
   }
-  return out;
+  return { datasets: out, whiskers };
+}
+
+/** Vertical whiskers at y ± e in the series' colour, clipped to the y axis (see `Series.errors`). */
+function whiskerPlugin(whiskers: Whiskers): Plugin<'line'> {
+  return {
+    id: 'longnerLineWhiskers',
+    afterDatasetsDraw(chart) {
+      const yScale = chart.scales.y;
+      if (yScale === undefined || whiskers.size === 0) return;
+      const ctx = chart.ctx;
+      ctx.save();
+      ctx.lineWidth = 1.5;
+      for (const [index, errors] of whiskers) {
+        const dataset = chart.data.datasets[index];
+        const meta = chart.getDatasetMeta(index);
+        if (dataset === undefined) continue;
+        ctx.strokeStyle = String(dataset.borderColor);
+        errors.forEach((e, j) => {
+          // chart.js types the elements generically; a point element has its pixel x.
+          const point = meta.data[j] as unknown as { x: number } | undefined;
+          const value = (dataset.data[j] as XY | undefined)?.y;
+          if (!(e > 0) || point === undefined || value === undefined || value === null) return;
+          const low = Math.max(value - e, yScale.type === 'logarithmic' ? value / 10 : yScale.min);
+          const top = yScale.getPixelForValue(Math.min(value + e, yScale.max));
+          const bottom = yScale.getPixelForValue(low);
+          ctx.beginPath();
+          ctx.moveTo(point.x, top);
+          ctx.lineTo(point.x, bottom);
+          ctx.moveTo(point.x - 5, top);
+          ctx.lineTo(point.x + 5, top);
+          ctx.moveTo(point.x - 5, bottom);
+          ctx.lineTo(point.x + 5, bottom);
+          ctx.stroke();
+        });
+      }
+      ctx.restore();
+    },
+  };
+}
+
+/**
+ * The x range: the fixed ticks and every drawn x (points, OOM crosses), so none falls outside, with
+ * a small margin so the end points do not sit on the axes.
+ */
+function xRange(spec: LineChartSpec): { min?: number; max?: number } {
+  if (spec.xTicks === undefined || spec.xTicks.length === 0) return {};
+  const xs = [...spec.xTicks, ...spec.series.flatMap((s) => [...s.points.filter(([x, y]) => usable(x, y, spec)).map(([x]) => x), ...(s.oomAt ?? [])])].filter(
+    (x) => Number.isFinite(x) && (spec.logX !== true || x > 0),
+  );
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  if (spec.logX === true) return { min: lo / 1.08, max: hi * 1.08 };
+  const margin = (hi - lo) * 0.02;
+  return { min: lo - margin, max: hi + margin };
 }
 
 /** A line chart (x numeric, one line per series) rendered to a PNG buffer. */
@@ -166,21 +241,28 @@ export function lineChart(spec: LineChartSpec): Buffer {
             axis.ticks = values.map((value) => ({ value }));
           },
         };
+  const drawn = datasets(spec);
   const config: ChartConfiguration<'line', XY[]> = {
     type: 'line',
-    data: { datasets: datasets(spec) },
+    data: { datasets: drawn.datasets },
+    plugins: [whiskerPlugin(drawn.whiskers)],
     options: {
       ...commonOptions(spec.title, { usePointStyle: true }),
       parsing: false,
+      // Room for the last x tick's label, which Chart.js centres on the plot's right edge.
+      layout: { padding: { right: 24 } },
       scales: {
         x: {
           type: spec.logX === true ? 'logarithmic' : 'linear',
           title: { display: true, text: spec.xLabel, font: { family: FONT, size: 13 } },
           ticks: { font: { family: FONT }, ...tick(spec.formatX) },
           ...fixed(spec.xTicks),
+          // The x range spans the fixed ticks, so a tick without data (a cell not yet run) keeps its place.
+          ...xRange(spec),
         },
         y: {
           type: spec.logY === true ? 'logarithmic' : 'linear',
+          ...(spec.yMin === undefined ? {} : { min: spec.yMin }),
           title: { display: true, text: spec.yLabel, font: { family: FONT, size: 13 } },
           ticks: { font: { family: FONT }, ...tick(spec.formatY) },
           ...fixed(spec.yTicks),

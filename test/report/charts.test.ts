@@ -1,5 +1,5 @@
 import test from 'ava';
-import { loadImage } from '@napi-rs/canvas';
+import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { lineChart, pngSize, powerTicks } from '../../src/report/charts.js';
 import { formatBytes } from '../../src/util/bytes.js';
 
@@ -70,4 +70,44 @@ test('powerTicks and formatBytes', (t) => {
   t.is(formatBytes(2 ** 32), '4 GiB');
   t.is(formatBytes(1536), '1.50 KiB');
   t.is(formatBytes(100), '100 B');
+});
+
+/** The RGBA pixels of a PNG, decoded. */
+async function pixels(png: Buffer): Promise<Uint8ClampedArray> {
+  const image = await loadImage(png);
+  const canvas = createCanvas(image.width, image.height);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(image, 0, 0);
+  return ctx.getImageData(0, 0, image.width, image.height).data;
+}
+
+test('lineChart draws a whisker for a positive error and none for 0', async (t) => {
+  const chart = (errors?: number[]) =>
+    lineChart({
+      title: 'F1 against w',
+      xLabel: 'w',
+      yLabel: 'F1 (%)',
+      yMin: 0,
+      logX: true,
+      width: 400,
+      height: 300,
+      series: [
+        {
+          label: 'a',
+          points: [
+            [8, 9],
+            [16, 9.5],
+          ],
+          ...(errors === undefined ? {} : { errors }),
+        },
+      ],
+    });
+  const plain = await pixels(chart());
+  const zero = await pixels(chart([0, 0]));
+  const whiskered = await pixels(chart([0, 3]));
+  t.deepEqual(zero, plain);
+  let changed = 0;
+  for (let i = 0; i < plain.length; i += 4) if (plain[i] !== whiskered[i] || plain[i + 2] !== whiskered[i + 2]) changed++;
+  // A whisker of ± 3 on an axis from 0 to about 12 is a quarter of the plot's height, plus its caps.
+  t.true(changed > 40, `${changed} pixels changed`);
 });

@@ -64,14 +64,17 @@ export function windowChart(ctx: ReportContext): Block[] {
     .map((dataset) => {
       const rows = groups.filter((g) => g.dataset === dataset && typeof g.axes[axis] === 'number');
       const points: [number, number][] = [];
+      const errors: number[] = [];
       const oomAt: number[] = [];
       for (const g of rows) {
         const x = g.axes[axis] as number;
         const s = metricStat(g, f1);
-        if (s !== null) points.push([x, s.mean * 100]);
-        else if (g.seeds.some((seed) => seed.status === 'oom')) oomAt.push(x);
+        if (s !== null) {
+          points.push([x, s.mean * 100]);
+          errors.push((s.std ?? 0) * 100);
+        } else if (g.seeds.some((seed) => seed.status === 'oom')) oomAt.push(x);
       }
-      return { label: dataset, points, oomAt };
+      return { label: dataset, points, errors, oomAt };
     })
     .filter((s) => s.points.length > 0 || (s.oomAt?.length ?? 0) > 0);
   const xs = groups.map((g) => g.axes[axis]).filter((v): v is number => typeof v === 'number');
@@ -79,11 +82,12 @@ export function windowChart(ctx: ReportContext): Block[] {
     {
       kind: 'image',
       file: 'window-sensitivity.png',
-      alt: `F1 (mean over finished seeds) against ${axis} per dataset; crosses: out of memory; a value without a finished run has no point.`,
+      alt: `F1 (mean over finished seeds, whiskers ± their std) against ${axis} per dataset; crosses: out of memory; a value without a finished run has no point.`,
       png: lineChart({
         title: `Window-size sensitivity (preset ${ctx.collected.experiment.preset ?? 'none'})`,
         xLabel: axis,
         yLabel: 'F1 (%)',
+        yMin: 0,
         logX: true,
         series,
         xTicks: [...new Set(xs)].sort((a, b) => a - b),
