@@ -7,7 +7,7 @@
  * Bars may carry an error whisker (mean ± std), drawn by a small plugin after the bars.
  */
 import type { ChartConfiguration, Plugin } from 'chart.js';
-import { commonOptions, FONT, PALETTE, renderChart as render } from './charts.js';
+import { commonOptions, drawWhisker, FONT, PALETTE, renderChart as render } from './charts.js';
 
 export interface BarSeries {
   label: string;
@@ -70,14 +70,7 @@ function errorBarPlugin(series: readonly BarSeries[], logY: boolean): Plugin<'ba
           const top = yScale.getPixelForValue(value + error);
           const bottom = yScale.getPixelForValue(low);
           const half = Math.min(6, bar.width / 4);
-          ctx.beginPath();
-          ctx.moveTo(bar.x, top);
-          ctx.lineTo(bar.x, bottom);
-          ctx.moveTo(bar.x - half, top);
-          ctx.lineTo(bar.x + half, top);
-          ctx.moveTo(bar.x - half, bottom);
-          ctx.lineTo(bar.x + half, bottom);
-          ctx.stroke();
+          drawWhisker(ctx, bar.x, top, bottom, half);
         });
       });
       ctx.restore();

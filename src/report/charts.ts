@@ -173,6 +173,18 @@ function datasets(spec: LineChartSpec): { datasets: Dataset[]; whiskers: Whisker
   return { datasets: out, whiskers };
 }
 
+/** One error whisker: a vertical line from `top` to `bottom` (pixels) at `x`, capped `half` pixels each side. */
+export function drawWhisker(ctx: Chart['ctx'], x: number, top: number, bottom: number, half: number): void {
+  ctx.beginPath();
+  ctx.moveTo(x, top);
+  ctx.lineTo(x, bottom);
+  ctx.moveTo(x - half, top);
+  ctx.lineTo(x + half, top);
+  ctx.moveTo(x - half, bottom);
+  ctx.lineTo(x + half, bottom);
+  ctx.stroke();
+}
+
 /** Vertical whiskers at y ± e in the series' colour, clipped to the y axis (see `Series.errors`). */
 function whiskerPlugin(whiskers: Whiskers): Plugin<'line'> {
   return {
@@ -196,14 +208,7 @@ function whiskerPlugin(whiskers: Whiskers): Plugin<'line'> {
           const low = Math.max(value - e, yScale.type === 'logarithmic' ? value / 10 : yScale.min);
           const top = yScale.getPixelForValue(Math.min(value + e, yScale.max));
           const bottom = yScale.getPixelForValue(low);
-          ctx.beginPath();
-          ctx.moveTo(point.x, top);
-          ctx.lineTo(point.x, bottom);
-          ctx.moveTo(point.x - 5, top);
-          ctx.lineTo(point.x + 5, top);
-          ctx.moveTo(point.x - 5, bottom);
-          ctx.lineTo(point.x + 5, bottom);
-          ctx.stroke();
+          drawWhisker(ctx, point.x, top, bottom, 5);
         });
       }
       ctx.restore();
